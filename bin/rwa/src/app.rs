@@ -1,0 +1,171 @@
+//! Composition: configuration → adapters → HTTP server. [`App::build`] binds
+//! the listener (port 0 allowed) so callers learn the port before serving;
+//! [`App::run_until`] serves until a shutdown signal, then drains in-flight
+//! requests up to the configured deadline and closes the database.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use rwa_api::{ApiSettings, ApiState};
+use rwa_domain::health::{CheckReport, HealthCheck, HealthStatus};
+use rwa_domain::ports::DatabaseProbe;
+use rwa_store::{Store, StoreOptions};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, Environment};
+use crate::secrets;
+
+/// A built, bound, not yet serving application.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Arc<Store>,
+    config: Config,
+}
+
+/// Opens the database named by the configuration and applies pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let mut opts = StoreOptions::new(config.database.url.expose());
+    opts.max_connections = config.database.max_connections;
+    opts.min_connections = config.database.min_connections;
+    opts.acquire_timeout = config.database.acquire_timeout;
+    let store = Store::connect(&opts)
+        .await
+        .with_context(|| format!("database {}", config.database.url.redacted()))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+impl App {
+    /// Resolves secrets, opens and migrates the database, builds the router and
+    /// binds the listener.
+    pub async fn build(mut config: Config) -> anyhow::Result<App> {
+        if config.secret_key.is_none() {
+            config.secret_key = Some(secrets::development_secret(&config.data_dir)?);
+        }
+        if config.env == Environment::Production && config.is_sqlite() {
+            tracing::warn!("database is SQLite: this deployment is limited to one process");
+        }
+        let store = Arc::new(open_store(&config).await?);
+        let probe: Arc<dyn DatabaseProbe> = store.clone();
+        let health: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(probe.clone()))];
+        let settings = ApiSettings {
+            body_limit_bytes: config.http.body_limit_bytes,
+            json_max_depth: config.http.json_max_depth,
+            request_timeout: config.http.request_timeout,
+            production: config.env == Environment::Production,
+            cors_origins: config.cors_origins.clone(),
+            ..ApiSettings::default()
+        };
+        let state = ApiState {
+            orgs: store.clone(),
+            keys: store.clone(),
+            audit: store.clone(),
+            health: health.into(),
+            metrics: crate::metrics::renderer(crate::metrics::recorder(), probe),
+            settings: Arc::new(settings),
+        };
+        let (router, _spec) = rwa_api::router(state);
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        Ok(App {
+            listener,
+            router,
+            store,
+            config,
+        })
+    }
+
+    /// The bound address (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight
+    /// requests finish for up to the shutdown deadline, and closes the pool.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let App {
+            listener,
+            router,
+            store,
+            config,
+        } = self;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .into_future();
+        let mut server = tokio::spawn(server);
+        tokio::select! {
+            result = &mut server => {
+                result.context("server task")?.context("server")?;
+                store.close().await;
+                return Ok(());
+            }
+            () = shutdown => {}
+        }
+        let deadline = config.http.shutdown_timeout;
+        tracing::info!(
+            deadline_ms = deadline.as_millis() as u64,
+            "shutting down: draining in-flight requests"
+        );
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(deadline, &mut server).await {
+            Ok(result) => result.context("server task")?.context("server")?,
+            Err(_) => {
+                tracing::warn!("shutdown deadline passed; cutting the remaining requests");
+                server.abort();
+            }
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The database as a critical health dependency.
+struct DatabaseCheck(Arc<dyn DatabaseProbe>);
+
+#[async_trait]
+impl HealthCheck for DatabaseCheck {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    fn critical(&self) -> bool {
+        true
+    }
+
+    async fn check(&self) -> CheckReport {
+        let started = Instant::now();
+        let result = self.0.ping().await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let mut details = serde_json::Map::new();
+        details.insert("backend".into(), json!(self.0.backend()));
+        let status = match result {
+            Ok(()) => HealthStatus::Healthy,
+            Err(e) => {
+                tracing::warn!(error = %e, "database health check failed");
+                details.insert("error".into(), json!("unreachable"));
+                HealthStatus::Unhealthy
+            }
+        };
+        CheckReport {
+            status,
+            latency_ms,
+            details,
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Command-line interface. Every command reads the same configuration
+//! (defaults → `--config` file → `RWA_*` environment → flags).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::ServeRole;
+
+/// rwa: a digital transfer agent for tokenized real-world assets.
+#[derive(Debug, Parser)]
+#[command(name = "rwa", version, about, propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file; `RWA_*` variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (HTTP API and, later, workers and indexer).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DataArgs),
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Organization commands.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// API key commands.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Audit trail commands.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Bind address; port 0 picks a free port (logged as `listening addr=…`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+    /// Data directory (SQLite file, generated development secret).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Which parts to run in this process.
+    #[arg(long, value_enum, value_name = "ROLE")]
+    pub role: Option<ServeRole>,
+}
+
+/// Flags of commands that only need the data directory.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Data directory (SQLite file, generated development secret).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `rwa config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print it with secrets redacted; exit 2 on problems.
+    Check(DataArgs),
+}
+
+/// `rwa org …`
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization and its first admin API key; prints `{"org_id","api_key"}`.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Data directory flag.
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// `rwa keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key for an organization; prints the key once.
+    Create {
+        /// Organization id.
+        #[arg(long, value_name = "ID")]
+        org: String,
+        /// admin, operator, compliance or auditor.
+        #[arg(long)]
+        role: String,
+        /// Optional label.
+        #[arg(long)]
+        label: Option<String>,
+        /// Data directory flag.
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// `rwa audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash-chained audit trail; exit 1 if any entry fails verification.
+    Verify(DataArgs),
+}

@@ -1,0 +1,159 @@
+//! One function per command. Each returns the process exit code; configuration
+//! problems are reported by the caller with exit code 2 before any of these run.
+
+use anyhow::Context;
+use rwa_domain::api_key::{NewApiKey, parse_label};
+use rwa_domain::org::OrgName;
+use rwa_domain::ports::{ApiKeyRepository, AuditTrail, OrgRepository};
+use rwa_domain::{Actor, OrgId, Role};
+use serde_json::json;
+
+use crate::app::{App, open_store};
+use crate::config::Config;
+
+/// Exit code for invalid input (configuration, arguments).
+pub const EXIT_USAGE: i32 = 2;
+
+/// `rwa serve`: runs until SIGTERM or SIGINT.
+pub async fn serve(config: Config) -> anyhow::Result<i32> {
+    let app = App::build(config).await?;
+    tracing::info!(addr = %app.local_addr(), "listening");
+    app.run_until(async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = test_parent_gone() => {}
+        }
+    })
+    .await?;
+    Ok(0)
+}
+
+/// Test builds only: with `RWA_TEST_EXIT_ON_STDIN_EOF` set, the server stops
+/// when its stdin closes, i.e. when the test process that spawned it exits, so a
+/// server shared by a whole test binary never outlives it.
+async fn test_parent_gone() {
+    if !(rwa_api::TEST_HOOKS && std::env::var_os("RWA_TEST_EXIT_ON_STDIN_EOF").is_some()) {
+        return std::future::pending().await;
+    }
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stdin, &mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+    tracing::info!("test parent went away");
+}
+
+/// Completes on the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+    }
+}
+
+/// `rwa migrate`.
+pub async fn migrate(config: Config) -> anyhow::Result<i32> {
+    let store = open_store(&config).await?;
+    store.close().await;
+    tracing::info!(database = %config.database.url.redacted(), "migrations applied");
+    Ok(0)
+}
+
+/// `rwa config check`: prints the effective configuration, secrets redacted.
+pub fn config_check(config: &Config) -> i32 {
+    let summary = json!({
+        "status": "ok",
+        "env": format!("{:?}", config.env).to_lowercase(),
+        "addr": config.addr.to_string(),
+        "data_dir": config.data_dir.display().to_string(),
+        "database": config.database.url.redacted(),
+        "secret_key": if config.secret_key.is_some() { "set" } else { "generated in the data dir" },
+        "cors_origins": config.cors_origins,
+        "chain": config.chain.rpc_url.as_ref().map_or("embedded devnet".into(), |u| u.redacted()),
+        "confirmations": config.chain.confirmations,
+        "log_format": format!("{:?}", config.log_format).to_lowercase(),
+    });
+    println!("{summary}");
+    0
+}
+
+/// `rwa org create`: one JSON line `{"org_id","api_key"}`.
+pub async fn org_create(config: Config, name: &str) -> anyhow::Result<i32> {
+    let name = match OrgName::parse(name) {
+        Ok(n) => n,
+        Err(e) => return Ok(usage(&format!("--{e}"))),
+    };
+    let store = open_store(&config).await?;
+    let (key, secret) =
+        NewApiKey::generate(Role::Admin, Some("created with the organization".into()));
+    let org = store
+        .system_create_with_key(&name, &key, &Actor::Cli)
+        .await
+        .context("creating the organization")?;
+    store.close().await;
+    println!(
+        "{}",
+        json!({ "org_id": org.id, "api_key": secret.expose() })
+    );
+    Ok(0)
+}
+
+/// `rwa keys create`: one JSON line with the new key.
+pub async fn keys_create(
+    config: Config,
+    org: &str,
+    role: &str,
+    label: Option<&str>,
+) -> anyhow::Result<i32> {
+    let Ok(org) = org.parse::<OrgId>() else {
+        return Ok(usage("--org: must be an organization id (UUID)"));
+    };
+    let role = match role.parse::<Role>() {
+        Ok(r) => r,
+        Err(e) => return Ok(usage(&format!("--{e}"))),
+    };
+    let label = match parse_label(label) {
+        Ok(l) => l,
+        Err(e) => return Ok(usage(&format!("--{e}"))),
+    };
+    let store = open_store(&config).await?;
+    let (record, secret) = NewApiKey::generate(role, label);
+    let created = store.create(org, &record, &Actor::Cli).await;
+    store.close().await;
+    match created {
+        Ok(key) => {
+            let line =
+                json!({ "id": key.id, "org_id": org, "role": role, "api_key": secret.expose() });
+            println!("{line}");
+            Ok(0)
+        }
+        Err(rwa_domain::RepoError::NotFound) => Ok(usage("--org: no such organization")),
+        Err(e) => Err(e).context("creating the key"),
+    }
+}
+
+/// `rwa audit verify`: exit 0 when the chain is intact, 1 otherwise.
+pub async fn audit_verify(config: Config) -> anyhow::Result<i32> {
+    let store = open_store(&config).await?;
+    let result = store
+        .system_verify()
+        .await
+        .context("reading the audit trail")?;
+    store.close().await;
+    let ok = result.first_broken.is_none();
+    println!(
+        "{}",
+        json!({ "ok": ok, "entries": result.entries, "first_broken": result.first_broken })
+    );
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn usage(message: &str) -> i32 {
+    eprintln!("{message}");
+    EXIT_USAGE
+}

@@ -1,0 +1,244 @@
+//! The layered sources: defaults, then an optional TOML file, then `RWA_*`
+//! variables, each mapped explicitly to its field (a generic split on `_` would
+//! turn `RWA_CHAIN_RPC_URL` into `chain.rpc.url`). Parse errors are collected,
+//! not returned at the first, so one run reports every problem.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::secret::{Secret, SecretUrl};
+
+/// Every setting, optional at this stage; [`super::Config::resolve`] applies
+/// defaults and validates.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Layered {
+    pub(crate) env: Option<String>,
+    pub(crate) addr: Option<String>,
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) secret_key: Option<Secret>,
+    pub(crate) cors_origins: Option<Vec<String>>,
+    pub(crate) log_format: Option<String>,
+    pub(crate) otlp_endpoint: Option<String>,
+    #[serde(default)]
+    pub(crate) database: DatabaseSection,
+    #[serde(default)]
+    pub(crate) http: HttpSection,
+    #[serde(default)]
+    pub(crate) chain: ChainSection,
+    #[serde(default)]
+    pub(crate) signer: SignerSection,
+    #[serde(default)]
+    pub(crate) redis: RedisSection,
+    #[serde(default)]
+    pub(crate) compliance: ComplianceSection,
+    #[serde(default)]
+    pub(crate) kyc: KycSection,
+    #[serde(default)]
+    pub(crate) webhooks: WebhookSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DatabaseSection {
+    pub(crate) url: Option<SecretUrl>,
+    pub(crate) max_connections: Option<u32>,
+    pub(crate) min_connections: Option<u32>,
+    pub(crate) acquire_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpSection {
+    pub(crate) body_limit_bytes: Option<usize>,
+    pub(crate) json_max_depth: Option<usize>,
+    pub(crate) request_timeout_ms: Option<u64>,
+    pub(crate) shutdown_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChainSection {
+    pub(crate) rpc_url: Option<SecretUrl>,
+    pub(crate) confirmations: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignerSection {
+    pub(crate) key: Option<Secret>,
+    pub(crate) keystore: Option<PathBuf>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) deploy_key: Option<Secret>,
+    pub(crate) mint_key: Option<Secret>,
+    pub(crate) settlement_key: Option<Secret>,
+    pub(crate) admin_key: Option<Secret>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RedisSection {
+    pub(crate) url: Option<SecretUrl>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ComplianceSection {
+    pub(crate) engine_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KycSection {
+    pub(crate) callback_secret: Option<Secret>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebhookSection {
+    pub(crate) allow_private: Option<bool>,
+}
+
+type Apply = fn(&mut Layered, &str) -> Result<(), String>;
+
+fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number, got {v:?}"))
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("expected true or false, got {v:?}")),
+    }
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The environment variables and the field each one sets. The `RWA_DB_*` and
+/// `RWA_HTTP_*` variables are ours beyond the documented contract, for pool and
+/// limit tuning without a file.
+// Each mapping is one assignment wrapped in `Ok`, which keeps the table one
+// line per variable.
+#[allow(clippy::unit_arg)]
+pub(super) const ENV_VARS: &[(&str, Apply)] = &[
+    ("RWA_ENV", |c, v| Ok(c.env = Some(v.to_owned()))),
+    ("RWA_ADDR", |c, v| Ok(c.addr = Some(v.to_owned()))),
+    ("RWA_DATA_DIR", |c, v| Ok(c.data_dir = Some(v.into()))),
+    ("RWA_DATABASE_URL", |c, v| {
+        Ok(c.database.url = Some(SecretUrl::new(v)))
+    }),
+    ("RWA_DB_MAX_CONNECTIONS", |c, v| {
+        Ok(c.database.max_connections = Some(number(v)?))
+    }),
+    ("RWA_DB_MIN_CONNECTIONS", |c, v| {
+        Ok(c.database.min_connections = Some(number(v)?))
+    }),
+    ("RWA_DB_ACQUIRE_TIMEOUT_MS", |c, v| {
+        Ok(c.database.acquire_timeout_ms = Some(number(v)?))
+    }),
+    ("RWA_SECRET_KEY", |c, v| {
+        Ok(c.secret_key = Some(Secret::new(v)))
+    }),
+    (
+        "RWA_CORS_ORIGINS",
+        |c, v| Ok(c.cors_origins = Some(list(v))),
+    ),
+    ("RWA_CHAIN_RPC_URL", |c, v| {
+        Ok(c.chain.rpc_url = Some(SecretUrl::new(v)))
+    }),
+    ("RWA_CHAIN_CONFIRMATIONS", |c, v| {
+        Ok(c.chain.confirmations = Some(number(v)?))
+    }),
+    ("RWA_SIGNER_KEY", |c, v| {
+        Ok(c.signer.key = Some(Secret::new(v)))
+    }),
+    ("RWA_SIGNER_KEYSTORE", |c, v| {
+        Ok(c.signer.keystore = Some(v.into()))
+    }),
+    ("RWA_SIGNER_PASSWORD", |c, v| {
+        Ok(c.signer.password = Some(Secret::new(v)))
+    }),
+    ("RWA_SIGNER_DEPLOY_KEY", |c, v| {
+        Ok(c.signer.deploy_key = Some(Secret::new(v)))
+    }),
+    ("RWA_SIGNER_MINT_KEY", |c, v| {
+        Ok(c.signer.mint_key = Some(Secret::new(v)))
+    }),
+    ("RWA_SIGNER_SETTLEMENT_KEY", |c, v| {
+        Ok(c.signer.settlement_key = Some(Secret::new(v)))
+    }),
+    ("RWA_SIGNER_ADMIN_KEY", |c, v| {
+        Ok(c.signer.admin_key = Some(Secret::new(v)))
+    }),
+    ("RWA_REDIS_URL", |c, v| {
+        Ok(c.redis.url = Some(SecretUrl::new(v)))
+    }),
+    ("RWA_COMPLIANCE_ENGINE_URL", |c, v| {
+        Ok(c.compliance.engine_url = Some(v.to_owned()))
+    }),
+    ("RWA_KYC_CALLBACK_SECRET", |c, v| {
+        Ok(c.kyc.callback_secret = Some(Secret::new(v)))
+    }),
+    ("RWA_WEBHOOK_ALLOW_PRIVATE", |c, v| {
+        Ok(c.webhooks.allow_private = Some(boolean(v)?))
+    }),
+    ("RWA_OTLP_ENDPOINT", |c, v| {
+        Ok(c.otlp_endpoint = Some(v.to_owned()))
+    }),
+    ("RWA_LOG_FORMAT", |c, v| {
+        Ok(c.log_format = Some(v.to_owned()))
+    }),
+    ("RWA_HTTP_BODY_LIMIT_BYTES", |c, v| {
+        Ok(c.http.body_limit_bytes = Some(number(v)?))
+    }),
+    ("RWA_HTTP_JSON_MAX_DEPTH", |c, v| {
+        Ok(c.http.json_max_depth = Some(number(v)?))
+    }),
+    ("RWA_HTTP_REQUEST_TIMEOUT_MS", |c, v| {
+        Ok(c.http.request_timeout_ms = Some(number(v)?))
+    }),
+    ("RWA_HTTP_SHUTDOWN_TIMEOUT_MS", |c, v| {
+        Ok(c.http.shutdown_timeout_ms = Some(number(v)?))
+    }),
+];
+
+/// Reads the TOML file, if any, then applies the environment. Problems are
+/// appended to `errors`, one line each.
+pub(crate) fn load(
+    path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) -> Layered {
+    let mut layered = match path {
+        None => Layered::default(),
+        Some(p) => match std::fs::read_to_string(p) {
+            Err(e) => {
+                errors.push(format!("--config {}: cannot read: {e}", p.display()));
+                Layered::default()
+            }
+            Ok(text) => toml::from_str(&text).unwrap_or_else(|e: toml::de::Error| {
+                let msg = e.message().trim().to_owned();
+                errors.push(format!("--config {}: {msg}", p.display()));
+                Layered::default()
+            }),
+        },
+    };
+    for (name, apply) in ENV_VARS {
+        if let Some(value) = env(name)
+            && let Err(problem) = apply(&mut layered, &value)
+        {
+            errors.push(format!("{name}: {problem}"));
+        }
+    }
+    layered
+}

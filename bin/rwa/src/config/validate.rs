@@ -1,0 +1,317 @@
+//! Defaults and the rules a configuration must meet. Each rule pushes its own
+//! line; nothing stops at the first problem.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::file::Layered;
+use super::secret::Secret;
+use super::{
+    ChainConfig, Config, DatabaseConfig, Environment, HttpConfig, LogFormat, ServeRole,
+    SignerConfig,
+};
+
+/// Secrets that appear in examples and tutorials, refused in production.
+const KNOWN_DEFAULT_SECRETS: &[&str] = &[
+    "changeme",
+    "change-me",
+    "secret",
+    "development-secret-key-change-me-now",
+    "please-change-this-secret-key-in-production",
+    "00000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+];
+const MIN_SECRET_BYTES: usize = 32;
+
+pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> Option<Config> {
+    let env = match l.env.as_deref().unwrap_or("development") {
+        "development" => Environment::Development,
+        "production" => Environment::Production,
+        other => {
+            errors.push(format!(
+                "RWA_ENV: expected development or production, got {other:?}"
+            ));
+            Environment::Development
+        }
+    };
+    let prod = env == Environment::Production;
+
+    let addr = l.addr.as_deref().unwrap_or("127.0.0.1:8080");
+    let addr: Option<SocketAddr> = addr
+        .parse()
+        .map_err(|_| {
+            errors.push(format!(
+                "RWA_ADDR: expected HOST:PORT such as 127.0.0.1:8080, got {addr:?}"
+            ))
+        })
+        .ok();
+    let data_dir = l
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./data"));
+
+    let database = database(&l, &data_dir, errors);
+    let http = http(&l, errors);
+    if role != ServeRole::All && database.url.expose().starts_with("sqlite:") {
+        errors.push(format!(
+            "--role {}: split roles need RWA_DATABASE_URL=postgres://… (SQLite is single-process)",
+            role_name(role)
+        ));
+    }
+    if matches!(role, ServeRole::Worker | ServeRole::Indexer) {
+        errors.push(format!(
+            "--role {}: this role has nothing to run in this version; use all or api",
+            role_name(role)
+        ));
+    }
+
+    if let Some(secret) = &l.secret_key {
+        check_secret(secret, prod, errors);
+    } else if prod {
+        errors.push("RWA_SECRET_KEY: required in production (at least 32 bytes)".into());
+    }
+
+    let cors_origins = l.cors_origins.unwrap_or_default();
+    for origin in &cors_origins {
+        check_origin(origin, prod, errors);
+    }
+
+    let chain = ChainConfig {
+        rpc_url: l.chain.rpc_url,
+        confirmations: l.chain.confirmations.unwrap_or(2),
+    };
+    if let Some(url) = &chain.rpc_url {
+        check_url(
+            "RWA_CHAIN_RPC_URL",
+            url.expose(),
+            &["http", "https", "ws", "wss"],
+            errors,
+        );
+    } else if prod {
+        errors.push("RWA_CHAIN_RPC_URL: required in production (the embedded devnet is for development only)".into());
+    }
+    if chain.confirmations > 1_000 {
+        errors.push("RWA_CHAIN_CONFIRMATIONS: must be at most 1000".into());
+    }
+
+    let signer = signer(l.signer, prod, errors);
+
+    if let Some(url) = &l.redis.url {
+        check_url("RWA_REDIS_URL", url.expose(), &["redis", "rediss"], errors);
+    }
+    if let Some(url) = &l.compliance.engine_url {
+        check_url("RWA_COMPLIANCE_ENGINE_URL", url, &["http", "https"], errors);
+    }
+    if let Some(url) = &l.otlp_endpoint {
+        check_url("RWA_OTLP_ENDPOINT", url, &["http", "https"], errors);
+    }
+    if let Some(secret) = &l.kyc.callback_secret
+        && secret.expose().len() < 16
+    {
+        errors.push("RWA_KYC_CALLBACK_SECRET: must be at least 16 bytes".into());
+    }
+    let webhook_allow_private = l.webhooks.allow_private.unwrap_or(false);
+    if prod && webhook_allow_private {
+        errors.push("RWA_WEBHOOK_ALLOW_PRIVATE: must not be true in production".into());
+    }
+
+    let log_format = match l.log_format.as_deref() {
+        None if prod => LogFormat::Json,
+        None => LogFormat::Pretty,
+        Some("json") => LogFormat::Json,
+        Some("pretty") => LogFormat::Pretty,
+        Some(other) => {
+            errors.push(format!(
+                "RWA_LOG_FORMAT: expected json or pretty, got {other:?}"
+            ));
+            LogFormat::Json
+        }
+    };
+
+    Some(Config {
+        env,
+        addr: addr?,
+        data_dir,
+        database,
+        secret_key: l.secret_key,
+        cors_origins,
+        chain,
+        signer,
+        redis_url: l.redis.url,
+        compliance_engine_url: l.compliance.engine_url,
+        kyc_callback_secret: l.kyc.callback_secret,
+        webhook_allow_private,
+        otlp_endpoint: l.otlp_endpoint,
+        log_format,
+        http,
+        role,
+    })
+}
+
+fn role_name(role: ServeRole) -> &'static str {
+    match role {
+        ServeRole::All => "all",
+        ServeRole::Api => "api",
+        ServeRole::Worker => "worker",
+        ServeRole::Indexer => "indexer",
+    }
+}
+
+fn database(l: &Layered, data_dir: &std::path::Path, errors: &mut Vec<String>) -> DatabaseConfig {
+    let url = l
+        .database
+        .url
+        .clone()
+        .unwrap_or_else(|| super::SecretUrl::new(Config::default_database_url(data_dir)));
+    let u = url.expose();
+    if !(u.starts_with("sqlite://")
+        || u.starts_with("postgres://")
+        || u.starts_with("postgresql://"))
+    {
+        errors.push("RWA_DATABASE_URL: must start with sqlite:// or postgres://".into());
+    }
+    let max_connections = l.database.max_connections.unwrap_or(10);
+    let min_connections = l.database.min_connections.unwrap_or(0);
+    if max_connections == 0 {
+        errors.push("RWA_DB_MAX_CONNECTIONS: must be at least 1".into());
+    }
+    if min_connections > max_connections {
+        errors.push("RWA_DB_MIN_CONNECTIONS: must not exceed RWA_DB_MAX_CONNECTIONS".into());
+    }
+    DatabaseConfig {
+        url,
+        max_connections,
+        min_connections,
+        acquire_timeout: Duration::from_millis(l.database.acquire_timeout_ms.unwrap_or(3_000)),
+    }
+}
+
+fn check_secret(secret: &Secret, prod: bool, errors: &mut Vec<String>) {
+    let value = secret.expose();
+    if value.len() < MIN_SECRET_BYTES {
+        errors.push(format!(
+            "RWA_SECRET_KEY: must be at least {MIN_SECRET_BYTES} bytes (got {})",
+            value.len()
+        ));
+    }
+    let lowered = value.to_ascii_lowercase();
+    let repetitive = value.len() > 1 && value.bytes().all(|b| b == value.as_bytes()[0]);
+    if prod && (KNOWN_DEFAULT_SECRETS.contains(&lowered.as_str()) || repetitive) {
+        errors.push("RWA_SECRET_KEY: is a known default or trivial value; generate one (e.g. openssl rand -hex 32)".into());
+    }
+}
+
+fn check_origin(origin: &str, prod: bool, errors: &mut Vec<String>) {
+    if origin == "*" {
+        if prod {
+            errors.push(
+                "RWA_CORS_ORIGINS: \"*\" is not allowed in production; list the origins".into(),
+            );
+        }
+        return;
+    }
+    let Some((scheme, host)) = origin.split_once("://") else {
+        errors.push(format!(
+            "RWA_CORS_ORIGINS: {origin:?} is not an origin like https://app.example.com"
+        ));
+        return;
+    };
+    if !matches!(scheme, "http" | "https") || host.is_empty() || host.contains('/') {
+        errors.push(format!(
+            "RWA_CORS_ORIGINS: {origin:?} is not an origin like https://app.example.com"
+        ));
+        return;
+    }
+    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let local = matches!(hostname, "localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0")
+        || hostname.ends_with(".localhost");
+    if prod && local {
+        errors.push(format!(
+            "RWA_CORS_ORIGINS: {origin:?} is a local origin, not allowed in production"
+        ));
+    }
+}
+
+fn check_url(var: &str, url: &str, schemes: &[&str], errors: &mut Vec<String>) {
+    let ok = url
+        .split_once("://")
+        .is_some_and(|(scheme, rest)| schemes.contains(&scheme) && !rest.is_empty());
+    if !ok {
+        errors.push(format!("{var}: must be a {} URL", schemes.join("/")));
+    }
+}
+
+fn check_private_key(var: &str, key: &Secret, errors: &mut Vec<String>) {
+    let hex = key.expose().strip_prefix("0x").unwrap_or(key.expose());
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        errors.push(format!(
+            "{var}: must be a 32-byte hex private key (64 hex digits, optional 0x)"
+        ));
+    }
+}
+
+fn signer(s: super::file::SignerSection, prod: bool, errors: &mut Vec<String>) -> SignerConfig {
+    let lanes = [
+        ("RWA_SIGNER_KEY", &s.key),
+        ("RWA_SIGNER_DEPLOY_KEY", &s.deploy_key),
+        ("RWA_SIGNER_MINT_KEY", &s.mint_key),
+        ("RWA_SIGNER_SETTLEMENT_KEY", &s.settlement_key),
+        ("RWA_SIGNER_ADMIN_KEY", &s.admin_key),
+    ];
+    for (var, key) in lanes {
+        if let Some(key) = key {
+            check_private_key(var, key, errors);
+        }
+    }
+    if s.key.is_some() && s.keystore.is_some() {
+        errors
+            .push("RWA_SIGNER_KEYSTORE: set either RWA_SIGNER_KEY or a keystore, not both".into());
+    }
+    if s.keystore.is_some() && s.password.is_none() {
+        errors.push("RWA_SIGNER_PASSWORD: required with RWA_SIGNER_KEYSTORE".into());
+    }
+    if let Some(path) = &s.keystore
+        && !path.is_file()
+    {
+        errors.push(format!(
+            "RWA_SIGNER_KEYSTORE: {} is not a readable file",
+            path.display()
+        ));
+    }
+    if prod && s.key.is_none() && s.keystore.is_none() {
+        errors.push(
+            "RWA_SIGNER_KEY: required in production, or RWA_SIGNER_KEYSTORE with RWA_SIGNER_PASSWORD (generated keys are for development only)".into(),
+        );
+    }
+    SignerConfig {
+        key: s.key,
+        keystore: s.keystore,
+        password: s.password,
+        deploy_key: s.deploy_key,
+        mint_key: s.mint_key,
+        settlement_key: s.settlement_key,
+        admin_key: s.admin_key,
+    }
+}
+
+fn http(l: &Layered, errors: &mut Vec<String>) -> HttpConfig {
+    let body_limit_bytes = l.http.body_limit_bytes.unwrap_or(1024 * 1024);
+    if !(1024..=64 * 1024 * 1024).contains(&body_limit_bytes) {
+        errors.push("RWA_HTTP_BODY_LIMIT_BYTES: must be between 1024 and 67108864".into());
+    }
+    let json_max_depth = l.http.json_max_depth.unwrap_or(32);
+    if !(1..=256).contains(&json_max_depth) {
+        errors.push("RWA_HTTP_JSON_MAX_DEPTH: must be between 1 and 256".into());
+    }
+    let request_timeout_ms = l.http.request_timeout_ms.unwrap_or(30_000);
+    if request_timeout_ms == 0 {
+        errors.push("RWA_HTTP_REQUEST_TIMEOUT_MS: must be at least 1".into());
+    }
+    HttpConfig {
+        body_limit_bytes,
+        json_max_depth,
+        request_timeout: Duration::from_millis(request_timeout_ms),
+        shutdown_timeout: Duration::from_millis(l.http.shutdown_timeout_ms.unwrap_or(30_000)),
+    }
+}

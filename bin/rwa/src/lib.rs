@@ -1,0 +1,12 @@
+//! The composition root of rwa: configuration, telemetry, metrics recorder and
+//! the wiring of concrete adapters (`rwa-store`) into the roles (`rwa-api`).
+//! The `rwa` binary (`main.rs`) is a thin CLI over this library, and the
+//! integration tests spawn that binary or [`app::App`] on port 0.
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod metrics;
+pub mod secrets;
+pub mod telemetry;

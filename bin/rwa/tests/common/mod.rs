@@ -1,0 +1,174 @@
+//! Spawning the real `rwa` binary for integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rwa_testkit::TestDatabase;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rwa");
+
+/// A running `rwa serve` on a throw-away database and data dir.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub child: Child,
+    pub data_dir: tempfile::TempDir,
+    pub database_url: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    pub env: Vec<(String, String)>,
+    _db: Option<TestDatabase>,
+}
+
+impl Server {
+    /// Starts a server on the backend chosen by `RWA_TEST_DATABASE`.
+    pub async fn start(env: &[(&str, &str)]) -> Server {
+        let db = TestDatabase::create().await;
+        let url = db.url.clone();
+        Self::start_with_url(&url, env, Some(db))
+    }
+
+    /// Starts a server on `database_url`.
+    pub fn start_with_url(
+        database_url: &str,
+        env: &[(&str, &str)],
+        db: Option<TestDatabase>,
+    ) -> Server {
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push(("RWA_DATABASE_URL".into(), database_url.into()));
+        env.push(("RWA_DB_MAX_CONNECTIONS".into(), "4".into()));
+        let mut cmd = base_command(&env);
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .env("RWA_TEST_EXIT_ON_STDIN_EOF", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn rwa serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening addr=").nth(1) {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().expect("listening address"),
+            Err(_) => panic!(
+                "rwa serve did not log `listening addr=`; logs:\n{}",
+                logs.lock().unwrap().join("\n")
+            ),
+        };
+        Server {
+            addr,
+            child,
+            data_dir,
+            database_url: database_url.into(),
+            logs,
+            env,
+            _db: db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Runs a CLI command against the same database and data dir.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = base_command(&self.env);
+        cmd.args(args).arg("--data-dir").arg(self.data_dir.path());
+        cmd.output().expect("run rwa")
+    }
+
+    /// Creates an organization; returns (org id, admin key).
+    pub fn create_org(&self, name: &str) -> (String, String) {
+        let out = self.cli(&["org", "create", "--name", name]);
+        assert!(
+            out.status.success(),
+            "org create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+        (
+            v["org_id"].as_str().unwrap().to_owned(),
+            v["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates a key of `role` in `org`.
+    pub fn create_key(&self, org: &str, role: &str) -> String {
+        let out = self.cli(&["keys", "create", "--org", org, "--role", role]);
+        assert!(
+            out.status.success(),
+            "keys create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+        v["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Log lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rwa did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary with a clean environment: only what the test passes, so a
+/// developer's own `RWA_*` variables never leak into a test.
+pub fn base_command(env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info,sqlx=warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Polls `f` until it returns true or `within` passes.
+pub async fn eventually(within: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

@@ -1,0 +1,246 @@
+//! Bad configuration: each rule has its own message, the exit code is 2, and
+//! nothing starts (the commands run the real binary).
+
+mod common;
+
+use std::process::Output;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    common::base_command(&env)
+        .args(args)
+        .output()
+        .expect("run rwa")
+}
+
+fn check(env: &[(&str, &str)]) -> Output {
+    run(&["config", "check"], env)
+}
+
+fn assert_rejected(out: &Output, expected: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "exit code 2; stderr:\n{stderr}");
+    for needle in expected {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("config error: ") && l.contains(needle)),
+            "a line mentions {needle:?}; stderr:\n{stderr}"
+        );
+    }
+}
+
+const PROD_OK: &[(&str, &str)] = &[
+    ("RWA_ENV", "production"),
+    (
+        "RWA_SECRET_KEY",
+        "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928",
+    ),
+    ("RWA_CHAIN_RPC_URL", "https://rpc.internal.example:8545"),
+    (
+        "RWA_SIGNER_KEY",
+        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    ),
+    ("RWA_DATABASE_URL", "postgres://rwa@db.internal.example/rwa"),
+    ("RWA_CORS_ORIGINS", "https://console.example.com"),
+];
+
+fn prod_with(overrides: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut env: Vec<_> = PROD_OK
+        .iter()
+        .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+        .copied()
+        .collect();
+    env.extend(overrides.iter().filter(|(_, v)| !v.is_empty()).copied());
+    env
+}
+
+#[test]
+fn a_complete_production_configuration_passes_and_prints_no_secret() {
+    let out = check(PROD_OK);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["env"], "production");
+    assert_eq!(v["log_format"], "json");
+    assert!(
+        !stdout.contains("9f8e7d6c5b4a"),
+        "the secret key is never printed"
+    );
+    assert!(
+        !stdout.contains("59c6995e"),
+        "the signer key is never printed"
+    );
+}
+
+#[test]
+fn production_requires_a_strong_secret_key() {
+    assert_rejected(
+        &check(&prod_with(&[("RWA_SECRET_KEY", "")])),
+        &["RWA_SECRET_KEY: required in production"],
+    );
+    assert_rejected(
+        &check(&prod_with(&[("RWA_SECRET_KEY", "short")])),
+        &["RWA_SECRET_KEY: must be at least 32 bytes"],
+    );
+    assert_rejected(
+        &check(&prod_with(&[(
+            "RWA_SECRET_KEY",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+        )])),
+        &["RWA_SECRET_KEY: is a known default"],
+    );
+}
+
+#[test]
+fn production_refuses_wildcard_and_local_cors_origins() {
+    assert_rejected(
+        &check(&prod_with(&[("RWA_CORS_ORIGINS", "*")])),
+        &["\"*\" is not allowed in production"],
+    );
+    assert_rejected(
+        &check(&prod_with(&[(
+            "RWA_CORS_ORIGINS",
+            "https://ok.example.com,http://localhost:3000",
+        )])),
+        &["\"http://localhost:3000\" is a local origin"],
+    );
+    assert_rejected(
+        &check(&[("RWA_CORS_ORIGINS", "not-an-origin")]),
+        &["\"not-an-origin\" is not an origin"],
+    );
+}
+
+#[test]
+fn production_refuses_the_embedded_devnet_and_generated_signer_keys() {
+    assert_rejected(
+        &check(&prod_with(&[("RWA_CHAIN_RPC_URL", "")])),
+        &["RWA_CHAIN_RPC_URL: required in production"],
+    );
+    assert_rejected(
+        &check(&prod_with(&[("RWA_SIGNER_KEY", "")])),
+        &["RWA_SIGNER_KEY: required in production"],
+    );
+}
+
+#[test]
+fn sqlite_is_allowed_in_production() {
+    let out = check(&prod_with(&[(
+        "RWA_DATABASE_URL",
+        "sqlite:///var/lib/rwa/rwa.db",
+    )]));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn malformed_values_are_each_reported_on_their_own_line() {
+    let out = check(&[
+        ("RWA_ENV", "staging"),
+        ("RWA_ADDR", "nowhere"),
+        ("RWA_DATABASE_URL", "mysql://x"),
+        ("RWA_CHAIN_CONFIRMATIONS", "many"),
+        ("RWA_LOG_FORMAT", "xml"),
+        ("RWA_SIGNER_KEY", "0x1234"),
+        ("RWA_WEBHOOK_ALLOW_PRIVATE", "maybe"),
+        ("RWA_REDIS_URL", "http://cache"),
+    ]);
+    assert_rejected(
+        &out,
+        &[
+            "RWA_ENV: expected development or production",
+            "RWA_ADDR: expected HOST:PORT",
+            "RWA_DATABASE_URL: must start with sqlite:// or postgres://",
+            "RWA_CHAIN_CONFIRMATIONS: expected a whole number",
+            "RWA_LOG_FORMAT: expected json or pretty",
+            "RWA_SIGNER_KEY: must be a 32-byte hex private key",
+            "RWA_WEBHOOK_ALLOW_PRIVATE: expected true or false",
+            "RWA_REDIS_URL: must be a redis/rediss URL",
+        ],
+    );
+    let lines = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("config error: "))
+        .count();
+    assert_eq!(lines, 8, "one line per problem");
+}
+
+#[test]
+fn the_toml_file_is_layered_under_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rwa.toml");
+    std::fs::write(
+        &path,
+        "addr = \"127.0.0.1:9999\"\n[chain]\nconfirmations = 7\n",
+    )
+    .unwrap();
+    let out = run(
+        &["--config", path.to_str().unwrap(), "config", "check"],
+        &[("RWA_ADDR", "127.0.0.1:7777")],
+    );
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["addr"], "127.0.0.1:7777",
+        "the environment overrides the file"
+    );
+    assert_eq!(v["confirmations"], 7, "the file overrides defaults");
+
+    std::fs::write(&path, "adress = \"typo\"\n").unwrap();
+    let out = run(
+        &["--config", path.to_str().unwrap(), "config", "check"],
+        &[],
+    );
+    assert_rejected(&out, &["unknown field `adress`"]);
+}
+
+#[test]
+fn serve_with_bad_configuration_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[("RWA_ENV", "production")],
+    );
+    assert_rejected(
+        &out,
+        &["RWA_SECRET_KEY", "RWA_CHAIN_RPC_URL", "RWA_SIGNER_KEY"],
+    );
+    assert!(
+        !dir.path().join("rwa.db").exists(),
+        "no database was created"
+    );
+    let out = run(
+        &[
+            "serve",
+            "--role",
+            "api",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_rejected(
+        &out,
+        &["--role api: split roles need RWA_DATABASE_URL=postgres://"],
+    );
+}

@@ -1,0 +1,103 @@
+//! Readiness follows the database: a TCP proxy in front of the real PostgreSQL
+//! is cut (every connection closed, new ones refused) and restored, and
+//! `/health/ready` goes 503 and back to 200 without restarting the app.
+//! This test always uses PostgreSQL, whatever `RWA_TEST_DATABASE` says.
+
+mod common;
+
+use std::net::ToSocketAddrs;
+use std::time::Duration;
+
+use common::{Server, eventually};
+use reqwest::StatusCode;
+use rwa_testkit::{TcpProxy, TestBackend, TestDatabase};
+use serde_json::Value;
+
+async fn ready_status(s: &Server) -> Option<StatusCode> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    client
+        .get(s.url("/health/ready"))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status())
+}
+
+// Multi-threaded: the proxy's tasks must keep running while the test thread
+// blocks waiting for the server to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_flips_with_the_database_and_recovers_without_restart() {
+    let db = TestDatabase::create_on(TestBackend::Postgres).await;
+    let target = db
+        .url_via("127.0.0.1:5432")
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('@').nth(1))
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = TcpProxy::start(target).await;
+    let url = db.url_via(&proxy.addr().to_string());
+    let s = Server::start_with_url(&url, &[("RWA_DB_ACQUIRE_TIMEOUT_MS", "1000")], None);
+
+    assert_eq!(ready_status(&s).await, Some(StatusCode::OK));
+    let detailed: Value = reqwest::get(s.url("/health/detailed"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detailed["status"], "healthy");
+    assert_eq!(detailed["checks"]["database"]["status"], "healthy");
+    assert!(
+        detailed["checks"]["database"]["latency_ms"]
+            .as_f64()
+            .is_some()
+    );
+    for slot in ["queues", "chain", "compliance_engine", "redis", "indexer"] {
+        assert!(detailed["checks"].get(slot).is_some(), "{slot} has a slot");
+    }
+
+    proxy.cut();
+    let down = eventually(Duration::from_secs(15), async || {
+        ready_status(&s).await == Some(StatusCode::SERVICE_UNAVAILABLE)
+    })
+    .await;
+    assert!(down, "readiness reports the database outage");
+    let detailed = reqwest::get(s.url("/health/detailed")).await.unwrap();
+    assert_eq!(detailed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let detailed: Value = detailed.json().await.unwrap();
+    assert_eq!(detailed["status"], "unhealthy");
+    assert_eq!(detailed["checks"]["database"]["status"], "unhealthy");
+    let live = reqwest::get(s.url("/health/live")).await.unwrap();
+    assert_eq!(
+        live.status(),
+        StatusCode::OK,
+        "liveness does not depend on the database"
+    );
+
+    proxy.restore().await;
+    let up = eventually(Duration::from_secs(15), async || {
+        ready_status(&s).await == Some(StatusCode::OK)
+    })
+    .await;
+    assert!(
+        up,
+        "readiness recovers once the database is back, same process"
+    );
+    let (_, key) = s.create_org("After outage");
+    let org = reqwest::Client::new()
+        .get(s.url("/v1/org"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(org.status(), StatusCode::OK, "requests work again");
+    drop(db);
+}

@@ -1,0 +1,154 @@
+//! API keys of the caller's organization: create (the secret is returned once),
+//! list (never the secret), revoke (effective on the next request).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use rwa_domain::api_key::{ApiKey, NewApiKey, parse_label};
+use rwa_domain::page::PageRequest;
+use rwa_domain::{ApiKeyId, Role};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Authorized, roles};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{Json, Query, path_id};
+use crate::routes::ListView;
+use crate::state::ApiState;
+
+pub(crate) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+}
+
+/// An API key, without its secret.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ApiKeyView {
+    id: uuid::Uuid,
+    role: String,
+    label: Option<String>,
+    /// The first characters of the key, to recognise it.
+    prefix: String,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKey> for ApiKeyView {
+    fn from(k: ApiKey) -> Self {
+        Self {
+            id: k.id.as_uuid(),
+            role: k.role.as_str().to_owned(),
+            label: k.label,
+            prefix: k.prefix,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
+/// A new key. `api_key` is shown this once and cannot be retrieved again.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreatedApiKey {
+    #[serde(flatten)]
+    key: ApiKeyView,
+    /// The secret: `rwa_` followed by 40 characters.
+    api_key: String,
+}
+
+/// Body of `POST /v1/api-keys`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateApiKey {
+    /// `admin`, `operator`, `compliance` or `auditor`.
+    role: String,
+    /// Optional label, up to 100 characters.
+    #[serde(default)]
+    label: Option<String>,
+}
+
+/// Page parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// 1 to 200 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+impl ListParams {
+    pub(crate) fn page(&self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest::parse(self.limit, self.cursor.as_deref())?)
+    }
+}
+
+/// Creates a key for the caller's organization.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys",
+    security(("api_key" = ["admin"])),
+    request_body = CreateApiKey,
+    responses((status = 201, body = CreatedApiKey)))]
+async fn create_key(
+    caller: Authorized<roles::Admin>,
+    State(state): State<ApiState>,
+    Json(body): Json<CreateApiKey>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedApiKey>)> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let role = body
+        .role
+        .parse::<Role>()
+        .map_err(|e| errors.push(e.into()))
+        .ok();
+    let label = parse_label(body.label.as_deref())
+        .map_err(|e| errors.push(e.into()))
+        .ok();
+    let (Some(role), Some(label)) = (role, label) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let (record, secret) = NewApiKey::generate(role, label);
+    let key = state
+        .keys
+        .create(caller.org_id, &record, &caller.actor())
+        .await?;
+    let created = CreatedApiKey {
+        key: key.into(),
+        api_key: secret.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Lists the organization's keys, revoked ones included, oldest first.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
+    security(("api_key" = ["admin", "auditor"])),
+    params(ListParams),
+    responses((status = 200, body = ListView<ApiKeyView>)))]
+async fn list_keys(
+    caller: Authorized<roles::AdminOrAuditor>,
+    State(state): State<ApiState>,
+    Query(params): Query<ListParams>,
+) -> ApiResult<axum::Json<ListView<ApiKeyView>>> {
+    let page = state.keys.list(caller.org_id, params.page()?).await?;
+    Ok(axum::Json(ListView::from_page(page)))
+}
+
+/// Revokes a key; requests with it fail from the next one on. Idempotent.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
+    security(("api_key" = ["admin"])),
+    params(("id" = uuid::Uuid, Path, description = "key id")),
+    responses((status = 200, body = ApiKeyView)))]
+async fn revoke_key(
+    caller: Authorized<roles::Admin>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ApiKeyView>> {
+    let id: ApiKeyId = path_id(&id)?;
+    let key = state
+        .keys
+        .revoke(caller.org_id, id, &caller.actor())
+        .await?;
+    Ok(axum::Json(key.into()))
+}

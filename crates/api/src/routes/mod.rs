@@ -1,0 +1,31 @@
+//! One module per resource; each returns an `OpenApiRouter` so a route cannot
+//! exist without its OpenAPI description.
+
+pub(crate) mod api_keys;
+pub(crate) mod audit;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod org;
+#[cfg(feature = "test-hooks")]
+pub(crate) mod test_hooks;
+
+use rwa_domain::page::Page;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every list: `{items, next_cursor}`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ListView<T> {
+    items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+impl<T> ListView<T> {
+    pub(crate) fn from_page<U: Into<T>>(page: Page<U>) -> Self {
+        Self {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}

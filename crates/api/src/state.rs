@@ -1,0 +1,57 @@
+//! What handlers share: the ports they call and the settings they obey.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rwa_domain::health::HealthCheck;
+use rwa_domain::ports::{ApiKeyRepository, AuditTrail, OrgRepository};
+
+/// HTTP behaviour that operators configure.
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    /// Largest accepted request body (413 above it).
+    pub body_limit_bytes: usize,
+    /// Deepest accepted JSON nesting (400 above it).
+    pub json_max_depth: usize,
+    /// Longest a request may take (504 after it).
+    pub request_timeout: Duration,
+    /// How long each health probe may take before it counts as failed.
+    pub health_timeout: Duration,
+    /// Production mode: HSTS on.
+    pub production: bool,
+    /// Origins allowed by CORS; empty means no cross-origin access.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            json_max_depth: 32,
+            request_timeout: Duration::from_secs(30),
+            health_timeout: Duration::from_secs(2),
+            production: false,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// Renders the Prometheus exposition text (refreshing pool and process gauges first).
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Organizations.
+    pub orgs: Arc<dyn OrgRepository>,
+    /// API keys.
+    pub keys: Arc<dyn ApiKeyRepository>,
+    /// Audit trail.
+    pub audit: Arc<dyn AuditTrail>,
+    /// Dependencies reported by `/health/*`.
+    pub health: Arc<[Arc<dyn HealthCheck>]>,
+    /// `/metrics` body.
+    pub metrics: MetricsRenderer,
+    /// HTTP settings.
+    pub settings: Arc<ApiSettings>,
+}

@@ -1,0 +1,25 @@
+//! The pure core of rwa.
+//!
+//! This crate owns the vocabulary every other crate speaks: identifiers (UUIDv7
+//! newtypes), validated values parsed at the edge ([`org::OrgName`],
+//! [`role::Role`]), the records the service keeps (organizations, API keys, audit
+//! entries), and the port traits ([`ports`]) that storage and other adapters
+//! implement. It performs no IO: no tokio, no sqlx, no axum, no HTTP client.
+//! Adapters hold ports as `Arc<dyn Port>` and only the composition root
+//! (`bin/rwa`) chooses the concrete types.
+
+pub mod actor;
+pub mod api_key;
+pub mod audit;
+pub mod error;
+pub mod health;
+pub mod ids;
+pub mod org;
+pub mod page;
+pub mod ports;
+pub mod role;
+
+pub use actor::Actor;
+pub use error::{RepoError, RepoResult, ValidationError};
+pub use ids::{ApiKeyId, AuditId, OrgId};
+pub use role::Role;

@@ -1,0 +1,94 @@
+//! Port traits implemented by adapters (today: `rwa-store`). Methods named
+//! `system_*` cross organizations and are for the service's own parts (CLI,
+//! authentication, workers); every other method is scoped to the caller's
+//! organization and answers [`RepoError::NotFound`] for another organization's ids.
+
+use async_trait::async_trait;
+
+use crate::api_key::{ApiKey, KeyDigest, NewApiKey, StoredCredential};
+use crate::audit::{AuditEntry, ChainVerification};
+use crate::org::{OrgName, Organization};
+use crate::page::{Page, PageRequest};
+use crate::{Actor, ApiKeyId, OrgId, RepoError, RepoResult};
+
+/// Organizations.
+#[async_trait]
+pub trait OrgRepository: Send + Sync {
+    /// The caller's own organization.
+    async fn get(&self, org: OrgId) -> RepoResult<Organization>;
+
+    /// Creates an organization together with its first (admin) key, atomically.
+    async fn system_create_with_key(
+        &self,
+        name: &OrgName,
+        first_key: &NewApiKey,
+        actor: &Actor,
+    ) -> RepoResult<Organization>;
+}
+
+/// API keys.
+#[async_trait]
+pub trait ApiKeyRepository: Send + Sync {
+    /// Stores a new key for `org`; [`RepoError::NotFound`] if `org` does not exist.
+    async fn create(&self, org: OrgId, key: &NewApiKey, actor: &Actor) -> RepoResult<ApiKey>;
+
+    /// Keys of `org`, revoked ones included, in creation order.
+    async fn list(&self, org: OrgId, page: PageRequest) -> RepoResult<Page<ApiKey>>;
+
+    /// One key of `org`.
+    async fn get(&self, org: OrgId, id: ApiKeyId) -> RepoResult<ApiKey>;
+
+    /// Revokes a key of `org`. Revoking an already revoked key returns it unchanged.
+    async fn revoke(&self, org: OrgId, id: ApiKeyId, actor: &Actor) -> RepoResult<ApiKey>;
+
+    /// Finds a key by the digest of a presented secret, whatever its organization.
+    async fn system_find_by_digest(
+        &self,
+        digest: &KeyDigest,
+    ) -> RepoResult<Option<StoredCredential>>;
+
+    /// Records that a key was just used.
+    async fn system_touch_last_used(&self, id: ApiKeyId) -> RepoResult<()>;
+}
+
+/// The hash-chained audit trail.
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// Entries of `org`, oldest first.
+    async fn list(&self, org: OrgId, page: PageRequest) -> RepoResult<Page<AuditEntry>>;
+
+    /// Walks the whole chain and reports the first broken link.
+    async fn system_verify(&self) -> RepoResult<ChainVerification>;
+}
+
+/// Connection pool figures, exported as metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Pool name (`primary`, `sqlite_writer`, ...).
+    pub name: &'static str,
+    /// Open connections.
+    pub size: u32,
+    /// Idle connections.
+    pub idle: u32,
+    /// Configured maximum.
+    pub max: u32,
+}
+
+/// Liveness of the database, for health checks and metrics.
+#[async_trait]
+pub trait DatabaseProbe: Send + Sync {
+    /// Round-trips a trivial query.
+    async fn ping(&self) -> RepoResult<()>;
+
+    /// Current pool figures.
+    fn pool_stats(&self) -> Vec<PoolStats>;
+
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}
+
+impl From<crate::ValidationError> for RepoError {
+    fn from(e: crate::ValidationError) -> Self {
+        RepoError::Internal(format!("stored value failed validation: {e}"))
+    }
+}

@@ -1,0 +1,295 @@
+//! Opening the database: URL parsing, pool options, migrations, and the
+//! dispatch macros the repository implementations use.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rwa_domain::RepoResult;
+use rwa_domain::ports::{DatabaseProbe, PoolStats};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::{DbResult, StoreError};
+
+/// Which engine a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file: single process.
+    Sqlite,
+    /// A PostgreSQL server: any number of processes.
+    Postgres,
+}
+
+impl Backend {
+    /// Recognises the scheme of a database URL.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// How to open the database.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// `sqlite://path` or `postgres://…`.
+    pub url: String,
+    /// Largest pool (PostgreSQL pool, or SQLite read pool; the SQLite writer is always 1).
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// How long a caller waits for a free connection before `Unavailable`.
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits on a lock held by another connection.
+    pub busy_timeout: Duration,
+}
+
+impl StoreOptions {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(3),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+pub(crate) struct SqlitePools {
+    pub(crate) reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+}
+
+pub(crate) enum Pools {
+    Sqlite(SqlitePools),
+    Postgres(PgPool),
+}
+
+/// The database, implementing every repository port of the domain.
+pub struct Store {
+    pub(crate) pools: Pools,
+    max_connections: u32,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_kind())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (and for SQLite creates) the database. Does not migrate.
+    pub async fn connect(opts: &StoreOptions) -> Result<Store, StoreError> {
+        let backend = Backend::of_url(&opts.url).ok_or_else(|| {
+            StoreError::InvalidUrl("must start with sqlite:// or postgres://".into())
+        })?;
+        let pools = match backend {
+            Backend::Sqlite => Pools::Sqlite(open_sqlite(opts).await?),
+            Backend::Postgres => Pools::Postgres(open_postgres(opts).await?),
+        };
+        Ok(Store {
+            pools,
+            max_connections: opts.max_connections,
+        })
+    }
+
+    /// Applies pending migrations. Safe to run concurrently from several
+    /// processes: sqlx takes an advisory lock on PostgreSQL, and SQLite's writer
+    /// lock serializes.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pools {
+            Pools::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(&p.writer).await?,
+            Pools::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Which engine this is.
+    pub fn backend_kind(&self) -> Backend {
+        match self.pools {
+            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes every pool, waiting for checked-out connections to return.
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite(p) => {
+                p.reader.close().await;
+                p.writer.close().await;
+            }
+            Pools::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+async fn open_sqlite(opts: &StoreOptions) -> Result<SqlitePools, StoreError> {
+    let base = SqliteConnectOptions::from_str(&opts.url)
+        .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(opts.busy_timeout)
+        .log_statements(tracing::log::LevelFilter::Trace);
+    if let Some(dir) = Path::new(base.get_filename()).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Connect(sqlx::Error::Io(e)))?;
+    }
+    // The writer opens first: it creates the file and switches it to WAL, which
+    // read-only connections cannot do.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(opts.acquire_timeout)
+        .connect_with(base.clone().create_if_missing(true))
+        .await
+        .map_err(StoreError::Connect)?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .min_connections(opts.min_connections)
+        .acquire_timeout(opts.acquire_timeout)
+        .connect_with(base.read_only(true))
+        .await
+        .map_err(StoreError::Connect)?;
+    Ok(SqlitePools { reader, writer })
+}
+
+async fn open_postgres(opts: &StoreOptions) -> Result<PgPool, StoreError> {
+    let connect = PgConnectOptions::from_str(&opts.url)
+        .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
+        .application_name("rwa")
+        .log_statements(tracing::log::LevelFilter::Trace);
+    PgPoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .min_connections(opts.min_connections)
+        .acquire_timeout(opts.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(StoreError::Connect)
+}
+
+/// Runs `$body` against the read pool with `$sql` bound to the backend's
+/// statement module.
+macro_rules! on_reader {
+    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match &$store.pools {
+            $crate::connect::Pools::Sqlite(p) => {
+                let $pool = &p.reader;
+                use $crate::sql::sqlite as $sql;
+                $body
+            }
+            $crate::connect::Pools::Postgres(p) => {
+                let $pool = p;
+                use $crate::sql::postgres as $sql;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` inside one write transaction (`BEGIN IMMEDIATE` on the SQLite
+/// writer) and commits it if `$body` returns `Ok`. `$body` evaluates to a
+/// `RepoResult`; an `Err` (or an early `?`) drops the transaction, which rolls it back.
+macro_rules! in_write_tx {
+    ($store:expr, |$tx:ident, $sql:ident| $body:expr) => {
+        match &$store.pools {
+            $crate::connect::Pools::Sqlite(p) => {
+                use $crate::error::DbResult as _;
+                let mut $tx = p.writer.begin_with("BEGIN IMMEDIATE").await.db()?;
+                use $crate::sql::sqlite as $sql;
+                let out = $body?;
+                $tx.commit().await.db()?;
+                Ok(out)
+            }
+            $crate::connect::Pools::Postgres(p) => {
+                use $crate::error::DbResult as _;
+                let mut $tx = p.begin().await.db()?;
+                use $crate::sql::postgres as $sql;
+                let out = $body?;
+                $tx.commit().await.db()?;
+                Ok(out)
+            }
+        }
+    };
+}
+
+/// Runs `$body` against the pool that may write (the SQLite writer), outside an
+/// explicit transaction: for single statements.
+macro_rules! on_writer {
+    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match &$store.pools {
+            $crate::connect::Pools::Sqlite(p) => {
+                let $pool = &p.writer;
+                use $crate::sql::sqlite as $sql;
+                $body
+            }
+            $crate::connect::Pools::Postgres(p) => {
+                let $pool = p;
+                use $crate::sql::postgres as $sql;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {in_write_tx, on_reader, on_writer};
+
+#[async_trait]
+impl DatabaseProbe for Store {
+    async fn ping(&self) -> RepoResult<()> {
+        on_reader!(self, |pool, sql| sql::ping(pool).await.db())
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        let stat = |name, size: u32, idle: usize, max| PoolStats {
+            name,
+            size,
+            idle: idle as u32,
+            max,
+        };
+        match &self.pools {
+            Pools::Sqlite(p) => vec![
+                stat(
+                    "sqlite_reader",
+                    p.reader.size(),
+                    p.reader.num_idle(),
+                    self.max_connections,
+                ),
+                stat("sqlite_writer", p.writer.size(), p.writer.num_idle(), 1),
+            ],
+            Pools::Postgres(p) => vec![stat(
+                "postgres",
+                p.size(),
+                p.num_idle(),
+                self.max_connections,
+            )],
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        self.backend_kind().as_str()
+    }
+}

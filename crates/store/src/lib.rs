@@ -1,0 +1,25 @@
+//! Storage for rwa on SQLite (the embedded default) or PostgreSQL.
+//!
+//! This crate owns the database: connection pools, versioned migrations (one set
+//! per backend under `migrations/`), and the implementations of the domain's
+//! repository ports. The SQL is written once (see [`sql`]) and compiled for both
+//! backends, so the two cannot drift apart; one conformance suite
+//! (`tests/conformance.rs`) runs unchanged on both.
+//!
+//! SQLite runs with WAL, `synchronous=NORMAL`, foreign keys and a busy timeout. All
+//! writes go through a single writer connection and open their transactions with
+//! `BEGIN IMMEDIATE`, so a transaction never fails half-way upgrading a read lock;
+//! reads use a separate read-only pool. On PostgreSQL every pool connection reads
+//! and writes. A `sqlx::Error` never leaves this crate: callers see
+//! [`rwa_domain::RepoError`].
+
+mod audit;
+mod connect;
+mod error;
+mod keys;
+mod orgs;
+mod rows;
+mod sql;
+
+pub use connect::{Backend, Store, StoreOptions};
+pub use error::StoreError;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The one test command (README, and CI through .ci/run): quality gates, then
+# every test on SQLite and again on PostgreSQL. Test binaries are built once and
+# reused for both runs. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RWA_TEST_POSTGRES_URL="${RWA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "services (PostgreSQL, Redis)"
+scripts/services.sh
+if [ -x scripts/install-node-deps.sh ] && [ -f package.json ]; then
+  step "node packages (anvil, solc)"
+  scripts/install-node-deps.sh
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo deny check bans licenses sources"
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  cargo install cargo-deny --locked --quiet
+fi
+cargo deny --log-level error check bans licenses sources
+
+step "build test binaries (once, for both backends)"
+cargo test --workspace --locked --no-run
+
+# Throw-away databases of earlier runs (a run that was killed leaves them behind).
+psql "$RWA_TEST_POSTGRES_URL" -tAc "select datname from pg_database where datname like 'rwa_test_%'" \
+  | while read -r db; do [ -n "$db" ] && psql "$RWA_TEST_POSTGRES_URL" -qc "drop database if exists \"$db\" with (force)"; done
+
+passed=0; failed=0; status=0
+run_suite() {
+  local backend="$1" log
+  log="$(mktemp)"
+  step "tests on $backend"
+  if ! RWA_TEST_DATABASE="$backend" cargo test --workspace --locked 2>&1 | tee "$log"; then status=1; fi
+  local p f
+  p=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+  f=$(grep -Eo '^test result: .* ([0-9]+) failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+  echo "$backend: $p passed, $f failed"
+  passed=$((passed + p)); failed=$((failed + f))
+  rm -f "$log"
+}
+run_suite sqlite
+run_suite postgres
+
+echo
+echo "${passed} passed, ${failed} failed"
+if [ "$failed" -ne 0 ]; then status=1; fi
+exit "$status"
