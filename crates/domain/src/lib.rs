@@ -11,6 +11,7 @@
 pub mod actor;
 pub mod api_key;
 pub mod audit;
+pub mod chain;
 pub mod error;
 pub mod health;
 pub mod ids;

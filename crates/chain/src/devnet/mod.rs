@@ -1,0 +1,1 @@
+//! The embedded revm devnet (in progress).

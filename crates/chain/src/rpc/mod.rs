@@ -1,0 +1,1 @@
+//! The JSON-RPC adapter (in progress).
