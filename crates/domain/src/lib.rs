@@ -19,6 +19,7 @@ pub mod org;
 pub mod page;
 pub mod ports;
 pub mod role;
+pub mod tx;
 
 pub use actor::Actor;
 pub use error::{RepoError, RepoResult, ValidationError};

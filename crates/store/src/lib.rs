@@ -20,6 +20,7 @@ mod keys;
 mod orgs;
 mod rows;
 mod sql;
+mod txs;
 
 pub use connect::{Backend, Store, StoreOptions};
 pub use error::StoreError;

@@ -1,0 +1,380 @@
+//! Managed transactions ([`TxStore`]): nonce allocation and the record of every
+//! signed attempt, written before anything is broadcast.
+//!
+//! Allocation locks the sender's `tx_nonces` row (`FOR UPDATE` on PostgreSQL;
+//! the single SQLite writer already serializes) and checks the idempotency key
+//! under that lock, so two processes asking for the same key get one
+//! transaction and two different keys never share a nonce.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rwa_domain::chain::{Address, B256, Bytes, U256};
+use rwa_domain::tx::{ManagedTx, TxAttempt, TxId, TxInclusion, TxRequest, TxState, TxStore};
+use rwa_domain::{RepoError, RepoResult};
+use uuid::Uuid;
+
+use crate::Store;
+use crate::connect::{in_write_tx, on_reader};
+use crate::error::DbResult;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TxRow {
+    id: Uuid,
+    key: String,
+    lane: String,
+    chain_id: i64,
+    from_address: String,
+    nonce: i64,
+    to_address: Option<String>,
+    value: String,
+    input: String,
+    gas_limit: i64,
+    state: String,
+    mined_hash: Option<String>,
+    block_number: Option<i64>,
+    block_hash: Option<String>,
+    gas_used: Option<i64>,
+    effective_gas_price: Option<String>,
+    contract_address: Option<String>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AttemptRow {
+    tx_id: Uuid,
+    hash: String,
+    max_fee_per_gas: String,
+    max_priority_fee_per_gas: String,
+    raw: String,
+    created_at: DateTime<Utc>,
+}
+
+/// Bound values of a new `managed_txs` row.
+pub(crate) struct NewTxRow<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) key: &'a str,
+    pub(crate) lane: &'static str,
+    pub(crate) chain_id: i64,
+    pub(crate) from: String,
+    pub(crate) nonce: i64,
+    pub(crate) to: Option<String>,
+    pub(crate) value: String,
+    pub(crate) input: String,
+    pub(crate) gas_limit: i64,
+}
+
+/// Bound values of a new attempt.
+pub(crate) struct AttemptParams {
+    pub(crate) hash: String,
+    pub(crate) max_fee: String,
+    pub(crate) priority_fee: String,
+    pub(crate) raw: String,
+}
+
+/// Bound values of an inclusion.
+pub(crate) struct InclusionParams {
+    pub(crate) hash: String,
+    pub(crate) block_number: i64,
+    pub(crate) block_hash: String,
+    pub(crate) gas_used: i64,
+    pub(crate) effective_gas_price: String,
+    pub(crate) contract_address: Option<String>,
+}
+
+fn hex<T: std::fmt::LowerHex>(v: T) -> String {
+    format!("{v:#x}")
+}
+
+fn int(v: u64, what: &str) -> RepoResult<i64> {
+    i64::try_from(v)
+        .map_err(|_| RepoError::Conflict(format!("{what} {v} exceeds the stored range")))
+}
+
+fn parse<T: FromStr>(s: &str, what: &str) -> RepoResult<T> {
+    s.parse()
+        .map_err(|_| RepoError::Internal(format!("stored {what} {s:?} does not parse")))
+}
+
+fn unsigned(v: i64, what: &str) -> RepoResult<u64> {
+    u64::try_from(v).map_err(|_| RepoError::Internal(format!("stored {what} {v} is negative")))
+}
+
+impl AttemptRow {
+    fn into_attempt(self) -> RepoResult<TxAttempt> {
+        Ok(TxAttempt {
+            hash: parse::<B256>(&self.hash, "attempt hash")?,
+            max_fee_per_gas: parse(&self.max_fee_per_gas, "max fee")?,
+            max_priority_fee_per_gas: parse(&self.max_priority_fee_per_gas, "priority fee")?,
+            raw: parse::<Bytes>(&self.raw, "raw transaction")?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+impl TxRow {
+    fn into_managed(self, attempts: Vec<AttemptRow>) -> RepoResult<ManagedTx> {
+        let inclusion = match (self.mined_hash, self.block_number, self.block_hash) {
+            (Some(hash), Some(number), Some(block)) => Some(TxInclusion {
+                hash: parse(&hash, "mined hash")?,
+                block_number: unsigned(number, "block number")?,
+                block_hash: parse(&block, "block hash")?,
+                gas_used: unsigned(self.gas_used.unwrap_or(0), "gas used")?,
+                effective_gas_price: parse(
+                    self.effective_gas_price.as_deref().unwrap_or("0"),
+                    "gas price",
+                )?,
+                contract_address: self
+                    .contract_address
+                    .as_deref()
+                    .map(|a| parse::<Address>(a, "contract address"))
+                    .transpose()?,
+            }),
+            _ => None,
+        };
+        Ok(ManagedTx {
+            id: TxId(self.id),
+            request: TxRequest {
+                key: self.key,
+                lane: self.lane.parse()?,
+                to: self
+                    .to_address
+                    .as_deref()
+                    .map(|a| parse::<Address>(a, "to address"))
+                    .transpose()?,
+                value: U256::from_str_radix(&self.value, 10)
+                    .map_err(|_| RepoError::Internal(format!("stored value {:?}", self.value)))?,
+                input: parse(&self.input, "input")?,
+                gas_limit: unsigned(self.gas_limit, "gas limit")?,
+            },
+            chain_id: unsigned(self.chain_id, "chain id")?,
+            from: parse(&self.from_address, "from address")?,
+            nonce: unsigned(self.nonce, "nonce")?,
+            state: self.state.parse()?,
+            attempts: attempts
+                .into_iter()
+                .map(AttemptRow::into_attempt)
+                .collect::<RepoResult<_>>()?,
+            inclusion,
+            error: self.error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Addresses are stored lower-case so lookups never depend on checksum casing.
+fn addr(a: Address) -> String {
+    format!("{a:#x}")
+}
+
+/// Reads one transaction with its attempts, on the given connection or pool.
+macro_rules! load_tx {
+    ($exec:expr, $sql:ident, $id:expr) => {{
+        let row = $sql::tx_by_id(&mut *$exec, $id).await.db()?;
+        match row {
+            None => Err(RepoError::NotFound),
+            Some(row) => {
+                let attempts = $sql::attempts_of(&mut *$exec, $id).await.db()?;
+                row.into_managed(attempts)
+            }
+        }
+    }};
+}
+
+#[async_trait]
+impl TxStore for Store {
+    async fn create(
+        &self,
+        request: &TxRequest,
+        chain_id: u64,
+        from: Address,
+        nonce_floor: u64,
+    ) -> RepoResult<ManagedTx> {
+        if request.key.is_empty() || request.key.len() > 200 {
+            return Err(RepoError::Conflict(
+                "key must be 1 to 200 characters".into(),
+            ));
+        }
+        let chain = int(chain_id, "chain id")?;
+        let floor = int(nonce_floor, "nonce")?;
+        let gas_limit = int(request.gas_limit, "gas limit")?;
+        let from_hex = addr(from);
+        in_write_tx!(self, |tx, sql| {
+            sql::ensure_nonce_row(&mut tx, chain, &from_hex, floor)
+                .await
+                .db()?;
+            let next = sql::lock_next_nonce(&mut tx, chain, &from_hex).await.db()?;
+            if let Some(existing) = sql::tx_by_key(&mut *tx, &request.key).await.db()? {
+                let attempts = sql::attempts_of(&mut *tx, existing.id).await.db()?;
+                existing.into_managed(attempts)
+            } else {
+                let nonce = next.max(floor);
+                sql::set_next_nonce(&mut tx, chain, &from_hex, nonce + 1)
+                    .await
+                    .db()?;
+                let id = TxId::new().0;
+                let row = NewTxRow {
+                    id,
+                    key: &request.key,
+                    lane: request.lane.as_str(),
+                    chain_id: chain,
+                    from: from_hex.clone(),
+                    nonce,
+                    to: request.to.map(addr),
+                    value: request.value.to_string(),
+                    input: hex(&request.input),
+                    gas_limit,
+                };
+                sql::insert_tx(&mut tx, &row).await.db()?;
+                load_tx!(tx, sql, id)
+            }
+        })
+    }
+
+    async fn get(&self, id: TxId) -> RepoResult<ManagedTx> {
+        on_reader!(self, |pool, sql| {
+            let row = sql::tx_by_id(pool, id.0)
+                .await
+                .db()?
+                .ok_or(RepoError::NotFound)?;
+            let attempts = sql::attempts_of(pool, id.0).await.db()?;
+            row.into_managed(attempts)
+        })
+    }
+
+    async fn find_by_key(&self, key: &str) -> RepoResult<Option<ManagedTx>> {
+        on_reader!(self, |pool, sql| {
+            match sql::tx_by_key(pool, key).await.db()? {
+                None => Ok(None),
+                Some(row) => {
+                    let attempts = sql::attempts_of(pool, row.id).await.db()?;
+                    row.into_managed(attempts).map(Some)
+                }
+            }
+        })
+    }
+
+    async fn open_for(&self, chain_id: u64, from: Address) -> RepoResult<Vec<ManagedTx>> {
+        let chain = int(chain_id, "chain id")?;
+        let from_hex = addr(from);
+        let (rows, mut attempts) = on_reader!(self, |pool, sql| {
+            let rows = sql::open_txs(pool, chain, &from_hex).await.db()?;
+            let attempts = sql::attempts_of_open(pool, chain, &from_hex).await.db()?;
+            (rows, attempts)
+        });
+        rows.into_iter()
+            .map(|row| {
+                let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut attempts)
+                    .into_iter()
+                    .partition(|a| a.tx_id == row.id);
+                attempts = rest;
+                row.into_managed(mine)
+            })
+            .collect()
+    }
+
+    async fn next_nonce(&self, chain_id: u64, from: Address) -> RepoResult<u64> {
+        let chain = int(chain_id, "chain id")?;
+        let next = on_reader!(self, |pool, sql| {
+            sql::next_nonce(pool, chain, &addr(from)).await.db()?
+        });
+        unsigned(next.unwrap_or(0), "nonce")
+    }
+
+    async fn raise_next_nonce(&self, chain_id: u64, from: Address, floor: u64) -> RepoResult<u64> {
+        let chain = int(chain_id, "chain id")?;
+        let floor = int(floor, "nonce")?;
+        let from_hex = addr(from);
+        let next: RepoResult<i64> = in_write_tx!(self, |tx, sql| {
+            sql::ensure_nonce_row(&mut tx, chain, &from_hex, floor)
+                .await
+                .db()?;
+            let next = sql::lock_next_nonce(&mut tx, chain, &from_hex).await.db()?;
+            if next < floor {
+                sql::set_next_nonce(&mut tx, chain, &from_hex, floor)
+                    .await
+                    .db()?;
+            }
+            Ok::<_, RepoError>(next.max(floor))
+        });
+        unsigned(next?, "nonce")
+    }
+
+    async fn add_attempt(&self, id: TxId, attempt: &TxAttempt) -> RepoResult<ManagedTx> {
+        let params = AttemptParams {
+            hash: format!("{:#x}", attempt.hash),
+            max_fee: attempt.max_fee_per_gas.to_string(),
+            priority_fee: attempt.max_priority_fee_per_gas.to_string(),
+            raw: hex(&attempt.raw),
+        };
+        in_write_tx!(self, |tx, sql| {
+            let current = load_tx!(tx, sql, id.0)?;
+            if current.state.is_terminal() {
+                return Err(RepoError::Conflict(format!(
+                    "transaction {id} is {}",
+                    current.state.as_str()
+                )));
+            }
+            sql::insert_attempt(&mut tx, id.0, &params).await.db()?;
+            load_tx!(tx, sql, id.0)
+        })
+    }
+
+    async fn set_inclusion(
+        &self,
+        id: TxId,
+        inclusion: Option<&TxInclusion>,
+    ) -> RepoResult<ManagedTx> {
+        let params = inclusion
+            .map(|i| {
+                Ok::<_, RepoError>(InclusionParams {
+                    hash: format!("{:#x}", i.hash),
+                    block_number: int(i.block_number, "block number")?,
+                    block_hash: format!("{:#x}", i.block_hash),
+                    gas_used: int(i.gas_used, "gas used")?,
+                    effective_gas_price: i.effective_gas_price.to_string(),
+                    contract_address: i.contract_address.map(addr),
+                })
+            })
+            .transpose()?;
+        in_write_tx!(self, |tx, sql| {
+            let moved = sql::set_inclusion(&mut tx, id.0, params.as_ref())
+                .await
+                .db()?;
+            let current = load_tx!(tx, sql, id.0)?;
+            if moved == 0 {
+                return Err(RepoError::Conflict(format!(
+                    "transaction {id} is {}",
+                    current.state.as_str()
+                )));
+            }
+            Ok::<_, RepoError>(current)
+        })
+    }
+
+    async fn finish(&self, id: TxId, state: TxState, error: Option<&str>) -> RepoResult<ManagedTx> {
+        if !state.is_terminal() {
+            return Err(RepoError::Conflict(format!(
+                "{} is not a final state",
+                state.as_str()
+            )));
+        }
+        in_write_tx!(self, |tx, sql| {
+            let moved = sql::finish_tx(&mut tx, id.0, state.as_str(), error)
+                .await
+                .db()?;
+            let current = load_tx!(tx, sql, id.0)?;
+            if moved == 0 && current.state != state {
+                return Err(RepoError::Conflict(format!(
+                    "transaction {id} is already {}",
+                    current.state.as_str()
+                )));
+            }
+            Ok::<_, RepoError>(current)
+        })
+    }
+}
