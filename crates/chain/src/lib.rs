@@ -13,5 +13,6 @@
 pub mod control;
 pub mod devnet;
 pub mod rpc;
+pub mod signer;
 
 pub use control::ChainControl;
