@@ -14,5 +14,6 @@ pub mod control;
 pub mod devnet;
 pub mod rpc;
 pub mod signer;
+pub mod txm;
 
 pub use control::ChainControl;
