@@ -9,9 +9,12 @@
 //! - [`TcpProxy`]: a proxy in front of a real service that a test can cut (every
 //!   connection closed, new ones refused) and restore, to simulate an outage
 //!   without restarting anything.
+//! - [`Anvil`]: a real anvil node on a free port, for the JSON-RPC chain tests.
 
+pub mod anvil;
 mod database;
 mod proxy;
 
+pub use anvil::Anvil;
 pub use database::{TestBackend, TestDatabase, postgres_admin_url};
 pub use proxy::TcpProxy;
