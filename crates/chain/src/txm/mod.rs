@@ -101,6 +101,9 @@ pub struct SenderStatus {
     pub external_use: Option<String>,
     /// The last error of a step, if the last step failed.
     pub last_error: Option<String>,
+    /// The node's latest refusal of a broadcast, until a broadcast succeeds
+    /// (insufficient funds, fee cap under the base fee, ...): the lane is stuck.
+    pub refused: Option<String>,
     /// The balance is under the warning threshold.
     pub low_balance: bool,
 }

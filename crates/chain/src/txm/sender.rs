@@ -35,6 +35,9 @@ pub struct TickReport {
     pub reorged: usize,
     /// Transactions still open after the step.
     pub open: usize,
+    /// Broadcasts the node refused this step (the attempts stay stored and
+    /// are retried): insufficient funds, fee cap under the base fee, ...
+    pub refused: Vec<String>,
     /// Why the step stopped early, if it did.
     pub error: Option<String>,
 }
@@ -99,10 +102,9 @@ impl Sender {
             ..TickReport::default()
         };
         let outcome = self.step(m, &mut report).await;
-        let error = outcome.err().map(|e| e.to_string());
-        report.error.clone_from(&error);
+        report.error = outcome.err().map(|e| e.to_string());
         self.status.update(|s| {
-            s.last_error = error;
+            s.last_error.clone_from(&report.error);
             s.open = report.open;
         });
         report
@@ -177,6 +179,7 @@ impl Sender {
         m: &TxManager,
         tx: &ManagedTx,
         fees: Eip1559Fees,
+        r: &mut TickReport,
     ) -> TxmResult<()> {
         let signed = self.signer.sign(&self.unsigned(m, tx, fees)).await?;
         let attempt = TxAttempt {
@@ -188,14 +191,23 @@ impl Sender {
         };
         // Stored first: whatever happens next, this exact attempt is known.
         m.store.add_attempt(tx.id, &attempt).await?;
-        self.broadcast(m, tx.id, &attempt).await
+        self.broadcast(m, tx.id, &attempt, r).await
     }
 
-    async fn broadcast(&self, m: &TxManager, id: TxId, attempt: &TxAttempt) -> TxmResult<()> {
+    async fn broadcast(
+        &self,
+        m: &TxManager,
+        id: TxId,
+        attempt: &TxAttempt,
+        r: &mut TickReport,
+    ) -> TxmResult<()> {
         let outcome = m.chain.send_raw_transaction(attempt.raw.clone()).await;
         lock(&self.last_broadcast).insert(id, Instant::now());
         match outcome {
-            Ok(_) | Err(ChainError::AlreadyKnown) => Ok(()),
+            Ok(_) | Err(ChainError::AlreadyKnown) => {
+                self.status.update(|s| s.refused = None);
+                Ok(())
+            }
             // The nonce is used: by one of our attempts (its receipt will show)
             // or by someone else (noticed in `follow_submitted`).
             Err(ChainError::NonceTooLow(_)) => Ok(()),
@@ -205,8 +217,9 @@ impl Sender {
                 // older attempt paying more) leave the attempt stored; a later
                 // step replaces or re-broadcasts it. Say why in the status.
                 tracing::warn!(tx = %id, error = %e, "broadcast refused");
-                self.status
-                    .update(|s| s.last_error = Some(format!("transaction {id}: {e}")));
+                let note = format!("transaction {id}: {e}");
+                self.status.update(|s| s.refused = Some(note.clone()));
+                r.refused.push(note);
                 Ok(())
             }
         }
@@ -224,7 +237,7 @@ impl Sender {
             .await?;
         match m.config.fees.first(suggested) {
             FeeDecision::Offer(fees) => {
-                self.send_attempt(m, tx, fees).await?;
+                self.send_attempt(m, tx, fees, r).await?;
                 r.broadcast += 1;
             }
             FeeDecision::CapReached { wanted_max_fee } => self.cap_reached(tx, wanted_max_fee),
@@ -292,7 +305,7 @@ impl Sender {
         let since = lock(&self.last_broadcast).get(&tx.id).map(Instant::elapsed);
         match since {
             // Not sent by this process yet (a restart): send the stored attempt.
-            None => self.broadcast(m, tx.id, latest).await,
+            None => self.broadcast(m, tx.id, latest, r).await,
             Some(age) if age >= m.config.replace_after => {
                 let previous = Eip1559Fees {
                     max_fee_per_gas: latest.max_fee_per_gas,
@@ -304,13 +317,13 @@ impl Sender {
                     .await?;
                 match m.config.fees.replacement(previous, suggested) {
                     FeeDecision::Offer(fees) => {
-                        self.send_attempt(m, tx, fees).await?;
+                        self.send_attempt(m, tx, fees, r).await?;
                         r.replaced += 1;
                         Ok(())
                     }
                     FeeDecision::CapReached { wanted_max_fee } => {
                         self.cap_reached(tx, wanted_max_fee);
-                        self.broadcast(m, tx.id, latest).await
+                        self.broadcast(m, tx.id, latest, r).await
                     }
                 }
             }
@@ -333,7 +346,7 @@ impl Sender {
             m.store.set_inclusion(tx.id, None).await?;
             r.reorged += 1;
             if let Some(attempt) = tx.attempts.iter().find(|a| a.hash == inclusion.hash) {
-                self.broadcast(m, tx.id, attempt).await?;
+                self.broadcast(m, tx.id, attempt, r).await?;
             }
             return Ok(());
         }
