@@ -133,6 +133,18 @@ impl Store {
         }
     }
 
+    /// The job queue's view of this database: the same pools, so jobs and
+    /// business rows share transactions.
+    pub fn job_db(&self) -> rwa_jobs::Db {
+        match &self.pools {
+            Pools::Sqlite(p) => rwa_jobs::Db::Sqlite {
+                writer: p.writer.clone(),
+                reader: p.reader.clone(),
+            },
+            Pools::Postgres(p) => rwa_jobs::Db::Postgres(p.clone()),
+        }
+    }
+
     /// Closes every pool, waiting for checked-out connections to return.
     pub async fn close(&self) {
         match &self.pools {

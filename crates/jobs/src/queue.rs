@@ -1,0 +1,521 @@
+//! The queue over the database: enqueue (also inside a caller's transaction),
+//! claim, finish, maintenance and the operator's views.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rwa_domain::{RepoError, RepoResult};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, SqliteConnection, SqlitePool};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::job::{AttemptError, Job, JobState, NewJob};
+use crate::sql::Dialect;
+
+/// The database the queue lives in: the application's own pools.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// SQLite: every write through the single writer connection.
+    Sqlite {
+        /// The one writer.
+        writer: SqlitePool,
+        /// Read-only connections.
+        reader: SqlitePool,
+    },
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    queue: String,
+    kind: String,
+    args: String,
+    state: String,
+    priority: i16,
+    attempt: i32,
+    max_attempts: i32,
+    scheduled_at: DateTime<Utc>,
+    attempted_at: Option<DateTime<Utc>>,
+    attempted_by: Option<String>,
+    lease_expires_at: Option<DateTime<Utc>>,
+    errors: String,
+    unique_key: Option<String>,
+    created_at: DateTime<Utc>,
+    finalized_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = RepoError;
+
+    fn try_from(r: JobRow) -> RepoResult<Job> {
+        let bad =
+            |what: &str| RepoError::Internal(format!("job {}: stored {what} does not parse", r.id));
+        Ok(Job {
+            id: r.id,
+            args: serde_json::from_str(&r.args).map_err(|_| bad("args"))?,
+            state: JobState::parse(&r.state).ok_or_else(|| bad("state"))?,
+            errors: serde_json::from_str(&r.errors).map_err(|_| bad("errors"))?,
+            queue: r.queue,
+            kind: r.kind,
+            priority: r.priority,
+            attempt: r.attempt,
+            max_attempts: r.max_attempts,
+            scheduled_at: r.scheduled_at,
+            attempted_at: r.attempted_at,
+            attempted_by: r.attempted_by,
+            lease_expires_at: r.lease_expires_at,
+            unique_key: r.unique_key,
+            created_at: r.created_at,
+            finalized_at: r.finalized_at,
+        })
+    }
+}
+
+/// sqlx errors as the port errors callers act on.
+pub(crate) fn db_error(e: sqlx::Error) -> RepoError {
+    match &e {
+        sqlx::Error::RowNotFound => RepoError::NotFound,
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            RepoError::Conflict(d.message().into())
+        }
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            RepoError::Unavailable(e.to_string())
+        }
+        _ => RepoError::Internal(e.to_string()),
+    }
+}
+
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Runs `$body` with `$exec` bound to the right executor and `$d` to the dialect.
+macro_rules! on_db {
+    ($db:expr, writer, |$exec:ident, $d:ident| $body:expr) => {
+        match $db {
+            Db::Sqlite { writer, .. } => {
+                let $exec = writer;
+                let $d = Dialect { postgres: false };
+                $body
+            }
+            Db::Postgres(pool) => {
+                let $exec = pool;
+                let $d = Dialect { postgres: true };
+                $body
+            }
+        }
+    };
+    ($db:expr, reader, |$exec:ident, $d:ident| $body:expr) => {
+        match $db {
+            Db::Sqlite { reader, .. } => {
+                let $exec = reader;
+                let $d = Dialect { postgres: false };
+                $body
+            }
+            Db::Postgres(pool) => {
+                let $exec = pool;
+                let $d = Dialect { postgres: true };
+                $body
+            }
+        }
+    };
+}
+
+macro_rules! enqueue_on {
+    ($conn:expr, $d:expr, $job:expr) => {{
+        let job: &NewJob = $job;
+        let args =
+            serde_json::to_string(&job.args).map_err(|e| RepoError::Internal(e.to_string()))?;
+        let inserted: Option<JobRow> = sqlx::query_as(AssertSqlSafe($d.enqueue()))
+            .bind(Uuid::now_v7())
+            .bind(&job.queue)
+            .bind(&job.kind)
+            .bind(args)
+            .bind(seconds(job.delay))
+            .bind(job.priority)
+            .bind(job.max_attempts)
+            .bind(job.unique_key.as_deref())
+            .fetch_optional(&mut *$conn)
+            .await
+            .map_err(db_error)?;
+        let row = match inserted {
+            Some(row) => row,
+            // The key is active: the existing job is the answer.
+            None => sqlx::query_as(AssertSqlSafe($d.active_by_unique_key()))
+                .bind(job.unique_key.as_deref())
+                .fetch_one(&mut *$conn)
+                .await
+                .map_err(db_error)?,
+        };
+        if let Some(notify) = $d.notify() {
+            sqlx::query(notify)
+                .bind(&job.queue)
+                .execute(&mut *$conn)
+                .await
+                .map_err(db_error)?;
+        }
+        Job::try_from(row)
+    }};
+}
+
+/// Enqueues inside the caller's open SQLite transaction: the job exists if and
+/// only if that transaction commits. Call [`Queue::wake`] after the commit.
+pub async fn enqueue_sqlite(conn: &mut SqliteConnection, job: &NewJob) -> RepoResult<Job> {
+    enqueue_on!(conn, Dialect { postgres: false }, job)
+}
+
+/// Enqueues inside the caller's open PostgreSQL transaction, with a `NOTIFY`
+/// that is delivered when (and only if) it commits.
+pub async fn enqueue_postgres(conn: &mut PgConnection, job: &NewJob) -> RepoResult<Job> {
+    enqueue_on!(conn, Dialect { postgres: true }, job)
+}
+
+/// Counts of one queue in one state, for health and metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueCount {
+    /// Queue.
+    pub queue: String,
+    /// State.
+    pub state: JobState,
+    /// Jobs.
+    pub count: i64,
+    /// Age of the oldest available job, seconds.
+    pub oldest_available_seconds: Option<f64>,
+}
+
+/// The queue.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    db: Db,
+    wake: Arc<Notify>,
+}
+
+/// How a fenced update went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fence {
+    /// The job moved.
+    Held,
+    /// The worker no longer holds the job (its lease expired and it was rescued,
+    /// or an operator cancelled it): nothing changed.
+    Lost,
+}
+
+impl Queue {
+    /// A queue on `db`.
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Wakes local workers (after a commit that enqueued on SQLite).
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// Resolves at the next [`Queue::wake`].
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Enqueues in a transaction of its own.
+    pub async fn enqueue(&self, job: &NewJob) -> RepoResult<Job> {
+        Ok(self
+            .enqueue_many(std::slice::from_ref(job))
+            .await?
+            .remove(0))
+    }
+
+    /// Enqueues several jobs in one transaction.
+    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> RepoResult<Vec<Job>> {
+        let mut out = Vec::with_capacity(jobs.len());
+        match &self.db {
+            Db::Sqlite { writer, .. } => {
+                let mut tx = writer
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(db_error)?;
+                for job in jobs {
+                    out.push(enqueue_sqlite(&mut tx, job).await?);
+                }
+                tx.commit().await.map_err(db_error)?;
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(db_error)?;
+                for job in jobs {
+                    out.push(enqueue_postgres(&mut tx, job).await?);
+                }
+                tx.commit().await.map_err(db_error)?;
+            }
+        }
+        self.wake();
+        Ok(out)
+    }
+
+    /// Claims up to `limit` runnable jobs of `queue` for `worker`, each with a
+    /// lease of `lease`. One statement.
+    pub async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> RepoResult<Vec<Job>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<JobRow> = on_db!(&self.db, writer, |exec, d| {
+            sqlx::query_as(AssertSqlSafe(d.claim()))
+                .bind(queue)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(worker)
+                .bind(seconds(lease))
+                .fetch_all(exec)
+                .await
+                .map_err(db_error)?
+        });
+        rows.into_iter().map(Job::try_from).collect()
+    }
+
+    async fn fenced(
+        &self,
+        sql: impl Fn(Dialect) -> String,
+        id: Uuid,
+        worker: &str,
+        extra: Extra<'_>,
+    ) -> RepoResult<Fence> {
+        let done = on_db!(&self.db, writer, |exec, d| {
+            let q = sqlx::query(AssertSqlSafe(sql(d))).bind(id).bind(worker);
+            let q = match extra {
+                Extra::None => q,
+                Extra::Seconds(s) => q.bind(s),
+                Extra::Fail(s, errors) => q.bind(s).bind(errors),
+                Extra::Finish(state, errors) => q.bind(state).bind(errors),
+            };
+            q.execute(exec).await.map_err(db_error)?.rows_affected()
+        });
+        Ok(if done == 1 { Fence::Held } else { Fence::Lost })
+    }
+
+    /// Marks a job completed.
+    pub async fn complete(&self, job: &Job, worker: &str) -> RepoResult<Fence> {
+        self.fenced(Dialect::complete, job.id, worker, Extra::None)
+            .await
+    }
+
+    /// Records a failed attempt: retryable after `delay`, or discarded when it
+    /// was the last attempt.
+    pub async fn fail(
+        &self,
+        job: &Job,
+        worker: &str,
+        message: &str,
+        delay: Duration,
+    ) -> RepoResult<Fence> {
+        let errors = with_error(job, message);
+        self.fenced(
+            Dialect::fail,
+            job.id,
+            worker,
+            Extra::Fail(seconds(delay), &errors),
+        )
+        .await
+    }
+
+    /// Runs the job again after `delay` without using up an attempt.
+    pub async fn snooze(&self, job: &Job, worker: &str, delay: Duration) -> RepoResult<Fence> {
+        self.fenced(
+            Dialect::snooze,
+            job.id,
+            worker,
+            Extra::Seconds(seconds(delay)),
+        )
+        .await
+    }
+
+    /// Ends the job as cancelled or discarded, with the reason.
+    pub async fn finish(
+        &self,
+        job: &Job,
+        worker: &str,
+        state: JobState,
+        reason: &str,
+    ) -> RepoResult<Fence> {
+        let errors = with_error(job, reason);
+        self.fenced(
+            Dialect::finish,
+            job.id,
+            worker,
+            Extra::Finish(state.as_str(), &errors),
+        )
+        .await
+    }
+
+    /// Gives a job back at shutdown without using up its attempt.
+    pub async fn hand_back(&self, job: &Job, worker: &str) -> RepoResult<Fence> {
+        self.fenced(Dialect::hand_back, job.id, worker, Extra::None)
+            .await
+    }
+
+    /// Extends a running job's lease.
+    pub async fn heartbeat(&self, job: &Job, worker: &str, lease: Duration) -> RepoResult<Fence> {
+        self.fenced(
+            Dialect::heartbeat,
+            job.id,
+            worker,
+            Extra::Seconds(seconds(lease)),
+        )
+        .await
+    }
+
+    /// Returns expired leases to `retryable` (or `discarded`). Returns how many.
+    pub async fn rescue_expired(&self) -> RepoResult<usize> {
+        let ids: Vec<(Uuid,)> = on_db!(&self.db, writer, |exec, d| {
+            sqlx::query_as(AssertSqlSafe(d.rescue()))
+                .fetch_all(exec)
+                .await
+                .map_err(db_error)?
+        });
+        if !ids.is_empty() {
+            tracing::warn!(jobs = ids.len(), "rescued jobs whose lease expired");
+            self.wake();
+        }
+        Ok(ids.len())
+    }
+
+    /// Deletes up to `batch` jobs finished longer than `age` ago.
+    pub async fn prune(&self, age: Duration, batch: usize) -> RepoResult<u64> {
+        Ok(on_db!(&self.db, writer, |exec, d| {
+            sqlx::query(AssertSqlSafe(d.prune()))
+                .bind(seconds(age))
+                .bind(i64::try_from(batch).unwrap_or(i64::MAX))
+                .execute(exec)
+                .await
+                .map_err(db_error)?
+                .rows_affected()
+        }))
+    }
+
+    /// One job.
+    pub async fn get(&self, id: Uuid) -> RepoResult<Job> {
+        let row: Option<JobRow> = on_db!(&self.db, reader, |exec, d| {
+            sqlx::query_as(AssertSqlSafe(d.get()))
+                .bind(id)
+                .fetch_optional(exec)
+                .await
+                .map_err(db_error)?
+        });
+        row.ok_or(RepoError::NotFound)?.try_into()
+    }
+
+    /// Jobs by id order, optionally of one queue and state, after a cursor.
+    pub async fn list(
+        &self,
+        queue: Option<&str>,
+        state: Option<JobState>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> RepoResult<Vec<Job>> {
+        let rows: Vec<JobRow> = on_db!(&self.db, reader, |exec, d| {
+            sqlx::query_as(AssertSqlSafe(d.list()))
+                .bind(queue)
+                .bind(state.map(JobState::as_str))
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(exec)
+                .await
+                .map_err(db_error)?
+        });
+        rows.into_iter().map(Job::try_from).collect()
+    }
+
+    /// Operator retry: runnable now (a discarded job gets one more attempt).
+    pub async fn retry_now(&self, id: Uuid) -> RepoResult<Job> {
+        self.operator(Dialect::retry_now, id, "is running or already runnable")
+            .await
+    }
+
+    /// Operator cancel of an unfinished job.
+    pub async fn cancel_now(&self, id: Uuid) -> RepoResult<Job> {
+        self.operator(Dialect::cancel_now, id, "has already finished")
+            .await
+    }
+
+    async fn operator(
+        &self,
+        sql: fn(Dialect) -> String,
+        id: Uuid,
+        refusal: &str,
+    ) -> RepoResult<Job> {
+        let row: Option<JobRow> = on_db!(&self.db, writer, |exec, d| {
+            sqlx::query_as(AssertSqlSafe(sql(d)))
+                .bind(id)
+                .fetch_optional(exec)
+                .await
+                .map_err(db_error)?
+        });
+        match row {
+            Some(row) => {
+                self.wake();
+                row.try_into()
+            }
+            None => {
+                let current = self.get(id).await?;
+                Err(RepoError::Conflict(format!(
+                    "job {id} {refusal} ({})",
+                    current.state.as_str()
+                )))
+            }
+        }
+    }
+
+    /// Counts by queue and state, with the age of the oldest available job.
+    pub async fn counts(&self) -> RepoResult<Vec<QueueCount>> {
+        let rows: Vec<(String, String, i64, Option<f64>)> = on_db!(&self.db, reader, |exec, d| {
+            sqlx::query_as(AssertSqlSafe(d.stats()))
+                .fetch_all(exec)
+                .await
+                .map_err(db_error)?
+        });
+        rows.into_iter()
+            .map(|(queue, state, count, oldest)| {
+                Ok(QueueCount {
+                    state: JobState::parse(&state).ok_or_else(|| {
+                        RepoError::Internal(format!("stored job state {state:?}"))
+                    })?,
+                    queue,
+                    count,
+                    oldest_available_seconds: oldest,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Values a fenced update binds after the id and the worker.
+#[derive(Clone, Copy)]
+enum Extra<'a> {
+    None,
+    Seconds(f64),
+    Fail(f64, &'a str),
+    Finish(&'a str, &'a str),
+}
+
+fn with_error(job: &Job, message: &str) -> String {
+    let mut errors = job.errors.clone();
+    errors.push(AttemptError {
+        attempt: job.attempt,
+        at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        message: message.chars().take(2_000).collect(),
+    });
+    serde_json::to_string(&errors).expect("errors serialize")
+}

@@ -1,0 +1,40 @@
+-- The durable job queue (crates/jobs): jobs live beside the business rows so an
+-- enqueue is part of the caller's transaction. Times are the database's clock.
+CREATE TABLE jobs (
+    id                UUID PRIMARY KEY,
+    queue             TEXT NOT NULL,
+    kind              TEXT NOT NULL,
+    args              TEXT NOT NULL,
+    state             TEXT NOT NULL CHECK (state IN ('scheduled', 'available', 'running', 'retryable', 'completed', 'discarded', 'cancelled')),
+    priority          SMALLINT NOT NULL DEFAULT 0,
+    attempt           INTEGER NOT NULL DEFAULT 0,
+    max_attempts      INTEGER NOT NULL CHECK (max_attempts > 0),
+    scheduled_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    attempted_at      TIMESTAMPTZ,
+    attempted_by      TEXT,
+    lease_expires_at  TIMESTAMPTZ,
+    errors            TEXT NOT NULL DEFAULT '[]',
+    unique_key        TEXT,
+    created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
+    finalized_at      TIMESTAMPTZ
+);
+-- Claiming: the next runnable jobs of a queue, most urgent (lowest priority
+-- number) and oldest first.
+CREATE INDEX jobs_claim ON jobs (queue, priority, scheduled_at, id)
+    WHERE state IN ('scheduled', 'available', 'retryable');
+-- One active job per unique key; finished jobs free the key.
+CREATE UNIQUE INDEX jobs_unique_active ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retryable');
+-- The rescuer's scan of expired leases and the pruner's of finished jobs.
+CREATE INDEX jobs_running_lease ON jobs (lease_expires_at) WHERE state = 'running';
+CREATE INDEX jobs_finalized ON jobs (finalized_at)
+    WHERE state IN ('completed', 'discarded', 'cancelled');
+-- Listing by queue and state for operators.
+CREATE INDEX jobs_list ON jobs (queue, state, id);
+
+-- Periodic jobs: the last period each schedule fired, so several processes
+-- fire it once.
+CREATE TABLE job_schedules (
+    name        TEXT PRIMARY KEY,
+    last_period TEXT NOT NULL
+);
