@@ -15,6 +15,7 @@ pub mod chain;
 pub mod error;
 pub mod health;
 pub mod ids;
+pub mod jobs;
 pub mod org;
 pub mod page;
 pub mod ports;

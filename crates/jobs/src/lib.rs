@@ -28,5 +28,6 @@ mod queue;
 mod sql;
 pub mod worker;
 
-pub use job::{AttemptError, Job, JobState, NewJob, Outcome};
+pub use job::{NewJob, Outcome};
 pub use queue::{Db, Fence, Queue, QueueCount, enqueue_postgres, enqueue_sqlite};
+pub use rwa_domain::jobs::{AttemptError, Job, JobState};

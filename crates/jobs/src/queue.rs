@@ -10,7 +10,11 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, SqliteConnection, SqlitePool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::job::{AttemptError, Job, JobState, NewJob};
+use rwa_domain::OrgId;
+use rwa_domain::jobs::{AttemptError, Job, JobAdmin, JobState};
+use rwa_domain::page::{Page, PageRequest};
+
+use crate::job::NewJob;
 use crate::sql::Dialect;
 
 /// The database the queue lives in: the application's own pools.
@@ -30,6 +34,7 @@ pub enum Db {
 #[derive(sqlx::FromRow)]
 struct JobRow {
     id: Uuid,
+    org_id: Option<Uuid>,
     queue: String,
     kind: String,
     args: String,
@@ -55,6 +60,7 @@ impl TryFrom<JobRow> for Job {
             |what: &str| RepoError::Internal(format!("job {}: stored {what} does not parse", r.id));
         Ok(Job {
             id: r.id,
+            org_id: r.org_id,
             args: serde_json::from_str(&r.args).map_err(|_| bad("args"))?,
             state: JobState::parse(&r.state).ok_or_else(|| bad("state"))?,
             errors: serde_json::from_str(&r.errors).map_err(|_| bad("errors"))?,
@@ -138,6 +144,7 @@ macro_rules! enqueue_on {
             .bind(job.priority)
             .bind(job.max_attempts)
             .bind(job.unique_key.as_deref())
+            .bind(job.org_id)
             .fetch_optional(&mut *$conn)
             .await
             .map_err(db_error)?;
@@ -417,9 +424,10 @@ impl Queue {
         row.ok_or(RepoError::NotFound)?.try_into()
     }
 
-    /// Jobs by id order, optionally of one queue and state, after a cursor.
+    /// Jobs by id order, optionally of one organization, queue and state, after a cursor.
     pub async fn list(
         &self,
+        org: Option<Uuid>,
         queue: Option<&str>,
         state: Option<JobState>,
         after: Option<Uuid>,
@@ -427,6 +435,7 @@ impl Queue {
     ) -> RepoResult<Vec<Job>> {
         let rows: Vec<JobRow> = on_db!(&self.db, reader, |exec, d| {
             sqlx::query_as(AssertSqlSafe(d.list()))
+                .bind(org)
                 .bind(queue)
                 .bind(state.map(JobState::as_str))
                 .bind(after)
@@ -518,4 +527,48 @@ fn with_error(job: &Job, message: &str) -> String {
         message: message.chars().take(2_000).collect(),
     });
     serde_json::to_string(&errors).expect("errors serialize")
+}
+
+/// The API's view: an organization sees and steers only its own jobs, and
+/// another organization's job is not found.
+#[async_trait::async_trait]
+impl JobAdmin for Queue {
+    async fn list(
+        &self,
+        org: OrgId,
+        queue: Option<&str>,
+        state: Option<JobState>,
+        page: PageRequest,
+    ) -> RepoResult<Page<Job>> {
+        let jobs = Queue::list(
+            self,
+            Some(org.as_uuid()),
+            queue,
+            state,
+            page.after,
+            page.limit + 1,
+        )
+        .await?;
+        Ok(Page::from_overfetch(jobs, page.limit, |j| j.id))
+    }
+
+    async fn retry(&self, org: OrgId, id: Uuid) -> RepoResult<Job> {
+        self.owned_by(org, id).await?;
+        self.retry_now(id).await
+    }
+
+    async fn cancel(&self, org: OrgId, id: Uuid) -> RepoResult<Job> {
+        self.owned_by(org, id).await?;
+        self.cancel_now(id).await
+    }
+}
+
+impl Queue {
+    async fn owned_by(&self, org: OrgId, id: Uuid) -> RepoResult<()> {
+        match self.get(id).await {
+            Ok(job) if job.org_id == Some(org.as_uuid()) => Ok(()),
+            Ok(_) | Err(RepoError::NotFound) => Err(RepoError::NotFound),
+            Err(e) => Err(e),
+        }
+    }
 }

@@ -10,7 +10,7 @@ pub(crate) struct Dialect {
     pub(crate) postgres: bool,
 }
 
-pub(crate) const COLUMNS: &str = "id, queue, kind, args, state, priority, attempt, max_attempts, \
+pub(crate) const COLUMNS: &str = "id, org_id, queue, kind, args, state, priority, attempt, max_attempts, \
      scheduled_at, attempted_at, attempted_by, lease_expires_at, errors, unique_key, created_at, finalized_at";
 
 const RUNNABLE: &str = "('scheduled', 'available', 'retryable')";
@@ -37,8 +37,8 @@ impl Dialect {
 
     pub(crate) fn enqueue(self) -> String {
         format!(
-            "INSERT INTO jobs (id, queue, kind, args, state, priority, max_attempts, scheduled_at, unique_key) \
-             VALUES ($1, $2, $3, $4, CASE WHEN $5 > 0 THEN 'scheduled' ELSE 'available' END, $6, $7, {later}, $8) \
+            "INSERT INTO jobs (id, queue, kind, args, state, priority, max_attempts, scheduled_at, unique_key, org_id) \
+             VALUES ($1, $2, $3, $4, CASE WHEN $5 > 0 THEN 'scheduled' ELSE 'available' END, $6, $7, {later}, $8, $9) \
              ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN {ACTIVE} DO NOTHING \
              RETURNING {COLUMNS}",
             later = self.later("$5"),
@@ -210,8 +210,8 @@ impl Dialect {
 
     pub(crate) fn list(self) -> String {
         format!(
-            "SELECT {COLUMNS} FROM jobs WHERE ($1 IS NULL OR queue = $1) AND ($2 IS NULL OR state = $2) \
-             AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+            "SELECT {COLUMNS} FROM jobs WHERE ($1 IS NULL OR org_id = $1) AND ($2 IS NULL OR queue = $2) \
+             AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5"
         )
     }
 

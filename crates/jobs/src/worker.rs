@@ -14,7 +14,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::backoff;
-use crate::job::{Job, JobState, Outcome};
+use rwa_domain::jobs::{Job, JobState};
+
+use crate::job::Outcome;
 use crate::queue::{Fence, Queue};
 
 /// Runs one kind of job.

@@ -401,7 +401,7 @@ async fn queue_concurrency_is_reached_and_never_exceeded() {
     );
     let all = rig
         .queue
-        .list(Some("settlement"), None, None, 100)
+        .list(None, Some("settlement"), None, None, 100)
         .await
         .unwrap();
     let ids: HashSet<Uuid> = all.iter().map(|j| j.id).collect();
@@ -464,4 +464,60 @@ async fn shutdown_hands_an_unfinished_job_back_without_using_an_attempt() {
         .unwrap();
     assert_eq!(available.count, 1);
     assert!(available.oldest_available_seconds.is_some_and(|s| s >= 0.0));
+}
+
+#[tokio::test]
+async fn an_organization_sees_and_steers_only_its_own_jobs() {
+    use rwa_domain::OrgId;
+    use rwa_domain::jobs::JobAdmin;
+    use rwa_domain::page::PageRequest;
+
+    let rig = rig().await;
+    let (a, b) = (OrgId::new(), OrgId::new());
+    let mine = rig
+        .queue
+        .enqueue(&NewJob::new("token-deployment", "deploy", json!({})).for_org(a.as_uuid()))
+        .await
+        .unwrap();
+    rig.queue
+        .enqueue(&NewJob::new("token-deployment", "platform", json!({})))
+        .await
+        .unwrap();
+    let page = PageRequest::parse(Some(10), None).unwrap();
+    let listed = JobAdmin::list(&rig.queue, a, None, None, page)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![mine.id]
+    );
+    assert!(
+        JobAdmin::list(&rig.queue, b, None, None, page)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let filtered = JobAdmin::list(&rig.queue, a, Some("settlement"), None, page)
+        .await
+        .unwrap();
+    assert!(filtered.items.is_empty(), "queue filter applies");
+    assert!(matches!(
+        JobAdmin::cancel(&rig.queue, b, mine.id).await,
+        Err(rwa_domain::RepoError::NotFound)
+    ));
+    assert!(matches!(
+        JobAdmin::retry(&rig.queue, b, mine.id).await,
+        Err(rwa_domain::RepoError::NotFound)
+    ));
+    let cancelled = JobAdmin::cancel(&rig.queue, a, mine.id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert!(matches!(
+        JobAdmin::cancel(&rig.queue, a, mine.id).await,
+        Err(rwa_domain::RepoError::Conflict(_))
+    ));
+    assert_eq!(
+        JobAdmin::retry(&rig.queue, a, mine.id).await.unwrap().state,
+        JobState::Available
+    );
 }

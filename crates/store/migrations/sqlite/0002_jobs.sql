@@ -2,6 +2,7 @@
 -- enqueue is part of the caller's transaction. Times are the database's clock.
 CREATE TABLE jobs (
     id                BLOB PRIMARY KEY NOT NULL,
+    org_id            BLOB,
     queue             TEXT NOT NULL,
     kind              TEXT NOT NULL,
     args              TEXT NOT NULL,
@@ -30,7 +31,7 @@ CREATE INDEX jobs_running_lease ON jobs (lease_expires_at) WHERE state = 'runnin
 CREATE INDEX jobs_finalized ON jobs (finalized_at)
     WHERE state IN ('completed', 'discarded', 'cancelled');
 -- Listing by queue and state for operators.
-CREATE INDEX jobs_list ON jobs (queue, state, id);
+CREATE INDEX jobs_list ON jobs (org_id, queue, state, id);
 
 -- Periodic jobs: the last period each schedule fired, so several processes
 -- fire it once.
