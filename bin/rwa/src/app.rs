@@ -13,11 +13,13 @@ use async_trait::async_trait;
 use rwa_api::{ApiSettings, ApiState};
 use rwa_domain::health::{CheckReport, HealthCheck, HealthStatus};
 use rwa_domain::ports::DatabaseProbe;
+use rwa_jobs::{Queue, QueueHealth};
 use rwa_store::{Store, StoreOptions};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Environment};
+use crate::background::Background;
+use crate::config::{Config, Environment, ServeRole};
 use crate::secrets;
 
 /// A built, bound, not yet serving application.
@@ -25,6 +27,7 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     store: Arc<Store>,
+    queue: Queue,
     config: Config,
 }
 
@@ -53,7 +56,11 @@ impl App {
         }
         let store = Arc::new(open_store(&config).await?);
         let probe: Arc<dyn DatabaseProbe> = store.clone();
-        let health: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseCheck(probe.clone()))];
+        let queue = Queue::new(store.job_db());
+        let health: Vec<Arc<dyn HealthCheck>> = vec![
+            Arc::new(DatabaseCheck(probe.clone())),
+            Arc::new(QueueHealth(queue.clone())),
+        ];
         let settings = ApiSettings {
             body_limit_bytes: config.http.body_limit_bytes,
             json_max_depth: config.http.json_max_depth,
@@ -66,6 +73,7 @@ impl App {
             orgs: store.clone(),
             keys: store.clone(),
             audit: store.clone(),
+            jobs: Arc::new(queue.clone()),
             health: health.into(),
             metrics: crate::metrics::renderer(crate::metrics::recorder(), probe),
             settings: Arc::new(settings),
@@ -78,6 +86,7 @@ impl App {
             listener,
             router,
             store,
+            queue,
             config,
         })
     }
@@ -99,8 +108,11 @@ impl App {
             listener,
             router,
             store,
+            queue,
             config,
         } = self;
+        let background = matches!(config.role, ServeRole::All | ServeRole::Worker)
+            .then(|| Background::start(queue, config.http.shutdown_timeout));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -110,6 +122,9 @@ impl App {
         let mut server = tokio::spawn(server);
         tokio::select! {
             result = &mut server => {
+                if let Some(background) = background {
+                    background.stop().await;
+                }
                 result.context("server task")?.context("server")?;
                 store.close().await;
                 return Ok(());
@@ -122,7 +137,14 @@ impl App {
             "shutting down: draining in-flight requests"
         );
         let _ = stop_tx.send(());
-        match tokio::time::timeout(deadline, &mut server).await {
+        // Workers stop claiming at once and get the same deadline as requests.
+        let draining = async {
+            if let Some(background) = background {
+                background.stop().await;
+            }
+        };
+        let (served, ()) = tokio::join!(tokio::time::timeout(deadline, &mut server), draining);
+        match served {
             Ok(result) => result.context("server task")?.context("server")?,
             Err(_) => {
                 tracing::warn!("shutdown deadline passed; cutting the remaining requests");

@@ -22,7 +22,7 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the service (HTTP API and, later, workers and indexer).
+    /// Run the service: HTTP API, job workers (roles all and worker).
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(DataArgs),
@@ -38,6 +38,9 @@ pub enum Command {
     /// Audit trail commands.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Background job commands (every organization's jobs and the platform's own).
+    #[command(subcommand)]
+    Jobs(JobsCommand),
 }
 
 /// Flags of `serve`.
@@ -108,4 +111,40 @@ pub enum KeysCommand {
 pub enum AuditCommand {
     /// Walk the hash-chained audit trail; exit 1 if any entry fails verification.
     Verify(DataArgs),
+}
+
+/// `rwa jobs …`
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, oldest first, as JSON lines.
+    List {
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this state (scheduled, available, running, retryable, completed, discarded, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many (default 100).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Data directory flag.
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Make a job runnable now; a discarded job gets one more attempt.
+    Retry {
+        /// Job id.
+        id: String,
+        /// Data directory flag.
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Cancel a job that has not finished.
+    Cancel {
+        /// Job id.
+        id: String,
+        /// Data directory flag.
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }

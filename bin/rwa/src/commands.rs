@@ -153,6 +153,64 @@ pub async fn audit_verify(config: Config) -> anyhow::Result<i32> {
     Ok(if ok { 0 } else { 1 })
 }
 
+/// `rwa jobs list`: one JSON line per job.
+pub async fn jobs_list(
+    config: Config,
+    queue: Option<&str>,
+    state: Option<&str>,
+    limit: u32,
+) -> anyhow::Result<i32> {
+    let state = match state.map(|s| (s, rwa_jobs::JobState::parse(s))) {
+        None => None,
+        Some((_, Some(st))) => Some(st),
+        Some((s, None)) => return Ok(usage(&format!("--state: unknown state {s:?}"))),
+    };
+    let store = open_store(&config).await?;
+    let queue_db = rwa_jobs::Queue::new(store.job_db());
+    let jobs = queue_db
+        .list(None, queue, state, None, limit.clamp(1, 10_000))
+        .await
+        .context("listing jobs")?;
+    for job in jobs {
+        println!("{}", serde_json::to_string(&job)?);
+    }
+    store.close().await;
+    Ok(0)
+}
+
+/// What `rwa jobs retry|cancel` does.
+#[derive(Clone, Copy, Debug)]
+pub enum Steer {
+    /// Runnable now.
+    Retry,
+    /// Cancelled.
+    Cancel,
+}
+
+/// `rwa jobs retry|cancel ID`: prints the job; exit 2 for an unknown id or a
+/// job in the wrong state.
+pub async fn jobs_steer(config: Config, id: &str, steer: Steer) -> anyhow::Result<i32> {
+    let Ok(id) = id.parse::<uuid::Uuid>() else {
+        return Ok(usage("ID: not a job id (UUID)"));
+    };
+    let store = open_store(&config).await?;
+    let queue = rwa_jobs::Queue::new(store.job_db());
+    let result = match steer {
+        Steer::Retry => queue.retry_now(id).await,
+        Steer::Cancel => queue.cancel_now(id).await,
+    };
+    store.close().await;
+    match result {
+        Ok(job) => {
+            println!("{}", serde_json::to_string(&job)?);
+            Ok(0)
+        }
+        Err(rwa_domain::RepoError::NotFound) => Ok(usage("ID: no such job")),
+        Err(rwa_domain::RepoError::Conflict(why)) => Ok(usage(&why)),
+        Err(e) => Err(e).context("updating the job"),
+    }
+}
+
 fn usage(message: &str) -> i32 {
     eprintln!("{message}");
     EXIT_USAGE

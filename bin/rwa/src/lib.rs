@@ -4,6 +4,7 @@
 //! integration tests spawn that binary or [`app::App`] on port 0.
 
 pub mod app;
+pub mod background;
 pub mod cli;
 pub mod commands;
 pub mod config;

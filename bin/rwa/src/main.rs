@@ -2,7 +2,9 @@
 //! (exit 2 with one line per problem), starts telemetry, runs the command.
 
 use clap::Parser;
-use rwa::cli::{AuditCommand, Cli, Command, ConfigCommand, DataArgs, KeysCommand, OrgCommand};
+use rwa::cli::{
+    AuditCommand, Cli, Command, ConfigCommand, DataArgs, JobsCommand, KeysCommand, OrgCommand,
+};
 use rwa::commands::{self, EXIT_USAGE};
 use rwa::config::{Config, Overrides};
 
@@ -18,7 +20,12 @@ fn main() {
         | Command::Config(ConfigCommand::Check(d))
         | Command::Org(OrgCommand::Create { data: d, .. })
         | Command::Keys(KeysCommand::Create { data: d, .. })
-        | Command::Audit(AuditCommand::Verify(d)) => data_overrides(d),
+        | Command::Audit(AuditCommand::Verify(d))
+        | Command::Jobs(
+            JobsCommand::List { data: d, .. }
+            | JobsCommand::Retry { data: d, .. }
+            | JobsCommand::Cancel { data: d, .. },
+        ) => data_overrides(d),
     };
     let config = match Config::load(cli.config.as_deref(), overrides) {
         Ok(c) => c,
@@ -56,6 +63,18 @@ fn main() {
                 org, role, label, ..
             }) => commands::keys_create(config, &org, &role, label.as_deref()).await,
             Command::Audit(AuditCommand::Verify(_)) => commands::audit_verify(config).await,
+            Command::Jobs(JobsCommand::List {
+                queue,
+                state,
+                limit,
+                ..
+            }) => commands::jobs_list(config, queue.as_deref(), state.as_deref(), limit).await,
+            Command::Jobs(JobsCommand::Retry { id, .. }) => {
+                commands::jobs_steer(config, &id, commands::Steer::Retry).await
+            }
+            Command::Jobs(JobsCommand::Cancel { id, .. }) => {
+                commands::jobs_steer(config, &id, commands::Steer::Cancel).await
+            }
         };
         result.unwrap_or_else(|e| {
             tracing::error!(error = format!("{e:#}"), "command failed");

@@ -594,6 +594,9 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/api-keys", "get"),
         ("/v1/api-keys/{id}", "delete"),
         ("/v1/audit", "get"),
+        ("/v1/jobs", "get"),
+        ("/v1/jobs/{id}/retry", "post"),
+        ("/v1/jobs/{id}/cancel", "post"),
     ];
     for (path, method) in expected {
         assert!(

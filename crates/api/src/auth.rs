@@ -128,6 +128,12 @@ pub mod roles {
         const ROLES: &'static [Role] = &[Role::Admin];
     }
 
+    /// Administrators and operators (jobs, tokens, operations, transfers).
+    pub struct AdminOrOperator;
+    impl Allowed for AdminOrOperator {
+        const ROLES: &'static [Role] = &[Role::Admin, Role::Operator];
+    }
+
     /// Administrators and auditors (read-only views of sensitive records).
     pub struct AdminOrAuditor;
     impl Allowed for AdminOrAuditor {

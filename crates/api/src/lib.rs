@@ -48,6 +48,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::org::router())
         .merge(routes::api_keys::router())
         .merge(routes::audit::router())
+        .merge(routes::jobs::router())
         .split_for_parts();
     openapi::add_problem_responses(&mut spec);
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rwa_domain::health::HealthCheck;
+use rwa_domain::jobs::JobAdmin;
 use rwa_domain::ports::{ApiKeyRepository, AuditTrail, OrgRepository};
 
 /// HTTP behaviour that operators configure.
@@ -48,6 +49,8 @@ pub struct ApiState {
     pub keys: Arc<dyn ApiKeyRepository>,
     /// Audit trail.
     pub audit: Arc<dyn AuditTrail>,
+    /// The organization's background jobs.
+    pub jobs: Arc<dyn JobAdmin>,
     /// Dependencies reported by `/health/*`.
     pub health: Arc<[Arc<dyn HealthCheck>]>,
     /// `/metrics` body.

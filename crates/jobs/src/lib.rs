@@ -23,11 +23,14 @@
 //! deterministically.
 
 pub mod backoff;
+mod health;
 mod job;
+pub mod maintenance;
 mod queue;
 mod sql;
 pub mod worker;
 
+pub use health::QueueHealth;
 pub use job::{NewJob, Outcome};
 pub use queue::{Db, Fence, Queue, QueueCount, enqueue_postgres, enqueue_sqlite};
 pub use rwa_domain::jobs::{AttemptError, Job, JobState};

@@ -59,9 +59,9 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
             role_name(role)
         ));
     }
-    if matches!(role, ServeRole::Worker | ServeRole::Indexer) {
+    if role == ServeRole::Indexer {
         errors.push(format!(
-            "--role {}: this role has nothing to run in this version; use all or api",
+            "--role {}: this role has nothing to run in this version; use all, api or worker",
             role_name(role)
         ));
     }

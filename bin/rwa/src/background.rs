@@ -1,0 +1,43 @@
+//! Background work of the `worker` role (and of `all`): the job workers and
+//! the queue's maintenance (on one elected process).
+
+use std::sync::Arc;
+
+use rwa_jobs::Queue;
+use rwa_jobs::maintenance::{self, MaintenanceConfig};
+use rwa_jobs::worker::{QueueConfig, Worker, WorkerConfig};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The running background tasks.
+pub struct Background {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Background {
+    /// Starts the workers for the platform's queues and the maintenance loop.
+    /// On shutdown, running jobs get `shutdown_deadline` before they are handed back.
+    pub fn start(queue: Queue, shutdown_deadline: std::time::Duration) -> Background {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut config = WorkerConfig::new(QueueConfig::defaults());
+        config.shutdown_deadline = shutdown_deadline;
+        let worker = Arc::new(Worker::new(queue.clone(), config));
+        tracing::info!(worker = worker.id(), "job workers started");
+        tasks.spawn(worker.run(stopped.clone()));
+        tasks.spawn(maintenance::run(
+            queue,
+            MaintenanceConfig::default(),
+            stopped,
+        ));
+        Background { stop, tasks }
+    }
+
+    /// Stops claiming, waits for running jobs (up to the workers' deadline,
+    /// after which they are handed back) and for maintenance to stop.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
