@@ -21,5 +21,8 @@ want="$(sha256sum package-lock.json | cut -d' ' -f1)"
 if [ -x "$anvil" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-npm ci --no-audit --no-fund --loglevel=error
+# `npm install`, not `npm ci`: npm 11 writes a lock that records only this
+# platform's anvil binary and then refuses it in `npm ci`; `install` follows
+# the same pinned versions without that check.
+npm install --no-audit --no-fund --loglevel=error
 echo "$want" > "$stamp"

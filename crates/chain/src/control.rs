@@ -1,5 +1,6 @@
-//! Test and operator hooks over a development chain. The devnet implements them
-//! natively; the RPC adapter maps them to anvil's `evm_*` / `anvil_*` methods.
+//! Test and operator hooks over a development chain. The RPC adapter maps them
+//! to anvil's `evm_*` / `anvil_*` methods; the embedded devnet will implement
+//! them natively.
 //! Production code never calls these: they exist for tests, benchmarks and an
 //! operator driving a local chain.
 

@@ -1,17 +1,19 @@
-//! Implementations of the domain's [`ChainPort`](rwa_domain::chain::ChainPort).
+//! Everything rwa does with an EVM chain, above the domain's
+//! [`ChainPort`](rwa_domain::chain::ChainPort).
 //!
-//! - [`devnet`]: the embedded default, a real EVM (revm) in-process with its own
-//!   blocks, mempool, fee market and persistence in `DATA_DIR/devnet.db`
-//!   (development only).
-//! - [`rpc`]: an alloy JSON-RPC adapter to any EVM node, with timeouts, retries,
-//!   a circuit breaker and classified node errors.
-//!
-//! Both also implement [`ChainControl`], the test and operator hooks (snapshots,
-//! reorgs, mining, time), so one conformance suite (`tests/conformance.rs`) runs
-//! unchanged against the devnet and against anvil.
+//! - [`rpc`]: the JSON-RPC adapter to any EVM node: per-call timeouts, retries
+//!   on transient failures only, a circuit breaker, node errors classified into
+//!   the domain's `ChainError`, log queries that halve refused ranges.
+//! - [`control`]: [`ChainControl`], the development hooks (snapshots, reorgs,
+//!   mining, time) that let one conformance suite (`tests/conformance.rs`) drive
+//!   any chain; the RPC adapter maps them to anvil's methods. The embedded revm
+//!   devnet, the default chain in development, arrives with the chain-port issue
+//!   and joins that suite as its second implementation.
+//! - [`signer`]: local keys behind the domain's `Signer` port.
+//! - [`txm`]: the transaction manager (lanes, nonces and attempts stored before
+//!   broadcast, fee bumps under a cap, confirmations, reorgs).
 
 pub mod control;
-pub mod devnet;
 pub mod rpc;
 pub mod signer;
 pub mod txm;

@@ -1,1 +1,0 @@
-//! The embedded revm devnet (in progress).
