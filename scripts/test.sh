@@ -42,7 +42,7 @@ run_suite() {
   shift
   log="$(mktemp)"
   step "tests on $backend ($*)"
-  if ! RWA_TEST_DATABASE="$backend" cargo test --locked "$@" 2>&1 | tee "$log"; then status=1; fi
+  if ! RWA_TEST_DATABASE="$backend" cargo test --locked --no-fail-fast "$@" 2>&1 | tee "$log"; then status=1; fi
   local p f
   p=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
   f=$(grep -Eo '^test result: .* ([0-9]+) failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
