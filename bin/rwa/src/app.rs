@@ -112,7 +112,7 @@ impl App {
             config,
         } = self;
         let background = matches!(config.role, ServeRole::All | ServeRole::Worker)
-            .then(|| Background::start(queue, config.http.shutdown_timeout));
+            .then(|| Background::start(queue, &config.jobs, config.http.shutdown_timeout));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, router)
             .with_graceful_shutdown(async move {

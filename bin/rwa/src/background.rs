@@ -2,12 +2,15 @@
 //! the queue's maintenance (on one elected process).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rwa_jobs::Queue;
 use rwa_jobs::maintenance::{self, MaintenanceConfig};
 use rwa_jobs::worker::{QueueConfig, Worker, WorkerConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+use crate::config::JobsConfig;
 
 /// The running background tasks.
 pub struct Background {
@@ -18,12 +21,19 @@ pub struct Background {
 impl Background {
     /// Starts the workers for the platform's queues and the maintenance loop.
     /// On shutdown, running jobs get `shutdown_deadline` before they are handed back.
-    pub fn start(queue: Queue, shutdown_deadline: std::time::Duration) -> Background {
+    pub fn start(queue: Queue, jobs: &JobsConfig, shutdown_deadline: Duration) -> Background {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut config = WorkerConfig::new(QueueConfig::defaults());
         config.shutdown_deadline = shutdown_deadline;
-        let worker = Arc::new(Worker::new(queue.clone(), config));
+        config.lease = jobs.lease;
+        let mut worker = Worker::new(queue.clone(), config);
+        // Handlers register here as their issues land; test builds add the
+        // test kinds (`test-hooks`), release builds none.
+        for (kind, handler) in rwa_jobs::testing::handlers(&queue) {
+            worker.register(kind, handler);
+        }
+        let worker = Arc::new(worker);
         tracing::info!(worker = worker.id(), "job workers started");
         tasks.spawn(worker.run(stopped.clone()));
         tasks.spawn(maintenance::run(

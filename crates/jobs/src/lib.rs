@@ -28,6 +28,7 @@ mod job;
 pub mod maintenance;
 mod queue;
 mod sql;
+pub mod testing;
 pub mod worker;
 
 pub use health::QueueHealth;

@@ -26,6 +26,8 @@ pub(crate) struct Layered {
     #[serde(default)]
     pub(crate) http: HttpSection,
     #[serde(default)]
+    pub(crate) jobs: JobsSection,
+    #[serde(default)]
     pub(crate) chain: ChainSection,
     #[serde(default)]
     pub(crate) signer: SignerSection,
@@ -55,6 +57,13 @@ pub(crate) struct HttpSection {
     pub(crate) json_max_depth: Option<usize>,
     pub(crate) request_timeout_ms: Option<u64>,
     pub(crate) shutdown_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JobsSection {
+    pub(crate) lease_ms: Option<u64>,
+    pub(crate) maintenance_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -209,6 +218,12 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
     }),
     ("RWA_HTTP_SHUTDOWN_TIMEOUT_MS", |c, v| {
         Ok(c.http.shutdown_timeout_ms = Some(number(v)?))
+    }),
+    ("RWA_JOBS_LEASE_MS", |c, v| {
+        Ok(c.jobs.lease_ms = Some(number(v)?))
+    }),
+    ("RWA_JOBS_MAINTENANCE_INTERVAL_MS", |c, v| {
+        Ok(c.jobs.maintenance_interval_ms = Some(number(v)?))
     }),
 ];
 

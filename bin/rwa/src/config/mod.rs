@@ -69,6 +69,15 @@ pub struct HttpConfig {
     pub shutdown_timeout: Duration,
 }
 
+/// The job workers.
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// Lease of a claimed job; heartbeats renew it every third.
+    pub lease: Duration,
+    /// Pause between maintenance rounds (rescue, prune).
+    pub maintenance_interval: Duration,
+}
+
 /// The chain.
 #[derive(Clone, Debug)]
 pub struct ChainConfig {
@@ -130,6 +139,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// HTTP limits.
     pub http: HttpConfig,
+    /// Job workers.
+    pub jobs: JobsConfig,
     /// Roles this process runs.
     pub role: ServeRole,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::file::Layered;
 use super::secret::Secret;
 use super::{
-    ChainConfig, Config, DatabaseConfig, Environment, HttpConfig, LogFormat, ServeRole,
+    ChainConfig, Config, DatabaseConfig, Environment, HttpConfig, JobsConfig, LogFormat, ServeRole,
     SignerConfig,
 };
 
@@ -53,6 +53,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
 
     let database = database(&l, &data_dir, errors);
     let http = http(&l, errors);
+    let jobs = jobs(&l, errors);
     if role != ServeRole::All && database.url.expose().starts_with("sqlite:") {
         errors.push(format!(
             "--role {}: split roles need RWA_DATABASE_URL=postgres://… (SQLite is single-process)",
@@ -145,6 +146,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         otlp_endpoint: l.otlp_endpoint,
         log_format,
         http,
+        jobs,
         role,
     })
 }
@@ -292,6 +294,21 @@ fn signer(s: super::file::SignerSection, prod: bool, errors: &mut Vec<String>) -
         mint_key: s.mint_key,
         settlement_key: s.settlement_key,
         admin_key: s.admin_key,
+    }
+}
+
+fn jobs(l: &Layered, errors: &mut Vec<String>) -> JobsConfig {
+    let lease_ms = l.jobs.lease_ms.unwrap_or(30_000);
+    if !(300..=3_600_000).contains(&lease_ms) {
+        errors.push("RWA_JOBS_LEASE_MS: must be between 300 and 3600000".into());
+    }
+    let every_ms = l.jobs.maintenance_interval_ms.unwrap_or(10_000);
+    if !(100..=3_600_000).contains(&every_ms) {
+        errors.push("RWA_JOBS_MAINTENANCE_INTERVAL_MS: must be between 100 and 3600000".into());
+    }
+    JobsConfig {
+        lease: Duration::from_millis(lease_ms),
+        maintenance_interval: Duration::from_millis(every_ms),
     }
 }
 

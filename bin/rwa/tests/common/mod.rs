@@ -36,6 +36,16 @@ impl Server {
         env: &[(&str, &str)],
         db: Option<TestDatabase>,
     ) -> Server {
+        Self::start_with_args(database_url, env, &[], db)
+    }
+
+    /// Starts `rwa serve` with `args` added (`--role worker`, ...).
+    pub fn start_with_args(
+        database_url: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+        db: Option<TestDatabase>,
+    ) -> Server {
         let data_dir = tempfile::tempdir().expect("data dir");
         let mut env: Vec<(String, String)> = env
             .iter()
@@ -46,6 +56,7 @@ impl Server {
         let mut cmd = base_command(&env);
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
+            .args(args)
             .env("RWA_TEST_EXIT_ON_STDIN_EOF", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
