@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rwa_jobs::Queue;
 use rwa_jobs::maintenance::{self, MaintenanceConfig};
+use rwa_jobs::scheduler::Scheduler;
 use rwa_jobs::worker::{QueueConfig, Worker, WorkerConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -36,11 +37,13 @@ impl Background {
         let worker = Arc::new(worker);
         tracing::info!(worker = worker.id(), "job workers started");
         tasks.spawn(worker.run(stopped.clone()));
-        tasks.spawn(maintenance::run(
-            queue,
-            MaintenanceConfig::default(),
-            stopped,
-        ));
+        let maintenance = MaintenanceConfig {
+            every: jobs.maintenance_interval,
+            ..MaintenanceConfig::default()
+        };
+        // Periodic jobs join here with the issues that need them (reports).
+        let scheduler = Scheduler::new(queue.clone(), Vec::new());
+        tasks.spawn(maintenance::run(queue, maintenance, scheduler, stopped));
         Background { stop, tasks }
     }
 

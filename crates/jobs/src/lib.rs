@@ -18,7 +18,8 @@
 //!   `discarded` (the dead-letter set) until an operator retries them;
 //! - a rescuer for expired leases and a pruner for finished jobs.
 //!
-//! The worker runtime ([`worker`]) runs handlers per queue with a concurrency
+//! Periodic jobs ([`scheduler`]) fire once per period across processes. The
+//! worker runtime ([`worker`]) runs handlers per queue with a concurrency
 //! limit, in single steps ([`worker::Worker::try_execute`]) that tests drain
 //! deterministically.
 
@@ -27,6 +28,7 @@ mod health;
 mod job;
 pub mod maintenance;
 mod queue;
+pub mod scheduler;
 mod sql;
 pub mod testing;
 pub mod worker;

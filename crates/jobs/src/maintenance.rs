@@ -1,5 +1,5 @@
-//! Queue maintenance: rescuing jobs whose lease expired and pruning finished
-//! jobs, in batches. It runs on one elected process: on PostgreSQL the holder
+//! Queue maintenance: rescuing jobs whose lease expired, pruning finished
+//! jobs in batches, and firing periodic jobs. It runs on one elected process: on PostgreSQL the holder
 //! of a session advisory lock on a connection detached from the pool (released
 //! when that process dies, so another takes over within one round); on SQLite
 //! there is only one process.
@@ -9,6 +9,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 
+use crate::scheduler::Scheduler;
 use crate::{Db, Queue};
 
 /// Advisory-lock key of the maintenance leader (`rwa-jobs` in ASCII).
@@ -36,8 +37,14 @@ impl Default for MaintenanceConfig {
 }
 
 /// Runs maintenance until `stopped` turns true: each round, if this process
-/// leads, rescue expired leases and prune one batch of old finished jobs.
-pub async fn run(queue: Queue, config: MaintenanceConfig, mut stopped: watch::Receiver<bool>) {
+/// leads, rescue expired leases, prune one batch of old finished jobs and fire
+/// the periodic jobs that are due.
+pub async fn run(
+    queue: Queue,
+    config: MaintenanceConfig,
+    scheduler: Scheduler,
+    mut stopped: watch::Receiver<bool>,
+) {
     // The leader's lock lives on a connection detached from the pool, so it is
     // released exactly when that connection closes (the process dies).
     let mut leader: Option<PgConnection> = None;
@@ -59,6 +66,9 @@ pub async fn run(queue: Queue, config: MaintenanceConfig, mut stopped: watch::Re
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "pruned finished jobs"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "pruning jobs failed"),
+            }
+            if let Err(e) = scheduler.tick().await {
+                tracing::warn!(error = %e, "firing periodic jobs failed");
             }
         }
         tokio::select! {
