@@ -7,7 +7,7 @@ use std::time::Duration;
 use rwa_jobs::Queue;
 use rwa_jobs::maintenance::{self, MaintenanceConfig};
 use rwa_jobs::scheduler::Scheduler;
-use rwa_jobs::worker::{QueueConfig, Worker, WorkerConfig};
+use rwa_jobs::worker::{Worker, WorkerConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -25,7 +25,7 @@ impl Background {
     pub fn start(queue: Queue, jobs: &JobsConfig, shutdown_deadline: Duration) -> Background {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let mut config = WorkerConfig::new(QueueConfig::defaults());
+        let mut config = WorkerConfig::new(jobs.queues.clone());
         config.shutdown_deadline = shutdown_deadline;
         config.lease = jobs.lease;
         let mut worker = Worker::new(queue.clone(), config);

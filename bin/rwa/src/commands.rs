@@ -77,6 +77,11 @@ pub fn config_check(config: &Config) -> i32 {
         "chain": config.chain.rpc_url.as_ref().map_or("embedded devnet".into(), |u| u.redacted()),
         "confirmations": config.chain.confirmations,
         "log_format": format!("{:?}", config.log_format).to_lowercase(),
+        "queues": config.jobs.queues.iter().map(|q| json!({
+            "name": q.name,
+            "concurrency": q.concurrency,
+            "rate_limit": q.rate_limit.map(|r| json!({ "jobs": r.jobs, "per_seconds": r.per.as_secs() })),
+        })).collect::<Vec<_>>(),
     });
     println!("{summary}");
     0

@@ -244,3 +244,55 @@ fn serve_with_bad_configuration_starts_nothing() {
         &["--role api: split roles need RWA_DATABASE_URL=postgres://"],
     );
 }
+
+#[test]
+fn queue_limits_come_from_the_file_and_bad_ones_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rwa.toml");
+    std::fs::write(
+        &path,
+        "[jobs.queues.settlement]\nconcurrency = 1\nrate_limit = 20\nrate_interval_ms = 60000\n",
+    )
+    .unwrap();
+    let out = run(
+        &["--config", path.to_str().unwrap(), "config", "check"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let settlement = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "settlement")
+        .unwrap()
+        .clone();
+    assert_eq!(settlement["concurrency"], 1);
+    assert_eq!(settlement["rate_limit"]["jobs"], 20);
+    assert_eq!(settlement["rate_limit"]["per_seconds"], 60);
+
+    std::fs::write(
+        &path,
+        "[jobs.queues.settlement]\nconcurrency = 0\n[jobs.queues.payroll]\nconcurrency = 2\n\
+         [jobs.queues.reporting]\nrate_limit = 5\nrate_interval_ms = 1500\n",
+    )
+    .unwrap();
+    let out = run(
+        &["--config", path.to_str().unwrap(), "config", "check"],
+        &[],
+    );
+    assert_rejected(
+        &out,
+        &[
+            "jobs.queues.settlement.concurrency",
+            "jobs.queues.payroll: unknown queue",
+            "jobs.queues.reporting.rate_interval_ms",
+        ],
+    );
+    let out = run(&["config", "check"], &[("RWA_JOBS_LEASE_MS", "10")]);
+    assert_rejected(&out, &["RWA_JOBS_LEASE_MS"]);
+}

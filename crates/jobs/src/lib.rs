@@ -28,6 +28,7 @@ mod health;
 mod job;
 pub mod maintenance;
 mod queue;
+pub mod rate;
 pub mod scheduler;
 mod sql;
 pub mod testing;

@@ -67,6 +67,9 @@ pub async fn run(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "pruning jobs failed"),
             }
+            if let Err(e) = queue.prune_rate_windows().await {
+                tracing::warn!(error = %e, "pruning rate windows failed");
+            }
             if let Err(e) = scheduler.tick().await {
                 tracing::warn!(error = %e, "firing periodic jobs failed");
             }

@@ -215,6 +215,49 @@ impl Dialect {
         )
     }
 
+    /// The current rate window's start (Unix seconds) for an interval of `$2` seconds.
+    fn window(self) -> &'static str {
+        if self.postgres {
+            "(floor(extract(epoch from now()) / $2)::bigint * $2)"
+        } else {
+            "((CAST(strftime('%s', 'now') AS INTEGER) / $2) * $2)"
+        }
+    }
+
+    /// Creates queue `$1`'s current window row (interval `$2` seconds).
+    pub(crate) fn open_window(self) -> String {
+        format!(
+            "INSERT INTO job_rate_windows (queue, window_start, used) VALUES ($1, {w}, 0) \
+             ON CONFLICT (queue, window_start) DO NOTHING",
+            w = self.window()
+        )
+    }
+
+    /// Reads the current window's use, locking the row (PostgreSQL) until the
+    /// transaction ends.
+    pub(crate) fn lock_window(self) -> String {
+        format!(
+            "SELECT window_start, used FROM job_rate_windows WHERE queue = $1 AND window_start = {w}{lock}",
+            w = self.window(),
+            lock = if self.postgres { " FOR UPDATE" } else { "" }
+        )
+    }
+
+    /// Adds `$3` (possibly negative) to a window's use.
+    pub(crate) fn use_window(self) -> &'static str {
+        "UPDATE job_rate_windows SET used = used + $3 WHERE queue = $1 AND window_start = $2"
+    }
+
+    /// Drops windows that ended more than an hour ago.
+    pub(crate) fn prune_windows(self) -> String {
+        let now = if self.postgres {
+            "extract(epoch from now())::bigint"
+        } else {
+            "CAST(strftime('%s', 'now') AS INTEGER)"
+        };
+        format!("DELETE FROM job_rate_windows WHERE window_start < {now} - 3600")
+    }
+
     /// Per queue and state: count, and the age in seconds of the oldest runnable job.
     pub(crate) fn stats(self) -> String {
         let age = if self.postgres {

@@ -18,6 +18,7 @@ use rwa_domain::jobs::{Job, JobState};
 
 use crate::job::Outcome;
 use crate::queue::{Fence, Queue};
+use crate::rate::{Grant, RateLimit};
 
 /// Runs one kind of job.
 #[async_trait]
@@ -33,6 +34,8 @@ pub struct QueueConfig {
     pub name: String,
     /// Jobs of this queue running at once in this process.
     pub concurrency: usize,
+    /// Starts per window across every process, if limited.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl QueueConfig {
@@ -49,6 +52,7 @@ impl QueueConfig {
         .map(|(name, concurrency)| QueueConfig {
             name: name.to_owned(),
             concurrency,
+            rate_limit: None,
         })
         .collect()
     }
@@ -262,6 +266,37 @@ impl Worker {
         while loops.join_next().await.is_some() {}
     }
 
+    /// How many jobs may start now: the free slots, cut to the rate limit's
+    /// grant when the queue has one.
+    async fn admit(&self, q: &QueueConfig, free: usize) -> (usize, Option<Grant>) {
+        match q.rate_limit {
+            None => (free, None),
+            Some(_) if free == 0 => (0, None),
+            Some(limit) => match self.queue.reserve(&q.name, free, limit).await {
+                Ok(grant) => (grant.granted, Some(grant)),
+                Err(e) => {
+                    tracing::warn!(queue = %q.name, error = %e, "rate limit reservation failed");
+                    (0, None)
+                }
+            },
+        }
+    }
+
+    async fn claim_admitted(
+        &self,
+        q: &QueueConfig,
+        (n, grant): (usize, Option<Grant>),
+    ) -> RepoResult<Vec<Job>> {
+        let jobs = self
+            .queue
+            .claim(&q.name, &self.config.id, n, self.config.lease)
+            .await?;
+        if let Some(grant) = grant {
+            self.queue.release(&q.name, grant, n - jobs.len()).await?;
+        }
+        Ok(jobs)
+    }
+
     async fn serve(self: Arc<Self>, q: QueueConfig, mut shutdown: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(q.concurrency.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
@@ -271,12 +306,8 @@ impl Worker {
             if *shutdown.borrow() {
                 break;
             }
-            let free = slots.available_permits();
-            match self
-                .queue
-                .claim(&q.name, &self.config.id, free, self.config.lease)
-                .await
-            {
+            let admitted = self.admit(&q, slots.available_permits()).await;
+            match self.claim_admitted(&q, admitted).await {
                 Ok(jobs) => {
                     for job in jobs {
                         let permit = Arc::clone(&slots)

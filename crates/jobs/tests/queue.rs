@@ -379,6 +379,7 @@ async fn queue_concurrency_is_reached_and_never_exceeded() {
     let mut config = WorkerConfig::new(vec![QueueConfig {
         name: "settlement".into(),
         concurrency: 3,
+        rate_limit: None,
     }]);
     config.poll_interval = Duration::from_millis(10);
     let mut w = Worker::new(rig.queue.clone(), config);
@@ -435,6 +436,7 @@ async fn shutdown_hands_an_unfinished_job_back_without_using_an_attempt() {
     let mut config = WorkerConfig::new(vec![QueueConfig {
         name: "reporting".into(),
         concurrency: 2,
+        rate_limit: None,
     }]);
     config.poll_interval = Duration::from_millis(10);
     config.shutdown_deadline = Duration::from_millis(100);
@@ -519,5 +521,90 @@ async fn an_organization_sees_and_steers_only_its_own_jobs() {
     assert_eq!(
         JobAdmin::retry(&rig.queue, a, mine.id).await.unwrap().state,
         JobState::Available
+    );
+}
+
+/// Completes at once.
+struct Quick;
+
+#[async_trait]
+impl Handler for Quick {
+    async fn run(&self, _job: &Job) -> Outcome {
+        Outcome::Completed
+    }
+}
+
+#[tokio::test]
+async fn a_queue_rate_limit_is_reached_and_never_exceeded() {
+    use rwa_jobs::rate::RateLimit;
+
+    let rig = rig().await;
+    let jobs: Vec<NewJob> = (0..10)
+        .map(|i| NewJob::new("notification", "quick", json!({ "i": i })))
+        .collect();
+    rig.queue.enqueue_many(&jobs).await.unwrap();
+    let limit = RateLimit {
+        jobs: 4,
+        per: Duration::from_secs(1),
+    };
+    let mut config = WorkerConfig::new(vec![QueueConfig {
+        name: "notification".into(),
+        concurrency: 10,
+        rate_limit: Some(limit),
+    }]);
+    config.poll_interval = Duration::from_millis(20);
+    let mut w = Worker::new(rig.queue.clone(), config);
+    w.register("quick", Arc::new(Quick));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(Arc::new(w).run(stopped));
+    let mut done = false;
+    for _ in 0..500 {
+        let finished = rig
+            .queue
+            .list(
+                None,
+                Some("notification"),
+                Some(JobState::Completed),
+                None,
+                100,
+            )
+            .await
+            .unwrap();
+        if finished.len() == 10 {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    assert!(done, "every job ran");
+
+    // The windows' accounting: never over the limit, the limit reached, and
+    // every start accounted for (unused grants were given back).
+    let grants: Vec<i64> = match rig.queue.db() {
+        Db::Sqlite { reader, .. } => sqlx::query_scalar(
+            "SELECT CAST(used AS BIGINT) FROM job_rate_windows ORDER BY window_start",
+        )
+        .fetch_all(reader)
+        .await
+        .unwrap(),
+        Db::Postgres(pool) => {
+            sqlx::query_scalar("SELECT used::bigint FROM job_rate_windows ORDER BY window_start")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(grants.iter().all(|&u| u <= 4), "{grants:?}");
+    assert_eq!(
+        grants.iter().max(),
+        Some(&4),
+        "the limit is reached: {grants:?}"
+    );
+    assert_eq!(grants.iter().sum::<i64>(), 10, "{grants:?}");
+    assert!(
+        grants.iter().filter(|&&u| u > 0).count() >= 3,
+        "10 starts at 4 per second need 3 windows"
     );
 }

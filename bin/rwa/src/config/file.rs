@@ -64,6 +64,18 @@ pub(crate) struct HttpSection {
 pub(crate) struct JobsSection {
     pub(crate) lease_ms: Option<u64>,
     pub(crate) maintenance_interval_ms: Option<u64>,
+    #[serde(default)]
+    pub(crate) queues: std::collections::BTreeMap<String, QueueSection>,
+}
+
+/// `[jobs.queues.<name>]`: a queue's concurrency per process and its rate limit
+/// across processes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueueSection {
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) rate_limit: Option<u32>,
+    pub(crate) rate_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

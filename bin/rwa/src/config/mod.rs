@@ -74,8 +74,10 @@ pub struct HttpConfig {
 pub struct JobsConfig {
     /// Lease of a claimed job; heartbeats renew it every third.
     pub lease: Duration,
-    /// Pause between maintenance rounds (rescue, prune).
+    /// Pause between maintenance rounds (rescue, prune, periodic jobs).
     pub maintenance_interval: Duration,
+    /// The queues this process serves, with their limits.
+    pub queues: Vec<rwa_jobs::worker::QueueConfig>,
 }
 
 /// The chain.

@@ -309,7 +309,54 @@ fn jobs(l: &Layered, errors: &mut Vec<String>) -> JobsConfig {
     JobsConfig {
         lease: Duration::from_millis(lease_ms),
         maintenance_interval: Duration::from_millis(every_ms),
+        queues: queues(l, errors),
     }
+}
+
+/// The platform's queues with the file's `[jobs.queues.<name>]` overrides.
+fn queues(l: &Layered, errors: &mut Vec<String>) -> Vec<rwa_jobs::worker::QueueConfig> {
+    let mut queues = rwa_jobs::worker::QueueConfig::defaults();
+    for (name, section) in &l.jobs.queues {
+        let Some(queue) = queues.iter_mut().find(|q| &q.name == name) else {
+            let known: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
+            errors.push(format!(
+                "jobs.queues.{name}: unknown queue; expected one of {}",
+                known.join(", ")
+            ));
+            continue;
+        };
+        if let Some(n) = section.concurrency {
+            if (1..=1_000).contains(&n) {
+                queue.concurrency = n;
+            } else {
+                errors.push(format!(
+                    "jobs.queues.{name}.concurrency: must be between 1 and 1000"
+                ));
+            }
+        }
+        match (section.rate_limit, section.rate_interval_ms) {
+            (None, None) => {}
+            (Some(jobs), interval) => {
+                let interval = interval.unwrap_or(1_000);
+                if jobs == 0 {
+                    errors.push(format!("jobs.queues.{name}.rate_limit: must be at least 1"));
+                } else if interval < 1_000 || interval % 1_000 != 0 {
+                    errors.push(format!(
+                        "jobs.queues.{name}.rate_interval_ms: must be a whole number of seconds (1000, 2000, ...)"
+                    ));
+                } else {
+                    queue.rate_limit = Some(rwa_jobs::rate::RateLimit {
+                        jobs,
+                        per: Duration::from_millis(interval),
+                    });
+                }
+            }
+            (None, Some(_)) => errors.push(format!(
+                "jobs.queues.{name}.rate_interval_ms: set rate_limit too"
+            )),
+        }
+    }
+    queues
 }
 
 fn http(l: &Layered, errors: &mut Vec<String>) -> HttpConfig {

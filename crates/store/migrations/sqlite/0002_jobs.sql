@@ -39,3 +39,12 @@ CREATE TABLE job_schedules (
     name        TEXT PRIMARY KEY NOT NULL,
     last_period TEXT NOT NULL
 );
+
+-- Per-queue rate limits that hold across processes: jobs started per queue in
+-- each window (window_start in Unix seconds, aligned to the limit's interval).
+CREATE TABLE job_rate_windows (
+    queue         TEXT NOT NULL,
+    window_start  BIGINT NOT NULL,
+    used          INTEGER NOT NULL,
+    PRIMARY KEY (queue, window_start)
+);
