@@ -131,7 +131,7 @@ macro_rules! on_db {
 }
 
 macro_rules! enqueue_on {
-    ($conn:expr, $d:expr, $job:expr) => {{
+    ($conn:expr, $d:expr, $job:expr, notify = $notify:expr) => {{
         let job: &NewJob = $job;
         let args =
             serde_json::to_string(&job.args).map_err(|e| RepoError::Internal(e.to_string()))?;
@@ -157,7 +157,7 @@ macro_rules! enqueue_on {
                 .await
                 .map_err(db_error)?,
         };
-        if let Some(notify) = $d.notify() {
+        if let Some(notify) = $d.notify().filter(|_| $notify) {
             sqlx::query(notify)
                 .bind(&job.queue)
                 .execute(&mut *$conn)
@@ -171,13 +171,13 @@ macro_rules! enqueue_on {
 /// Enqueues inside the caller's open SQLite transaction: the job exists if and
 /// only if that transaction commits. Call [`Queue::wake`] after the commit.
 pub async fn enqueue_sqlite(conn: &mut SqliteConnection, job: &NewJob) -> RepoResult<Job> {
-    enqueue_on!(conn, Dialect { postgres: false }, job)
+    enqueue_on!(conn, Dialect { postgres: false }, job, notify = true)
 }
 
 /// Enqueues inside the caller's open PostgreSQL transaction, with a `NOTIFY`
 /// that is delivered when (and only if) it commits.
 pub async fn enqueue_postgres(conn: &mut PgConnection, job: &NewJob) -> RepoResult<Job> {
-    enqueue_on!(conn, Dialect { postgres: true }, job)
+    enqueue_on!(conn, Dialect { postgres: true }, job, notify = true)
 }
 
 /// Counts of one queue in one state, for health and metrics.
@@ -257,9 +257,13 @@ impl Queue {
                 tx.commit().await.map_err(db_error)?;
             }
             Db::Postgres(pool) => {
+                let d = Dialect { postgres: true };
                 let mut tx = pool.begin().await.map_err(db_error)?;
-                for job in jobs {
-                    out.push(enqueue_postgres(&mut tx, job).await?);
+                for (i, job) in jobs.iter().enumerate() {
+                    // One NOTIFY per queue and transaction is enough to wake workers.
+                    let first_of_queue = jobs[..i].iter().all(|j| j.queue != job.queue);
+                    let conn: &mut PgConnection = &mut tx;
+                    out.push(enqueue_on!(conn, d, job, notify = first_of_queue)?);
                 }
                 tx.commit().await.map_err(db_error)?;
             }
@@ -311,6 +315,22 @@ impl Queue {
             q.execute(exec).await.map_err(db_error)?.rows_affected()
         });
         Ok(if done == 1 { Fence::Held } else { Fence::Lost })
+    }
+
+    /// Marks several jobs held by `worker` completed in one statement; returns
+    /// the ids it still held (the others lost their lease and stay as they are).
+    pub async fn complete_many(&self, ids: &[Uuid], worker: &str) -> RepoResult<Vec<Uuid>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let done: Vec<(Uuid,)> = on_db!(&self.db, writer, |exec, d| {
+            let mut q = sqlx::query_as(AssertSqlSafe(d.complete_many(ids.len()))).bind(worker);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(exec).await.map_err(db_error)?
+        });
+        Ok(done.into_iter().map(|(id,)| id).collect())
     }
 
     /// Marks a job completed.

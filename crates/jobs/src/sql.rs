@@ -92,6 +92,17 @@ impl Dialect {
         )
     }
 
+    /// Completion of `n` jobs (`$2`..`$n+1`) held by worker `$1`, fenced.
+    pub(crate) fn complete_many(self, n: usize) -> String {
+        let ids: Vec<String> = (2..n + 2).map(|i| format!("${i}")).collect();
+        format!(
+            "UPDATE jobs SET state = 'completed', finalized_at = {now}, lease_expires_at = NULL \
+             WHERE id IN ({ids}) AND state = 'running' AND attempted_by = $1 RETURNING id",
+            now = self.now(),
+            ids = ids.join(", ")
+        )
+    }
+
     /// A failed attempt: retryable after `$3` seconds, or discarded when out of
     /// attempts; `$4` is the new errors array. Fenced.
     pub(crate) fn fail(self) -> String {

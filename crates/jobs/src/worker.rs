@@ -95,11 +95,19 @@ pub fn worker_id() -> String {
     format!("{host}:{}:{tag:08x}", std::process::id())
 }
 
+/// A completion waiting for the next batch, and where to answer.
+type Completion = (uuid::Uuid, tokio::sync::oneshot::Sender<RepoResult<Fence>>);
+
+/// Most completions written by one statement.
+const COMPLETION_BATCH: usize = 1_000;
+
 /// Handlers and the queue they run against.
 pub struct Worker {
     queue: Queue,
     handlers: HashMap<String, Arc<dyn Handler>>,
     config: WorkerConfig,
+    /// While [`Worker::run`] runs: completions are written in batches.
+    completer: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Completion>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -129,6 +137,61 @@ impl Worker {
             queue,
             handlers: HashMap::new(),
             config,
+            completer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Records a completion: batched with others while the worker runs, alone
+    /// in single steps. Returns once it is stored.
+    async fn complete(&self, job: &Job) -> RepoResult<Fence> {
+        if let Some(batch) = self.completer.get() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if batch.send((job.id, tx)).is_ok()
+                && let Ok(result) = rx.await
+            {
+                return result;
+            }
+        }
+        self.queue.complete(job, &self.config.id).await
+    }
+
+    /// Writes completions in batches: whatever arrived while the previous
+    /// batch was being written goes in the next statement.
+    async fn complete_batches(
+        queue: Queue,
+        worker: String,
+        mut pending: tokio::sync::mpsc::UnboundedReceiver<Completion>,
+    ) {
+        while let Some(first) = pending.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < COMPLETION_BATCH {
+                match pending.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let ids: Vec<uuid::Uuid> = batch.iter().map(|(id, _)| *id).collect();
+            match queue.complete_many(&ids, &worker).await {
+                Ok(held) => {
+                    let held: std::collections::HashSet<uuid::Uuid> = held.into_iter().collect();
+                    for (id, answer) in batch {
+                        let fence = if held.contains(&id) {
+                            Fence::Held
+                        } else {
+                            Fence::Lost
+                        };
+                        let _ = answer.send(Ok(fence));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, jobs = batch.len(), "batched completion failed");
+                    for (id, answer) in batch {
+                        let _ = answer.send(Err(rwa_domain::RepoError::Unavailable(format!(
+                            "completing job {id}: {e}"
+                        ))));
+                    }
+                }
+            }
         }
     }
 
@@ -202,11 +265,7 @@ impl Worker {
     async fn record(&self, job: &Job, outcome: Outcome) -> RepoResult<Ran> {
         let worker = &self.config.id;
         let (fence, state, label) = match &outcome {
-            Outcome::Completed => (
-                self.queue.complete(job, worker).await?,
-                JobState::Completed,
-                "completed",
-            ),
+            Outcome::Completed => (self.complete(job).await?, JobState::Completed, "completed"),
             Outcome::Retry(message) => {
                 let delay = backoff::with_jitter(job.attempt, rand::rng().random());
                 let state = if job.attempt >= job.max_attempts {
@@ -256,7 +315,24 @@ impl Worker {
     /// claiming, lets running jobs finish until the deadline, and hands the
     /// rest back without using up their attempt.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let (batch, pending) = tokio::sync::mpsc::unbounded_channel();
+        let completer = match self.completer.set(batch) {
+            Ok(()) => Some(tokio::spawn(Self::complete_batches(
+                self.queue.clone(),
+                self.config.id.clone(),
+                pending,
+            ))),
+            Err(_) => None, // already running: the first run's completer serves
+        };
         let mut loops = JoinSet::new();
+        let listener = match self.queue.db() {
+            // Other processes' enqueues arrive as NOTIFY: wake at once rather
+            // than at the next poll.
+            crate::Db::Postgres(pool) => {
+                Some(tokio::spawn(listen(pool.clone(), self.queue.clone())))
+            }
+            crate::Db::Sqlite { .. } => None,
+        };
         for q in self.config.queues.clone() {
             let worker = Arc::clone(&self);
             let stop = shutdown.clone();
@@ -264,6 +340,13 @@ impl Worker {
         }
         let _ = shutdown.wait_for(|s| *s).await;
         while loops.join_next().await.is_some() {}
+        // Every job's completion was awaited by its task: nothing is pending.
+        if let Some(completer) = completer {
+            completer.abort();
+        }
+        if let Some(listener) = listener {
+            listener.abort();
+        }
     }
 
     /// How many jobs may start now: the free slots, cut to the rate limit's
@@ -360,6 +443,29 @@ impl Worker {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Wakes local workers on every `rwa_jobs` notification, reconnecting after a
+/// lost connection (polling covers the gap).
+async fn listen(pool: sqlx::PgPool, queue: Queue) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "job notifications unavailable; polling");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen("rwa_jobs").await {
+            tracing::warn!(error = %e, "LISTEN rwa_jobs failed; polling");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        while let Ok(_notification) = listener.recv().await {
+            queue.wake();
         }
     }
 }
