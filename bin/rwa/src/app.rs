@@ -11,6 +11,8 @@ use std::time::Instant;
 use anyhow::Context;
 use async_trait::async_trait;
 use rwa_api::{ApiSettings, ApiState};
+use rwa_chain::health::ChainHealth;
+use rwa_chain::rpc::{RpcChain, RpcConfig};
 use rwa_domain::health::{CheckReport, HealthCheck, HealthStatus};
 use rwa_domain::ports::DatabaseProbe;
 use rwa_jobs::{Queue, QueueHealth};
@@ -57,10 +59,16 @@ impl App {
         let store = Arc::new(open_store(&config).await?);
         let probe: Arc<dyn DatabaseProbe> = store.clone();
         let queue = Queue::new(store.job_db());
-        let health: Vec<Arc<dyn HealthCheck>> = vec![
+        let mut health: Vec<Arc<dyn HealthCheck>> = vec![
             Arc::new(DatabaseCheck(probe.clone())),
             Arc::new(QueueHealth(queue.clone())),
         ];
+        if let Some(url) = &config.chain.rpc_url {
+            // The embedded devnet (no URL, development) joins with its issue.
+            let rpc = RpcChain::new(RpcConfig::new(url.expose()))
+                .map_err(|e| anyhow::anyhow!("RWA_CHAIN_RPC_URL: {e}"))?;
+            health.push(Arc::new(ChainHealth::rpc(Arc::new(rpc))));
+        }
         let settings = ApiSettings {
             body_limit_bytes: config.http.body_limit_bytes,
             json_max_depth: config.http.json_max_depth,

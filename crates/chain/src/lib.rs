@@ -9,11 +9,13 @@
 //!   any chain; the RPC adapter maps them to anvil's methods. The embedded revm
 //!   devnet, the default chain in development, arrives with the chain-port issue
 //!   and joins that suite as its second implementation.
+//! - [`health`]: `checks.chain` (chain id, head, finalized, breaker).
 //! - [`signer`]: local keys behind the domain's `Signer` port.
 //! - [`txm`]: the transaction manager (lanes, nonces and attempts stored before
 //!   broadcast, fee bumps under a cap, confirmations, reorgs).
 
 pub mod control;
+pub mod health;
 pub mod rpc;
 pub mod signer;
 pub mod txm;

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use rwa_domain::health::{CheckReport, HealthCheck, HealthStatus};
 use serde_json::json;
 
-use crate::Queue;
+use crate::{Queue, QueueCount};
 
 /// The queues as a (non-critical) health dependency.
 #[derive(Debug)]
@@ -36,16 +36,13 @@ impl HealthCheck for QueueHealth {
                 HealthStatus::Unhealthy
             }
             Ok(counts) => {
+                export_depth(&counts);
                 let mut queues: BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
                     BTreeMap::new();
                 for c in counts {
-                    metrics::gauge!("rwa_jobs_queue_depth", "queue" => c.queue.clone(), "state" => c.state.as_str())
-                        .set(c.count as f64);
                     let entry = queues.entry(c.queue.clone()).or_default();
                     entry.insert(c.state.as_str().into(), json!(c.count));
                     if let Some(age) = c.oldest_available_seconds {
-                        metrics::gauge!("rwa_jobs_oldest_available_seconds", "queue" => c.queue.clone())
-                            .set(age);
                         entry.insert("oldest_available_seconds".into(), json!(age));
                     }
                 }
@@ -57,6 +54,18 @@ impl HealthCheck for QueueHealth {
             status,
             latency_ms,
             details,
+        }
+    }
+}
+
+/// Sets the depth gauges from fresh counts.
+pub(crate) fn export_depth(counts: &[QueueCount]) {
+    for c in counts {
+        metrics::gauge!("rwa_jobs_queue_depth", "queue" => c.queue.clone(), "state" => c.state.as_str())
+            .set(c.count as f64);
+        if let Some(age) = c.oldest_available_seconds {
+            metrics::gauge!("rwa_jobs_oldest_available_seconds", "queue" => c.queue.clone())
+                .set(age);
         }
     }
 }

@@ -58,6 +58,11 @@ pub async fn run(
                 }
             }
         };
+        // Every process exports the queue depth it sees, leader or not.
+        match queue.counts().await {
+            Ok(counts) => crate::health::export_depth(&counts),
+            Err(e) => tracing::debug!(error = %e, "reading queue depth failed"),
+        }
         if leading {
             if let Err(e) = queue.rescue_expired().await {
                 tracing::warn!(error = %e, "rescuing expired jobs failed");

@@ -86,7 +86,9 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         check_url(
             "RWA_CHAIN_RPC_URL",
             url.expose(),
-            &["http", "https", "ws", "wss"],
+            // WebSocket transport is not built yet: refuse it here rather
+            // than fail after start-up.
+            &["http", "https"],
             errors,
         );
     } else if prod {
