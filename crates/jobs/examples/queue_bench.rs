@@ -55,6 +55,24 @@ async fn completed(queue: &Queue) -> Vec<Job> {
     out
 }
 
+/// Returns once `n` bench jobs are completed.
+async fn wait_completed(queue: &Queue, n: u64) {
+    loop {
+        let done: i64 = queue
+            .counts()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.queue == "bench" && c.state == JobState::Completed)
+            .map(|c| c.count)
+            .sum();
+        if u64::try_from(done).unwrap_or(0) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn latency_report(jobs: &[Job]) {
     let mut waits: Vec<f64> = jobs
         .iter()
@@ -117,18 +135,7 @@ async fn main() {
             );
             let started = Instant::now();
             let run = tokio::spawn(Arc::clone(&worker).run(stopped));
-            loop {
-                let counts = queue.counts().await.unwrap();
-                let done: i64 = counts
-                    .iter()
-                    .filter(|c| c.queue == "bench" && c.state == JobState::Completed)
-                    .map(|c| c.count)
-                    .sum();
-                if done as usize >= total {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_completed(&queue, total as u64).await;
             let drain = started.elapsed();
             stop.send(true).unwrap();
             run.await.unwrap();
@@ -155,18 +162,7 @@ async fn main() {
                 queue.enqueue_many(&jobs).await.unwrap();
                 sent += 100;
             }
-            loop {
-                let counts = queue.counts().await.unwrap();
-                let done: i64 = counts
-                    .iter()
-                    .filter(|c| c.queue == "bench" && c.state == JobState::Completed)
-                    .map(|c| c.count)
-                    .sum();
-                if done as u64 >= sent {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_completed(&queue, sent).await;
             let elapsed = started.elapsed();
             stop.send(true).unwrap();
             run.await.unwrap();

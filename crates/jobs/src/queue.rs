@@ -98,31 +98,16 @@ fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// Runs `$body` with `$exec` bound to the right executor and `$d` to the dialect.
+/// Runs `$body` with `$exec` bound to the right executor (`writer` or
+/// `reader` on SQLite; the pool on PostgreSQL) and `$d` to the dialect.
 macro_rules! on_db {
-    ($db:expr, writer, |$exec:ident, $d:ident| $body:expr) => {
+    ($db:expr, $which:ident, |$exec:ident, $d:ident| $body:expr) => {
         match $db {
-            Db::Sqlite { writer, .. } => {
-                let $exec = writer;
+            Db::Sqlite { $which: $exec, .. } => {
                 let $d = Dialect { postgres: false };
                 $body
             }
-            Db::Postgres(pool) => {
-                let $exec = pool;
-                let $d = Dialect { postgres: true };
-                $body
-            }
-        }
-    };
-    ($db:expr, reader, |$exec:ident, $d:ident| $body:expr) => {
-        match $db {
-            Db::Sqlite { reader, .. } => {
-                let $exec = reader;
-                let $d = Dialect { postgres: false };
-                $body
-            }
-            Db::Postgres(pool) => {
-                let $exec = pool;
+            Db::Postgres($exec) => {
                 let $d = Dialect { postgres: true };
                 $body
             }

@@ -96,39 +96,34 @@ impl Scheduler {
     }
 
     async fn fire(&self, name: &str, period: &str, job: &NewJob) -> RepoResult<Option<Job>> {
+        // The same steps on either backend, in one write transaction.
+        macro_rules! advance_then_enqueue {
+            ($tx:ident, $enqueue:ident) => {{
+                let won: Option<(String,)> = sqlx::query_as(ADVANCE)
+                    .bind(name)
+                    .bind(period)
+                    .fetch_optional(&mut *$tx)
+                    .await
+                    .map_err(db_error)?;
+                let job = match won {
+                    Some(_) => Some($enqueue(&mut $tx, job).await?),
+                    None => None,
+                };
+                $tx.commit().await.map_err(db_error)?;
+                Ok(job)
+            }};
+        }
         match self.queue.db() {
             Db::Sqlite { writer, .. } => {
                 let mut tx = writer
                     .begin_with("BEGIN IMMEDIATE")
                     .await
                     .map_err(db_error)?;
-                let won: Option<(String,)> = sqlx::query_as(ADVANCE)
-                    .bind(name)
-                    .bind(period)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                let job = match won {
-                    Some(_) => Some(enqueue_sqlite(&mut tx, job).await?),
-                    None => None,
-                };
-                tx.commit().await.map_err(db_error)?;
-                Ok(job)
+                advance_then_enqueue!(tx, enqueue_sqlite)
             }
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(db_error)?;
-                let won: Option<(String,)> = sqlx::query_as(ADVANCE)
-                    .bind(name)
-                    .bind(period)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                let job = match won {
-                    Some(_) => Some(enqueue_postgres(&mut tx, job).await?),
-                    None => None,
-                };
-                tx.commit().await.map_err(db_error)?;
-                Ok(job)
+                advance_then_enqueue!(tx, enqueue_postgres)
             }
         }
     }
