@@ -15,6 +15,7 @@
 //!   broadcast, fee bumps under a cap, confirmations, reorgs).
 
 pub mod control;
+pub mod devnet;
 pub mod health;
 pub mod rpc;
 pub mod signer;

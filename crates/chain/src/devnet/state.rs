@@ -1,0 +1,610 @@
+//! The devnet's chain: accounts in a revm `CacheDB`, the canonical blocks with
+//! the state after each (so any block can be the head again: reorgs,
+//! rollbacks, snapshots), a mempool that validates like a node, and block
+//! production with EIP-1559 base fees, receipts and block-wide log indexes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use alloy::consensus::transaction::SignerRecoverable;
+use alloy::consensus::{Header, Transaction, TxEnvelope};
+use alloy::eips::eip1559::{BaseFeeParams, calc_next_block_base_fee};
+use alloy::eips::eip2718::{Decodable2718, Encodable2718};
+use alloy::primitives::{Address, B256, Bloom, Bytes, TxKind, U256, keccak256};
+use revm::bytecode::Bytecode;
+use revm::context::result::{ExecutionResult, Output};
+use revm::context::{BlockEnv, TxEnv};
+use revm::database::{CacheDB, EmptyDB};
+use revm::primitives::hardfork::SpecId;
+use revm::state::AccountInfo;
+use revm::state::EvmState;
+use revm::{Context, DatabaseCommit, DatabaseRef, ExecuteEvm, MainBuilder, MainContext};
+use rwa_domain::chain::{BlockHeader, CallRequest, ChainError, ChainResult, Log, Receipt};
+
+use super::DevnetConfig;
+use super::storage::{AccountDiff, StateDiff, StoredBlock};
+
+/// The pinned EVM version (solc `evmVersion`, anvil `--hardfork`).
+pub(crate) const SPEC: SpecId = SpecId::PRAGUE;
+
+type Db = CacheDB<EmptyDB>;
+
+/// A pooled, validated transaction.
+#[derive(Clone, Debug)]
+pub(crate) struct Pooled {
+    pub(crate) hash: B256,
+    pub(crate) sender: Address,
+    pub(crate) tx: TxEnvelope,
+}
+
+/// A mined block with what the port serves from it.
+#[derive(Clone, Debug)]
+pub(crate) struct Mined {
+    pub(crate) header: BlockHeader,
+    pub(crate) receipts: Vec<Receipt>,
+    /// State after this block.
+    pub(crate) state: Db,
+    /// What this block changed (what the database keeps).
+    pub(crate) diff: StateDiff,
+}
+
+/// Everything the devnet knows.
+#[derive(Debug)]
+pub(crate) struct ChainState {
+    pub(crate) config: DevnetConfig,
+    pub(crate) blocks: Vec<Mined>,
+    /// Pending transactions by sender, then nonce.
+    pub(crate) pool: BTreeMap<Address, BTreeMap<u64, Pooled>>,
+    /// Where each canonical transaction is: (block number, index).
+    pub(crate) index: HashMap<B256, (u64, usize)>,
+    pub(crate) next_timestamp: Option<u64>,
+    pub(crate) automine: bool,
+    pub(crate) snapshots: HashMap<u64, u64>,
+    pub(crate) next_snapshot: u64,
+    /// Mixed into every header so a re-mined height never repeats a hash.
+    pub(crate) generation: u64,
+    /// Lowest block number changed since the database was last written.
+    pub(crate) dirty_from: Option<u64>,
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ChainState {
+    pub(crate) fn genesis(config: DevnetConfig) -> Self {
+        let mut db = Db::new(EmptyDB::default());
+        let mut diff = StateDiff::new();
+        for (address, balance) in &config.genesis_accounts {
+            db.insert_account_info(
+                *address,
+                AccountInfo {
+                    balance: *balance,
+                    ..AccountInfo::default()
+                },
+            );
+            diff.insert(
+                *address,
+                AccountDiff {
+                    balance: *balance,
+                    ..AccountDiff::default()
+                },
+            );
+        }
+        let timestamp = config.genesis_timestamp.unwrap_or_else(now_seconds);
+        let header = Header {
+            number: 0,
+            timestamp,
+            gas_limit: config.block_gas_limit,
+            base_fee_per_gas: Some(u64::try_from(config.initial_base_fee).unwrap_or(u64::MAX)),
+            extra_data: Bytes::from_static(b"rwa devnet"),
+            ..Header::default()
+        };
+        let genesis = Mined {
+            header: domain_header(&header),
+            receipts: Vec::new(),
+            state: db,
+            diff,
+        };
+        let automine = config.automine;
+        Self {
+            config,
+            blocks: vec![genesis],
+            pool: BTreeMap::new(),
+            index: HashMap::new(),
+            next_timestamp: None,
+            automine,
+            snapshots: HashMap::new(),
+            next_snapshot: 1,
+            generation: 0,
+            dirty_from: Some(0),
+        }
+    }
+
+    /// Rebuilds the chain from the database, replaying each block's changes.
+    pub(crate) fn restore(config: DevnetConfig, stored: Vec<StoredBlock>, generation: u64) -> Self {
+        let mut db = Db::new(EmptyDB::default());
+        let mut blocks = Vec::with_capacity(stored.len());
+        let mut index = HashMap::new();
+        for b in stored {
+            apply_diff(&mut db, &b.diff);
+            for r in &b.receipts {
+                index.insert(
+                    r.transaction_hash,
+                    (b.header.number, r.transaction_index as usize),
+                );
+            }
+            blocks.push(Mined {
+                header: b.header,
+                receipts: b.receipts,
+                state: db.clone(),
+                diff: b.diff,
+            });
+        }
+        let automine = config.automine;
+        Self {
+            config,
+            blocks,
+            pool: BTreeMap::new(),
+            index,
+            next_timestamp: None,
+            automine,
+            snapshots: HashMap::new(),
+            next_snapshot: 1,
+            generation,
+            dirty_from: None,
+        }
+    }
+
+    fn mark_dirty(&mut self, from: u64) {
+        self.dirty_from = Some(self.dirty_from.map_or(from, |d| d.min(from)));
+    }
+
+    pub(crate) fn head(&self) -> &Mined {
+        self.blocks.last().expect("genesis always exists")
+    }
+
+    pub(crate) fn head_number(&self) -> u64 {
+        self.head().header.number
+    }
+
+    fn account(&self, address: Address) -> AccountInfo {
+        self.head()
+            .state
+            .basic_ref(address)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn balance(&self, address: Address) -> U256 {
+        self.account(address).balance
+    }
+
+    pub(crate) fn nonce(&self, address: Address, pending: bool) -> u64 {
+        let mined = self.account(address).nonce;
+        if !pending {
+            return mined;
+        }
+        let mut next = mined;
+        if let Some(queued) = self.pool.get(&address) {
+            while queued.contains_key(&next) {
+                next += 1;
+            }
+        }
+        next
+    }
+
+    /// The base fee the next block will charge.
+    pub(crate) fn next_base_fee(&self) -> u64 {
+        let h = &self.head().header;
+        calc_next_block_base_fee(
+            h.gas_used,
+            h.gas_limit,
+            h.base_fee_per_gas.unwrap_or(0) as u64,
+            BaseFeeParams::ethereum(),
+        )
+    }
+
+    /// Validates a raw transaction like a node and pools it.
+    pub(crate) fn accept(&mut self, raw: &[u8]) -> ChainResult<B256> {
+        let tx = TxEnvelope::decode_2718(&mut &raw[..])
+            .map_err(|e| ChainError::InvalidTransaction(format!("undecodable: {e}")))?;
+        let hash = *tx.tx_hash();
+        if self.index.contains_key(&hash)
+            || self
+                .pool
+                .values()
+                .any(|q| q.values().any(|p| p.hash == hash))
+        {
+            return Err(ChainError::AlreadyKnown);
+        }
+        let sender = tx
+            .recover_signer()
+            .map_err(|_| ChainError::InvalidTransaction("invalid signature".into()))?;
+        if tx.chain_id() != Some(self.config.chain_id) {
+            return Err(ChainError::InvalidTransaction(format!(
+                "invalid chain id {:?}, expected {}",
+                tx.chain_id(),
+                self.config.chain_id
+            )));
+        }
+        let intrinsic = intrinsic_gas(&tx);
+        if tx.gas_limit() < intrinsic {
+            return Err(ChainError::GasLimit(format!(
+                "intrinsic gas too low: have {}, want {intrinsic}",
+                tx.gas_limit()
+            )));
+        }
+        if tx.gas_limit() > self.config.block_gas_limit {
+            return Err(ChainError::GasLimit("exceeds block gas limit".into()));
+        }
+        let mined_nonce = self.nonce(sender, false);
+        if tx.nonce() < mined_nonce {
+            return Err(ChainError::NonceTooLow(format!(
+                "nonce too low: next nonce {mined_nonce}, tx nonce {}",
+                tx.nonce()
+            )));
+        }
+        let base_fee = u128::from(self.next_base_fee());
+        if tx.max_fee_per_gas() < base_fee {
+            return Err(ChainError::FeeCapTooLow(format!(
+                "max fee per gas less than block base fee: maxFeePerGas {}, baseFee {base_fee}",
+                tx.max_fee_per_gas()
+            )));
+        }
+        let cost = U256::from(tx.gas_limit()) * U256::from(tx.max_fee_per_gas()) + tx.value();
+        if self.balance(sender) < cost {
+            return Err(ChainError::InsufficientFunds(format!(
+                "insufficient funds for gas * price + value: have {}, want {cost}",
+                self.balance(sender)
+            )));
+        }
+        let queue = self.pool.entry(sender).or_default();
+        if let Some(existing) = queue.get(&tx.nonce()) {
+            let bumped = |old: u128, new: u128| new * 10 >= old * 11;
+            let old_tip = existing.tx.max_priority_fee_per_gas().unwrap_or(0);
+            let new_tip = tx.max_priority_fee_per_gas().unwrap_or(0);
+            if !bumped(existing.tx.max_fee_per_gas(), tx.max_fee_per_gas())
+                || !bumped(old_tip, new_tip)
+            {
+                return Err(ChainError::ReplacementUnderpriced);
+            }
+        }
+        queue.insert(tx.nonce(), Pooled { hash, sender, tx });
+        metrics::counter!("rwa_devnet_transactions_total").increment(1);
+        Ok(hash)
+    }
+
+    /// Mines one block from the pool (contiguous nonces per sender, highest tip first).
+    pub(crate) fn mine_block(&mut self, forced: Vec<Pooled>) {
+        let parent = self.head().clone();
+        let number = parent.header.number + 1;
+        let timestamp = self
+            .next_timestamp
+            .take()
+            .unwrap_or_else(|| now_seconds().max(parent.header.timestamp + 1));
+        let base_fee = self.next_base_fee();
+        let mut db = parent.state.clone();
+        let mut diff = StateDiff::new();
+        let block_env = BlockEnv {
+            number: U256::from(number),
+            timestamp: U256::from(timestamp),
+            gas_limit: self.config.block_gas_limit,
+            basefee: base_fee,
+            beneficiary: Address::ZERO,
+            prevrandao: Some(keccak256(number.to_be_bytes())),
+            ..BlockEnv::default()
+        };
+
+        let mut candidates = forced;
+        candidates.extend(self.take_executable(&db, base_fee));
+        let mut receipts = Vec::new();
+        let mut cumulative = 0u64;
+        let mut bloom = Bloom::default();
+        let mut log_index = 0u64;
+        let mut included = Vec::new();
+        for pooled in candidates {
+            if cumulative + pooled.tx.gas_limit() > self.config.block_gas_limit {
+                // Back to the pool for the next block.
+                self.pool
+                    .entry(pooled.sender)
+                    .or_default()
+                    .insert(pooled.tx.nonce(), pooled);
+                continue;
+            }
+            let env = tx_env(&pooled, self.config.chain_id);
+            let outcome = {
+                let mut evm = Context::mainnet()
+                    .with_db(&mut db)
+                    .with_block(block_env.clone())
+                    .modify_cfg_chained(|c| {
+                        c.chain_id = self.config.chain_id;
+                        c.spec = SPEC;
+                    })
+                    .build_mainnet();
+                evm.transact(env)
+            };
+            let Ok(outcome) = outcome else {
+                // Invalid against this block's state (e.g. funds spent by an
+                // earlier transaction): dropped, as a node would.
+                continue;
+            };
+            record_changes(&mut diff, &outcome.state);
+            db.commit(outcome.state);
+            let result = outcome.result;
+            let gas_used = result.tx_gas_used();
+            cumulative += gas_used;
+            let tip = pooled.tx.effective_tip_per_gas(base_fee).unwrap_or(0);
+            let index = receipts.len() as u64;
+            let logs: Vec<Log> = result
+                .logs()
+                .iter()
+                .map(|l| {
+                    bloom.accrue_log(l);
+                    let log = Log {
+                        address: l.address,
+                        topics: l.data.topics().to_vec(),
+                        data: l.data.data.clone(),
+                        block_hash: B256::ZERO,
+                        block_number: number,
+                        transaction_hash: pooled.hash,
+                        transaction_index: index,
+                        log_index,
+                        removed: false,
+                    };
+                    log_index += 1;
+                    log
+                })
+                .collect();
+            let mut receipt_bloom = Bloom::default();
+            for l in result.logs() {
+                receipt_bloom.accrue_log(l);
+            }
+            let contract_address = match &result {
+                ExecutionResult::Success {
+                    output: Output::Create(_, address),
+                    ..
+                } => *address,
+                _ => None,
+            };
+            receipts.push(Receipt {
+                transaction_hash: pooled.hash,
+                transaction_index: index,
+                block_hash: B256::ZERO,
+                block_number: number,
+                from: pooled.sender,
+                to: pooled.tx.to(),
+                contract_address,
+                success: result.is_success(),
+                gas_used,
+                cumulative_gas_used: cumulative,
+                effective_gas_price: u128::from(base_fee) + tip,
+                logs,
+                logs_bloom: receipt_bloom,
+            });
+            included.push(pooled.tx.encoded_2718());
+        }
+        self.generation += 1;
+        let header = Header {
+            parent_hash: parent.header.hash,
+            number,
+            timestamp,
+            gas_limit: self.config.block_gas_limit,
+            gas_used: cumulative,
+            base_fee_per_gas: Some(base_fee),
+            logs_bloom: bloom,
+            transactions_root: keccak256(included.concat()),
+            mix_hash: keccak256(self.generation.to_be_bytes()),
+            ..Header::default()
+        };
+        let header = domain_header(&header);
+        for r in &mut receipts {
+            r.block_hash = header.hash;
+            for l in &mut r.logs {
+                l.block_hash = header.hash;
+            }
+            self.index
+                .insert(r.transaction_hash, (number, r.transaction_index as usize));
+        }
+        self.blocks.push(Mined {
+            header,
+            receipts,
+            state: db,
+            diff,
+        });
+        self.mark_dirty(number);
+        metrics::counter!("rwa_devnet_blocks_total").increment(1);
+    }
+
+    /// Pool transactions runnable now: per sender the run of nonces from the
+    /// account's, each paying at least the base fee; senders whose first
+    /// transaction tips most go first, each sender's run in nonce order.
+    fn take_executable(&mut self, db: &Db, base_fee: u64) -> Vec<Pooled> {
+        let mut runs: Vec<Vec<Pooled>> = Vec::new();
+        for (sender, queue) in &mut self.pool {
+            let mut next = db
+                .basic_ref(*sender)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .nonce;
+            queue.retain(|nonce, _| *nonce >= next);
+            let mut run = Vec::new();
+            while let Some(p) = queue.get(&next) {
+                if p.tx.max_fee_per_gas() < u128::from(base_fee) {
+                    break;
+                }
+                run.push(queue.remove(&next).expect("present"));
+                next += 1;
+            }
+            if !run.is_empty() {
+                runs.push(run);
+            }
+        }
+        self.pool.retain(|_, q| !q.is_empty());
+        runs.sort_by_key(|run| {
+            std::cmp::Reverse(run[0].tx.effective_tip_per_gas(base_fee).unwrap_or(0))
+        });
+        runs.into_iter().flatten().collect()
+    }
+
+    /// Drops blocks above `number` (their transactions are not re-pooled).
+    pub(crate) fn truncate(&mut self, number: u64) {
+        if self.head_number() > number {
+            self.mark_dirty(number + 1);
+        }
+        while self.head_number() > number {
+            let dropped = self.blocks.pop().expect("above genesis");
+            for r in dropped.receipts {
+                self.index.remove(&r.transaction_hash);
+            }
+        }
+    }
+
+    /// Executes a call against the state after block `number`.
+    pub(crate) fn call(&self, request: &CallRequest, number: u64) -> ChainResult<(u64, Bytes)> {
+        let block = self
+            .blocks
+            .get(usize::try_from(number).unwrap_or(usize::MAX))
+            .ok_or_else(|| ChainError::Other(format!("unknown block {number}")))?;
+        let mut db = block.state.clone();
+        let from = request.from.unwrap_or(Address::ZERO);
+        let nonce = db.basic_ref(from).ok().flatten().unwrap_or_default().nonce;
+        let env = TxEnv {
+            tx_type: 0,
+            caller: from,
+            gas_limit: request.gas.unwrap_or(self.config.block_gas_limit),
+            gas_price: 0,
+            kind: request.to.map_or(TxKind::Create, TxKind::Call),
+            value: request.value,
+            data: request.input.clone(),
+            nonce,
+            chain_id: Some(self.config.chain_id),
+            ..TxEnv::default()
+        };
+        let block_env = BlockEnv {
+            number: U256::from(block.header.number),
+            timestamp: U256::from(block.header.timestamp),
+            gas_limit: self.config.block_gas_limit,
+            basefee: 0,
+            prevrandao: Some(B256::ZERO),
+            ..BlockEnv::default()
+        };
+        let mut evm = Context::mainnet()
+            .with_db(&mut db)
+            .with_block(block_env)
+            .modify_cfg_chained(|c| {
+                c.chain_id = self.config.chain_id;
+                c.spec = SPEC;
+            })
+            .build_mainnet();
+        let outcome = evm
+            .transact(env)
+            .map_err(|e| ChainError::Other(format!("call rejected: {e:?}")))?;
+        let gas = outcome.result.tx_gas_used();
+        match outcome.result {
+            ExecutionResult::Success { output, .. } => Ok((gas, output.into_data())),
+            ExecutionResult::Revert { output, .. } => Err(ChainError::Reverted {
+                reason: crate::rpc::errors::decode_revert(&output),
+                data: output,
+            }),
+            ExecutionResult::Halt { reason, .. } => {
+                Err(ChainError::Other(format!("execution halted: {reason:?}")))
+            }
+        }
+    }
+}
+
+fn tx_env(p: &Pooled, chain_id: u64) -> TxEnv {
+    let tx = &p.tx;
+    TxEnv {
+        tx_type: tx.tx_type() as u8,
+        caller: p.sender,
+        gas_limit: tx.gas_limit(),
+        gas_price: tx.max_fee_per_gas(),
+        kind: tx.kind(),
+        value: tx.value(),
+        data: tx.input().clone(),
+        nonce: tx.nonce(),
+        chain_id: Some(chain_id),
+        access_list: tx.access_list().cloned().unwrap_or_default(),
+        gas_priority_fee: tx.max_priority_fee_per_gas(),
+        ..TxEnv::default()
+    }
+}
+
+/// Intrinsic gas of a transaction (Prague: calldata, creation, access list).
+fn intrinsic_gas(tx: &TxEnvelope) -> u64 {
+    let data = tx.input();
+    let zeros = data.iter().filter(|b| **b == 0).count() as u64;
+    let mut gas = 21_000 + zeros * 4 + (data.len() as u64 - zeros) * 16;
+    if tx.kind().is_create() {
+        gas += 32_000 + (data.len() as u64).div_ceil(32) * 2;
+    }
+    if let Some(list) = tx.access_list() {
+        for item in list.iter() {
+            gas += 2_400 + item.storage_keys.len() as u64 * 1_900;
+        }
+    }
+    gas
+}
+
+pub(crate) fn domain_header(h: &Header) -> BlockHeader {
+    BlockHeader {
+        hash: h.hash_slow(),
+        parent_hash: h.parent_hash,
+        number: h.number,
+        timestamp: h.timestamp,
+        base_fee_per_gas: h.base_fee_per_gas.map(u128::from),
+        gas_limit: h.gas_limit,
+        gas_used: h.gas_used,
+        logs_bloom: h.logs_bloom,
+    }
+}
+
+/// Folds one transaction's state changes into its block's diff.
+fn record_changes(diff: &mut StateDiff, state: &EvmState) {
+    for (address, account) in state {
+        if !account.is_touched() {
+            continue;
+        }
+        let entry = diff.entry(*address).or_default();
+        entry.balance = account.info.balance;
+        entry.nonce = account.info.nonce;
+        if account.is_created()
+            && let Some(code) = &account.info.code
+            && !code.is_empty()
+        {
+            entry.code = Some(code.original_bytes());
+        }
+        for (slot, value) in &account.storage {
+            if value.is_changed() {
+                match entry.storage.iter_mut().find(|(s, _)| s == slot) {
+                    Some(existing) => existing.1 = value.present_value,
+                    None => entry.storage.push((*slot, value.present_value)),
+                }
+            }
+        }
+    }
+}
+
+/// Applies one block's diff to a state.
+fn apply_diff(db: &mut Db, diff: &StateDiff) {
+    for (address, change) in diff {
+        let mut info = db.basic_ref(*address).ok().flatten().unwrap_or_default();
+        info.balance = change.balance;
+        info.nonce = change.nonce;
+        if let Some(code) = &change.code {
+            let code = Bytecode::new_raw(code.clone());
+            info.code_hash = code.hash_slow();
+            info.code = Some(code);
+        }
+        db.insert_account_info(*address, info);
+        for (slot, value) in &change.storage {
+            db.insert_account_storage(*address, *slot, *value)
+                .expect("an in-memory state accepts storage");
+        }
+    }
+}
