@@ -220,7 +220,7 @@ impl ChainPort for Devnet {
     async fn send_raw_transaction(&self, raw: Bytes) -> ChainResult<B256> {
         let mut s = self.lock().await;
         let hash = s.accept(&raw)?;
-        if s.automine {
+        if s.automine && s.has_executable() {
             s.mine_block(Vec::new());
             self.persist(&mut s).await?;
         }
@@ -417,7 +417,7 @@ impl ChainControl for Devnet {
     async fn set_automine(&self, enabled: bool) -> ChainResult<()> {
         let mut s = self.lock().await;
         s.automine = enabled;
-        if enabled && !s.pool.is_empty() {
+        if enabled && s.has_executable() {
             s.mine_block(Vec::new());
         }
         self.persist(&mut s).await

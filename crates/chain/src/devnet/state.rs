@@ -418,6 +418,16 @@ impl ChainState {
         metrics::counter!("rwa_devnet_blocks_total").increment(1);
     }
 
+    /// Whether the pool holds a transaction the next block could include.
+    pub(crate) fn has_executable(&self) -> bool {
+        let base_fee = u128::from(self.next_base_fee());
+        self.pool.iter().any(|(sender, queue)| {
+            queue
+                .get(&self.nonce(*sender, false))
+                .is_some_and(|p| p.tx.max_fee_per_gas() >= base_fee)
+        })
+    }
+
     /// Pool transactions runnable now: per sender the run of nonces from the
     /// account's, each paying at least the base fee; senders whose first
     /// transaction tips most go first, each sender's run in nonce order.

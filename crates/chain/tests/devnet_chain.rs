@@ -1,0 +1,334 @@
+//! The devnet as a chain: value is conserved over thousands of random
+//! transfers, transactions are validated like a node does, future nonces wait
+//! for the gap, and the test hooks rewind exactly.
+
+use std::sync::Arc;
+
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::eips::eip2718::Encodable2718;
+use alloy::network::TxSignerSync;
+use alloy::primitives::TxKind;
+use alloy::signers::local::PrivateKeySigner;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rwa_chain::ChainControl;
+use rwa_chain::devnet::{Devnet, DevnetConfig, EVM_VERSION};
+use rwa_domain::chain::{Address, B256, BlockTag, Bytes, ChainError, ChainPort, U256};
+
+const GWEI: u128 = 1_000_000_000;
+
+fn ether(n: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(18u64))
+}
+
+async fn devnet(accounts: &[PrivateKeySigner], automine: bool) -> Arc<Devnet> {
+    Devnet::open(DevnetConfig {
+        block_interval: None,
+        automine,
+        genesis_accounts: accounts
+            .iter()
+            .map(|k| (k.address(), ether(1_000)))
+            .collect(),
+        genesis_timestamp: Some(1_700_000_000),
+        ..DevnetConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+struct Tx {
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    gas: u64,
+    max_fee: u128,
+    tip: u128,
+}
+
+impl Tx {
+    fn new(nonce: u64, to: Address, value: u64) -> Tx {
+        Tx {
+            chain_id: 31337,
+            nonce,
+            to,
+            value: U256::from(value),
+            gas: 21_000,
+            max_fee: 10 * GWEI,
+            tip: GWEI,
+        }
+    }
+
+    fn sign(&self, key: &PrivateKeySigner) -> Bytes {
+        let mut body = TxEip1559 {
+            chain_id: self.chain_id,
+            nonce: self.nonce,
+            gas_limit: self.gas,
+            max_fee_per_gas: self.max_fee,
+            max_priority_fee_per_gas: self.tip,
+            to: TxKind::Call(self.to),
+            value: self.value,
+            ..TxEip1559::default()
+        };
+        let signature = key.sign_transaction_sync(&mut body).unwrap();
+        let envelope: TxEnvelope = body.into_signed(signature).into();
+        envelope.encoded_2718().into()
+    }
+}
+
+#[tokio::test]
+async fn two_thousand_random_transfers_conserve_value() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let keys: Vec<PrivateKeySigner> = (0..20).map(|_| PrivateKeySigner::random()).collect();
+    let strangers: Vec<Address> = (0..10).map(|i| Address::repeat_byte(0x10 + i)).collect();
+    let chain = devnet(&keys, false).await;
+    let mut nonces = vec![0u64; keys.len()];
+    let mut hashes = Vec::new();
+    for i in 0..2_000 {
+        let from = rng.random_range(0..keys.len());
+        let to = if rng.random_bool(0.7) {
+            keys[rng.random_range(0..keys.len())].address()
+        } else {
+            strangers[rng.random_range(0..strangers.len())]
+        };
+        let mut tx = Tx::new(nonces[from], to, rng.random_range(1..1_000_000_000_000_000));
+        tx.tip = rng.random_range(0..3 * GWEI);
+        nonces[from] += 1;
+        hashes.push(
+            chain
+                .send_raw_transaction(tx.sign(&keys[from]))
+                .await
+                .unwrap(),
+        );
+        if i % 250 == 249 {
+            chain.mine(1).await.unwrap();
+        }
+    }
+    chain.mine(1).await.unwrap();
+
+    let mut burnt = U256::ZERO;
+    for hash in &hashes {
+        let receipt = chain.receipt(*hash).await.unwrap().expect("mined");
+        assert!(receipt.success);
+        let header = chain
+            .header(BlockTag::Number(receipt.block_number))
+            .await
+            .unwrap()
+            .unwrap();
+        burnt += U256::from(receipt.gas_used) * U256::from(header.base_fee_per_gas.unwrap());
+    }
+    let mut total = chain.balance(Address::ZERO).await.unwrap(); // the coinbase: tips
+    for k in &keys {
+        total += chain.balance(k.address()).await.unwrap();
+    }
+    for s in &strangers {
+        total += chain.balance(*s).await.unwrap();
+    }
+    assert!(chain.balance(Address::ZERO).await.unwrap() > U256::ZERO);
+    assert_eq!(total + burnt, ether(1_000) * U256::from(keys.len()));
+    for (k, n) in keys.iter().zip(&nonces) {
+        assert_eq!(
+            chain.nonce(k.address(), BlockTag::Latest).await.unwrap(),
+            *n
+        );
+    }
+}
+
+#[tokio::test]
+async fn transactions_are_validated_like_a_node() {
+    assert_eq!(EVM_VERSION, "prague");
+    let key = PrivateKeySigner::random();
+    let pauper = PrivateKeySigner::random();
+    let chain = devnet(std::slice::from_ref(&key), false).await;
+    let to = Address::repeat_byte(9);
+
+    let first = Tx::new(0, to, 1).sign(&key);
+    chain.send_raw_transaction(first.clone()).await.unwrap();
+    assert_eq!(
+        chain.send_raw_transaction(first).await,
+        Err(ChainError::AlreadyKnown)
+    );
+    let mut same_nonce = Tx::new(0, to, 2);
+    same_nonce.max_fee = 10 * GWEI + GWEI / 2; // +5 %: under the +10 % bump
+    same_nonce.tip = GWEI + GWEI / 20;
+    assert_eq!(
+        chain.send_raw_transaction(same_nonce.sign(&key)).await,
+        Err(ChainError::ReplacementUnderpriced)
+    );
+    let mut bumped = Tx::new(0, to, 3);
+    bumped.max_fee = 11 * GWEI;
+    bumped.tip = GWEI + GWEI / 10;
+    chain.send_raw_transaction(bumped.sign(&key)).await.unwrap();
+    chain.mine(1).await.unwrap();
+    assert_eq!(chain.balance(to).await.unwrap(), U256::from(3u64));
+
+    let stale = chain
+        .send_raw_transaction(Tx::new(0, to, 1).sign(&key))
+        .await;
+    assert!(
+        matches!(stale, Err(ChainError::NonceTooLow(_))),
+        "{stale:?}"
+    );
+    let mut cheap = Tx::new(1, to, 1);
+    cheap.max_fee = 1;
+    cheap.tip = 1;
+    let cheap = chain.send_raw_transaction(cheap.sign(&key)).await;
+    assert!(
+        matches!(cheap, Err(ChainError::FeeCapTooLow(_))),
+        "{cheap:?}"
+    );
+    let broke = chain
+        .send_raw_transaction(Tx::new(0, to, 1).sign(&pauper))
+        .await;
+    assert!(
+        matches!(broke, Err(ChainError::InsufficientFunds(_))),
+        "{broke:?}"
+    );
+    let mut other_chain = Tx::new(1, to, 1);
+    other_chain.chain_id = 1;
+    let other_chain = chain.send_raw_transaction(other_chain.sign(&key)).await;
+    assert!(
+        matches!(other_chain, Err(ChainError::InvalidTransaction(_))),
+        "{other_chain:?}"
+    );
+    let garbage = chain
+        .send_raw_transaction(Bytes::from_static(&[2, 0xc0, 1, 2]))
+        .await;
+    assert!(
+        matches!(garbage, Err(ChainError::InvalidTransaction(_))),
+        "{garbage:?}"
+    );
+    let mut starved = Tx::new(1, to, 1);
+    starved.gas = 20_000;
+    let starved = chain.send_raw_transaction(starved.sign(&key)).await;
+    assert!(
+        matches!(starved, Err(ChainError::GasLimit(_))),
+        "{starved:?}"
+    );
+    // None of the rejected transactions touched the chain.
+    assert_eq!(
+        chain.nonce(key.address(), BlockTag::Pending).await.unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn future_nonces_are_queued_until_the_gap_fills() {
+    let key = PrivateKeySigner::random();
+    let chain = devnet(std::slice::from_ref(&key), true).await;
+    let to = Address::repeat_byte(7);
+    let h2 = chain
+        .send_raw_transaction(Tx::new(2, to, 1).sign(&key))
+        .await
+        .unwrap();
+    let h1 = chain
+        .send_raw_transaction(Tx::new(1, to, 1).sign(&key))
+        .await
+        .unwrap();
+    assert_eq!(chain.block_number(BlockTag::Latest).await.unwrap(), 0);
+    assert!(chain.receipt(h1).await.unwrap().is_none());
+    assert_eq!(
+        chain.nonce(key.address(), BlockTag::Pending).await.unwrap(),
+        0
+    );
+    let h0 = chain
+        .send_raw_transaction(Tx::new(0, to, 1).sign(&key))
+        .await
+        .unwrap();
+    for h in [h0, h1, h2] {
+        assert_eq!(chain.receipt(h).await.unwrap().unwrap().block_number, 1);
+    }
+    assert_eq!(
+        chain.nonce(key.address(), BlockTag::Latest).await.unwrap(),
+        3
+    );
+    assert_eq!(chain.balance(to).await.unwrap(), U256::from(3u64));
+}
+
+#[tokio::test]
+async fn blocks_chain_and_the_base_fee_follows_eip1559() {
+    let keys: Vec<PrivateKeySigner> = (0..4).map(|_| PrivateKeySigner::random()).collect();
+    let chain = devnet(&keys, false).await;
+    // Blocks below the gas target lower the base fee: empty ones by 1/8.
+    chain.mine(1).await.unwrap();
+    let b1 = chain.header(BlockTag::Number(1)).await.unwrap().unwrap();
+    let g = chain.header(BlockTag::Number(0)).await.unwrap().unwrap();
+    assert_eq!(b1.parent_hash, g.hash);
+    assert_eq!(g.base_fee_per_gas, Some(GWEI));
+    assert_eq!(b1.base_fee_per_gas, Some(GWEI * 7 / 8));
+    chain.mine(1).await.unwrap();
+    let b2 = chain.header(BlockTag::Latest).await.unwrap().unwrap();
+    assert_eq!(b2.base_fee_per_gas, Some(GWEI * 49 / 64));
+    assert_eq!(b2.parent_hash, b1.hash);
+    assert!(b2.timestamp > b1.timestamp);
+    chain.mine(100).await.unwrap();
+    assert_eq!(chain.block_number(BlockTag::Latest).await.unwrap(), 102);
+    assert_eq!(chain.block_number(BlockTag::Safe).await.unwrap(), 70);
+    assert_eq!(chain.block_number(BlockTag::Finalized).await.unwrap(), 38);
+    let history = chain.fee_history(4, &[50.0]).await.unwrap();
+    assert_eq!(history.oldest_block, 99);
+    assert_eq!(history.base_fee_per_gas.len(), 5);
+}
+
+#[tokio::test]
+async fn reorgs_rollbacks_and_snapshots_rewind_exactly() {
+    let key = PrivateKeySigner::random();
+    let chain = devnet(std::slice::from_ref(&key), false).await;
+    let to = Address::repeat_byte(5);
+    let mut mined: Vec<B256> = Vec::new();
+    for nonce in 0..4 {
+        mined.push(
+            chain
+                .send_raw_transaction(Tx::new(nonce, to, 10).sign(&key))
+                .await
+                .unwrap(),
+        );
+        chain.mine(1).await.unwrap();
+    }
+    let before: Vec<_> = headers_upto(&chain, 4).await;
+
+    let snapshot = chain.snapshot().await.unwrap();
+    chain.mine(3).await.unwrap();
+    assert!(chain.revert(snapshot).await.unwrap());
+    assert_eq!(headers_upto(&chain, 4).await, before);
+    assert!(
+        !chain.revert(snapshot).await.unwrap(),
+        "a snapshot is used once"
+    );
+
+    // Replace the top two blocks; the replacement carries nonce 2 again.
+    let replacement = Tx::new(2, to, 1_000).sign(&key);
+    chain.reorg(2, vec![replacement]).await.unwrap();
+    let after = headers_upto(&chain, 4).await;
+    assert_eq!(after[..3], before[..3]);
+    assert_ne!(after[3].hash, before[3].hash);
+    assert_ne!(after[4].hash, before[4].hash);
+    assert_eq!(after[3].parent_hash, after[2].hash);
+    assert_eq!(after[4].parent_hash, after[3].hash);
+    assert!(chain.receipt(mined[2]).await.unwrap().is_none());
+    assert!(chain.receipt(mined[3]).await.unwrap().is_none());
+    assert_eq!(chain.balance(to).await.unwrap(), U256::from(1_020u64));
+    assert_eq!(
+        chain.nonce(key.address(), BlockTag::Latest).await.unwrap(),
+        3
+    );
+
+    chain.rollback(2).await.unwrap();
+    assert_eq!(chain.block_number(BlockTag::Latest).await.unwrap(), 2);
+    assert_eq!(chain.balance(to).await.unwrap(), U256::from(20u64));
+    assert!(chain.header(BlockTag::Number(3)).await.unwrap().is_none());
+
+    chain.set_next_block_timestamp(1_900_000_000).await.unwrap();
+    chain.mine(1).await.unwrap();
+    let top = chain.header(BlockTag::Latest).await.unwrap().unwrap();
+    assert_eq!(top.timestamp, 1_900_000_000);
+    assert!(chain.set_next_block_timestamp(1_800_000_000).await.is_err());
+}
+
+async fn headers_upto(chain: &Devnet, head: u64) -> Vec<rwa_domain::chain::BlockHeader> {
+    let mut out = Vec::new();
+    for n in 0..=head {
+        out.push(chain.header(BlockTag::Number(n)).await.unwrap().unwrap());
+    }
+    out
+}
