@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rwa_chain::ChainControl;
 use rwa_chain::devnet::{Devnet, DevnetConfig, EVM_VERSION};
-use rwa_domain::chain::{Address, B256, BlockTag, Bytes, ChainError, ChainPort, U256};
+use rwa_domain::chain::{Address, B256, BlockTag, Bytes, CallRequest, ChainError, ChainPort, U256};
 
 const GWEI: u128 = 1_000_000_000;
 
@@ -331,4 +331,65 @@ async fn headers_upto(chain: &Devnet, head: u64) -> Vec<rwa_domain::chain::Block
         out.push(chain.header(BlockTag::Number(n)).await.unwrap().unwrap());
     }
     out
+}
+
+#[tokio::test]
+async fn old_states_are_dropped_from_memory_and_replayed_for_deep_rewinds() {
+    let key = PrivateKeySigner::random();
+    let chain = devnet(std::slice::from_ref(&key), false).await;
+    let to = Address::repeat_byte(3);
+    chain
+        .send_raw_transaction(Tx::new(0, to, 77).sign(&key))
+        .await
+        .unwrap();
+    chain.mine(1).await.unwrap();
+    let after_one = chain.balance(key.address()).await.unwrap();
+    chain
+        .send_raw_transaction(Tx::new(1, to, 23).sign(&key))
+        .await
+        .unwrap();
+    chain.mine(300).await.unwrap();
+    let probe = CallRequest {
+        to: Some(to),
+        ..CallRequest::default()
+    };
+    let old = chain.call(&probe, BlockTag::Number(1)).await;
+    assert!(matches!(old, Err(ChainError::Unsupported(_))), "{old:?}");
+    assert_eq!(
+        chain.call(&probe, BlockTag::Number(290)).await.unwrap(),
+        Bytes::new()
+    );
+    // Back to block 1: its state is rebuilt from the per-block changes.
+    chain.rollback(300).await.unwrap();
+    assert_eq!(chain.block_number(BlockTag::Latest).await.unwrap(), 1);
+    assert_eq!(chain.balance(to).await.unwrap(), U256::from(77u64));
+    assert_eq!(chain.balance(key.address()).await.unwrap(), after_one);
+    assert_eq!(
+        chain.nonce(key.address(), BlockTag::Latest).await.unwrap(),
+        1
+    );
+    assert!(chain.call(&probe, BlockTag::Latest).await.is_ok());
+}
+
+#[tokio::test]
+async fn blocks_come_by_interval_until_shutdown() {
+    let chain = Devnet::open(DevnetConfig {
+        block_interval: Some(std::time::Duration::from_millis(20)),
+        ..DevnetConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut head = 0;
+    for _ in 0..500 {
+        head = chain.block_number(BlockTag::Latest).await.unwrap();
+        if head >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(head >= 3, "interval blocks arrive (head {head})");
+    chain.shutdown().await;
+    let stopped = chain.block_number(BlockTag::Latest).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(chain.block_number(BlockTag::Latest).await.unwrap(), stopped);
 }

@@ -5,8 +5,10 @@
 //! intrinsic gas, fee cap against the next base fee, balance, replacement
 //! bump), queues future nonces until the gap fills, mines on every transaction
 //! (automine) or on demand, chains real headers by parent hash, evolves the
-//! base fee per EIP-1559, and keeps the state after every block so snapshots,
-//! rollbacks and reorgs are exact. `safe` is head − 32 and `finalized` head −
+//! base fee per EIP-1559, and keeps what every block changed so snapshots,
+//! rollbacks and reorgs are exact. The whole state is kept in memory for the
+//! last 256 blocks: `eth_call` reaches those (older blocks answer
+//! [`ChainError::Unsupported`]); rewinding further replays the stored changes. `safe` is head − 32 and `finalized` head −
 //! 64, as anvil.
 //!
 //! Blocks come by interval (a background task, default every second), on

@@ -28,6 +28,10 @@ pub(crate) const SPEC: SpecId = SpecId::PRAGUE;
 
 type Db = CacheDB<EmptyDB>;
 
+/// How many recent blocks keep their whole state in memory (calls at older
+/// blocks are unsupported; rewinding below them replays the stored diffs).
+pub(crate) const KEPT_STATES: usize = 256;
+
 /// A pooled, validated transaction.
 #[derive(Clone, Debug)]
 pub(crate) struct Pooled {
@@ -41,8 +45,8 @@ pub(crate) struct Pooled {
 pub(crate) struct Mined {
     pub(crate) header: BlockHeader,
     pub(crate) receipts: Vec<Receipt>,
-    /// State after this block.
-    pub(crate) state: Db,
+    /// State after this block, kept for the last [`KEPT_STATES`] blocks.
+    pub(crate) state: Option<Db>,
     /// What this block changed (what the database keeps).
     pub(crate) diff: StateDiff,
 }
@@ -104,7 +108,7 @@ impl ChainState {
         let genesis = Mined {
             header: domain_header(&header),
             receipts: Vec::new(),
-            state: db,
+            state: Some(db),
             diff,
         };
         let automine = config.automine;
@@ -127,7 +131,8 @@ impl ChainState {
         let mut db = Db::new(EmptyDB::default());
         let mut blocks = Vec::with_capacity(stored.len());
         let mut index = HashMap::new();
-        for b in stored {
+        let keep_from = stored.len().saturating_sub(KEPT_STATES);
+        for (i, b) in stored.into_iter().enumerate() {
             apply_diff(&mut db, &b.diff);
             for r in &b.receipts {
                 index.insert(
@@ -138,7 +143,7 @@ impl ChainState {
             blocks.push(Mined {
                 header: b.header,
                 receipts: b.receipts,
-                state: db.clone(),
+                state: (i >= keep_from).then(|| db.clone()),
                 diff: b.diff,
             });
         }
@@ -169,9 +174,15 @@ impl ChainState {
         self.head().header.number
     }
 
-    fn account(&self, address: Address) -> AccountInfo {
+    fn head_state(&self) -> &Db {
         self.head()
             .state
+            .as_ref()
+            .expect("the head's state is always kept")
+    }
+
+    fn account(&self, address: Address) -> AccountInfo {
+        self.head_state()
             .basic_ref(address)
             .ok()
             .flatten()
@@ -279,14 +290,14 @@ impl ChainState {
 
     /// Mines one block from the pool (contiguous nonces per sender, highest tip first).
     pub(crate) fn mine_block(&mut self, forced: Vec<Pooled>) {
-        let parent = self.head().clone();
-        let number = parent.header.number + 1;
+        let parent = self.head().header.clone();
+        let number = parent.number + 1;
         let timestamp = self
             .next_timestamp
             .take()
-            .unwrap_or_else(|| now_seconds().max(parent.header.timestamp + 1));
+            .unwrap_or_else(|| now_seconds().max(parent.timestamp + 1));
         let base_fee = self.next_base_fee();
-        let mut db = parent.state.clone();
+        let mut db = self.head_state().clone();
         let mut diff = StateDiff::new();
         let block_env = BlockEnv {
             number: U256::from(number),
@@ -388,7 +399,7 @@ impl ChainState {
         }
         self.generation += 1;
         let header = Header {
-            parent_hash: parent.header.hash,
+            parent_hash: parent.hash,
             number,
             timestamp,
             gas_limit: self.config.block_gas_limit,
@@ -411,9 +422,12 @@ impl ChainState {
         self.blocks.push(Mined {
             header,
             receipts,
-            state: db,
+            state: Some(db),
             diff,
         });
+        if let Some(old) = self.blocks.len().checked_sub(KEPT_STATES + 1) {
+            self.blocks[old].state = None;
+        }
         self.mark_dirty(number);
         metrics::counter!("rwa_devnet_blocks_total").increment(1);
     }
@@ -471,6 +485,13 @@ impl ChainState {
                 self.index.remove(&r.transaction_hash);
             }
         }
+        if self.head().state.is_none() {
+            let mut db = Db::new(EmptyDB::default());
+            for b in &self.blocks {
+                apply_diff(&mut db, &b.diff);
+            }
+            self.blocks.last_mut().expect("genesis always exists").state = Some(db);
+        }
     }
 
     /// Executes a call against the state after block `number`.
@@ -479,7 +500,11 @@ impl ChainState {
             .blocks
             .get(usize::try_from(number).unwrap_or(usize::MAX))
             .ok_or_else(|| ChainError::Other(format!("unknown block {number}")))?;
-        let mut db = block.state.clone();
+        let mut db = block.state.clone().ok_or_else(|| {
+            ChainError::Unsupported(format!(
+                "state at block {number} is not kept: calls reach the last {KEPT_STATES} blocks"
+            ))
+        })?;
         let from = request.from.unwrap_or(Address::ZERO);
         let nonce = db.basic_ref(from).ok().flatten().unwrap_or_default().nonce;
         let env = TxEnv {
