@@ -393,3 +393,38 @@ async fn blocks_come_by_interval_until_shutdown() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(chain.block_number(BlockTag::Latest).await.unwrap(), stopped);
 }
+
+#[tokio::test]
+async fn a_full_block_leaves_the_rest_of_a_senders_run_for_the_next() {
+    let key = PrivateKeySigner::random();
+    let chain = Devnet::open(DevnetConfig {
+        block_interval: None,
+        block_gas_limit: 110_000,
+        genesis_accounts: vec![(key.address(), ether(1))],
+        ..DevnetConfig::default()
+    })
+    .await
+    .unwrap();
+    let to = Address::repeat_byte(4);
+    let mut hashes = Vec::new();
+    for nonce in 0..10 {
+        let mut tx = Tx::new(nonce, to, 1);
+        if nonce == 4 {
+            // Does not fit after four transfers; nonce 5 would, but must wait.
+            tx.gas = 50_000;
+        }
+        hashes.push(chain.send_raw_transaction(tx.sign(&key)).await.unwrap());
+    }
+    chain.mine(3).await.unwrap();
+    let mut per_block = [0; 4];
+    for h in &hashes {
+        let r = chain
+            .receipt(*h)
+            .await
+            .unwrap()
+            .expect("every transfer mined");
+        per_block[r.block_number as usize] += 1;
+    }
+    assert_eq!(per_block, [0, 4, 5, 1]);
+    assert_eq!(chain.balance(to).await.unwrap(), U256::from(10u64));
+}

@@ -316,9 +316,14 @@ impl ChainState {
         let mut bloom = Bloom::default();
         let mut log_index = 0u64;
         let mut included = Vec::new();
+        // Senders whose run stopped in this block: their later nonces wait.
+        let mut stopped = std::collections::HashSet::new();
         for pooled in candidates {
-            if cumulative + pooled.tx.gas_limit() > self.config.block_gas_limit {
+            if stopped.contains(&pooled.sender)
+                || cumulative + pooled.tx.gas_limit() > self.config.block_gas_limit
+            {
                 // Back to the pool for the next block.
+                stopped.insert(pooled.sender);
                 self.pool
                     .entry(pooled.sender)
                     .or_default()
@@ -339,7 +344,9 @@ impl ChainState {
             };
             let Ok(outcome) = outcome else {
                 // Invalid against this block's state (e.g. funds spent by an
-                // earlier transaction): dropped, as a node would.
+                // earlier transaction): dropped, as a node would; the
+                // sender's later nonces wait for the gap.
+                stopped.insert(pooled.sender);
                 continue;
             };
             record_changes(&mut diff, &outcome.state);
