@@ -8,13 +8,17 @@
 //! base fee per EIP-1559, and keeps what every block changed so snapshots,
 //! rollbacks and reorgs are exact. The whole state is kept in memory for the
 //! last 256 blocks: `eth_call` reaches those (older blocks answer
-//! [`ChainError::Unsupported`]); rewinding further replays the stored changes. `safe` is head − 32 and `finalized` head −
-//! 64, as anvil.
+//! [`ChainError::Unsupported`]); rewinding further replays the stored changes.
+//! `safe` is head − 32 and `finalized` head − 64, as anvil.
 //!
 //! Blocks come by interval (a background task, default every second), on
 //! demand (`mine`) and, with automine, on every accepted transaction. With a
-//! `db_path` the chain persists block by block in its own SQLite file
-//! (see [`storage`](self)); a restart continues the same chain.
+//! `db_path` the chain persists block by block in its own SQLite file, one
+//! SQLite transaction per block (or per rewind); a restart continues the same
+//! chain. The pool and snapshot ids live in memory only.
+//!
+//! Metrics: `rwa_devnet_blocks_total` (blocks mined) and
+//! `rwa_devnet_transactions_total` (transactions accepted into the pool).
 
 mod state;
 mod storage;
