@@ -6,9 +6,10 @@
 //!   the domain's `ChainError`, log queries that halve refused ranges.
 //! - [`control`]: [`ChainControl`], the development hooks (snapshots, reorgs,
 //!   mining, time) that let one conformance suite (`tests/conformance.rs`) drive
-//!   any chain; the RPC adapter maps them to anvil's methods. The embedded revm
-//!   devnet, the default chain in development, arrives with the chain-port issue
-//!   and joins that suite as its second implementation.
+//!   any chain; the RPC adapter maps them to anvil's methods.
+//! - [`devnet`]: the embedded revm devnet (Prague), the default chain in
+//!   development, persisted in its own SQLite file; the conformance suite's
+//!   second implementation.
 //! - [`health`]: `checks.chain` (chain id, head, finalized, breaker).
 //! - [`signer`]: local keys behind the domain's `Signer` port.
 //! - [`txm`]: the transaction manager (lanes, nonces and attempts stored before
