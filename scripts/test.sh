@@ -17,6 +17,9 @@ if [ -x scripts/install-node-deps.sh ] && [ -f package.json ]; then
   scripts/install-node-deps.sh
 fi
 
+step "contracts: artifacts up to date, sizes under 24 KiB"
+contracts/build --check
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
