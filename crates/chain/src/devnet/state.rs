@@ -5,10 +5,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy::consensus::transaction::SignerRecoverable;
-use alloy::consensus::{Header, Transaction, TxEnvelope};
+use alloy::consensus::{
+    Eip658Value, Header, Receipt as ConsensusReceipt, ReceiptEnvelope, ReceiptWithBloom,
+    Transaction, TxEnvelope,
+};
 use alloy::eips::eip1559::{BaseFeeParams, calc_next_block_base_fee};
-use alloy::eips::eip2718::{Decodable2718, Encodable2718};
+use alloy::eips::eip2718::Decodable2718;
 use alloy::primitives::{Address, B256, Bloom, Bytes, TxKind, U256, keccak256};
 use revm::bytecode::Bytecode;
 use revm::context::result::{ExecutionResult, Output};
@@ -315,7 +319,8 @@ impl ChainState {
         let mut cumulative = 0u64;
         let mut bloom = Bloom::default();
         let mut log_index = 0u64;
-        let mut included = Vec::new();
+        let mut included: Vec<TxEnvelope> = Vec::new();
+        let mut consensus_receipts: Vec<ReceiptEnvelope> = Vec::new();
         // Senders whose run stopped in this block: their later nonces wait.
         let mut stopped = std::collections::HashSet::new();
         for pooled in candidates {
@@ -402,7 +407,18 @@ impl ChainState {
                 logs,
                 logs_bloom: receipt_bloom,
             });
-            included.push(pooled.tx.encoded_2718());
+            consensus_receipts.push(ReceiptEnvelope::from_typed(
+                pooled.tx.tx_type(),
+                ReceiptWithBloom {
+                    receipt: ConsensusReceipt {
+                        status: Eip658Value::Eip658(result.is_success()),
+                        cumulative_gas_used: cumulative,
+                        logs: result.logs().to_vec(),
+                    },
+                    logs_bloom: receipt_bloom,
+                },
+            ));
+            included.push(pooled.tx);
         }
         self.generation += 1;
         let header = Header {
@@ -413,7 +429,8 @@ impl ChainState {
             gas_used: cumulative,
             base_fee_per_gas: Some(base_fee),
             logs_bloom: bloom,
-            transactions_root: keccak256(included.concat()),
+            transactions_root: calculate_transaction_root(&included),
+            receipts_root: calculate_receipt_root(&consensus_receipts),
             mix_hash: keccak256(self.generation.to_be_bytes()),
             ..Header::default()
         };
