@@ -204,10 +204,13 @@ contract SecurityToken is ERC20, AccessControl {
 
     // ---- forced transfer and recovery ----
 
-    /// @notice Moves tokens without compliance rules or identity checks; still stopped by pause.
+    /// @notice Moves tokens without the compliance rules, freezes or lockup; still stopped
+    /// by pause, and the receiver must be a verified wallet.
     function forcedTransfer(address from, address to, uint256 amount) external onlyRole(RECOVERY_ROLE) {
         if (paused) revert TransferNotAllowed(ReasonCodes.PAUSED);
         if (to == address(0)) revert TransferNotAllowed(ReasonCodes.INVALID_RECEIVER);
+        uint8 code = _verificationCode(to, ReasonCodes.RECEIVER_NOT_VERIFIED, ReasonCodes.RECEIVER_VERIFICATION_EXPIRED);
+        if (code != ReasonCodes.OK) revert TransferNotAllowed(code);
         _releaseFrozenFor(from, amount);
         _transfer(from, to, amount);
         emit ForcedTransfer(from, to, amount, msg.sender);
