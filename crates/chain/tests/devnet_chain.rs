@@ -44,6 +44,7 @@ struct Tx {
     gas: u64,
     max_fee: u128,
     tip: u128,
+    input: Bytes,
 }
 
 impl Tx {
@@ -56,6 +57,7 @@ impl Tx {
             gas: 21_000,
             max_fee: 10 * GWEI,
             tip: GWEI,
+            input: Bytes::new(),
         }
     }
 
@@ -68,6 +70,7 @@ impl Tx {
             max_priority_fee_per_gas: self.tip,
             to: TxKind::Call(self.to),
             value: self.value,
+            input: self.input.clone(),
             ..TxEip1559::default()
         };
         let signature = key.sign_transaction_sync(&mut body).unwrap();
@@ -204,6 +207,16 @@ async fn transactions_are_validated_like_a_node() {
     assert!(
         matches!(starved, Err(ChainError::GasLimit(_))),
         "{starved:?}"
+    );
+    // 100 non-zero calldata bytes: 22,600 gas by the old schedule, but the
+    // EIP-7623 floor (Prague) asks 25,000.
+    let mut below_floor = Tx::new(1, to, 1);
+    below_floor.input = Bytes::from(vec![1u8; 100]);
+    below_floor.gas = 22_600;
+    let below_floor = chain.send_raw_transaction(below_floor.sign(&key)).await;
+    assert!(
+        matches!(below_floor, Err(ChainError::GasLimit(_))),
+        "{below_floor:?}"
     );
     // None of the rejected transactions touched the chain.
     assert_eq!(

@@ -20,6 +20,7 @@
 //! Metrics: `rwa_devnet_blocks_total` (blocks mined) and
 //! `rwa_devnet_transactions_total` (transactions accepted into the pool).
 
+mod exec;
 mod state;
 mod storage;
 
