@@ -1,12 +1,12 @@
 //! The chain port's conformance suite: each check is written once against
-//! [`ChainControl`] and run on a real anvil node through the JSON-RPC adapter.
-//! The embedded devnet joins as a second instantiation of the same checks when
-//! it lands (see the chain-port issue).
+//! [`ChainControl`] and run unchanged on the embedded devnet and on a real
+//! anvil node through the JSON-RPC adapter.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rwa_chain::ChainControl;
+use rwa_chain::devnet::{Devnet, DevnetConfig};
 use rwa_chain::rpc::{BreakerState, RpcChain, RpcConfig};
 use rwa_chain::signer::LocalSigner;
 use rwa_domain::chain::{
@@ -20,6 +20,28 @@ use rwa_testkit::{Anvil, TcpProxy};
 const LOGGER_RUNTIME: &str = "600760206000a100";
 /// Init code returning [`LOGGER_RUNTIME`].
 const LOGGER_INIT: &str = "6008600c60003960086000f3";
+
+/// A devnet with anvil's first accounts funded, as anvil funds them.
+async fn devnet() -> Arc<Devnet> {
+    let ether = U256::from(10u64).pow(U256::from(18u64));
+    let genesis_accounts = [DEV_KEY_0, DEV_KEY_1]
+        .iter()
+        .map(|k| {
+            (
+                LocalSigner::from_hex(k).unwrap().address(),
+                ether * U256::from(10_000u64),
+            )
+        })
+        .collect();
+    Devnet::open(DevnetConfig {
+        genesis_accounts,
+        block_interval: None,
+        automine: true,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet")
+}
 
 fn rpc(anvil: &Anvil) -> Arc<RpcChain> {
     Arc::new(RpcChain::new(RpcConfig::new(anvil.url())).expect("client"))
@@ -395,6 +417,31 @@ async fn anvil_logs_are_indexed_per_block_and_vanish_with_a_reorg() {
 async fn anvil_snapshots_rollbacks_and_time_travel() {
     let anvil = Anvil::start(&[]);
     snapshots_rollbacks_and_time_travel(&*rpc(&anvil)).await;
+}
+
+#[tokio::test]
+async fn devnet_port_methods_agree_with_each_other() {
+    port_methods_agree_with_each_other(&*devnet().await).await;
+}
+
+#[tokio::test]
+async fn devnet_node_errors_are_classified() {
+    node_errors_are_classified(&*devnet().await).await;
+}
+
+#[tokio::test]
+async fn devnet_future_nonces_wait_for_the_gap() {
+    future_nonces_wait_for_the_gap(&*devnet().await).await;
+}
+
+#[tokio::test]
+async fn devnet_logs_are_indexed_per_block_and_vanish_with_a_reorg() {
+    logs_are_indexed_per_block_and_vanish_with_a_reorg(&*devnet().await).await;
+}
+
+#[tokio::test]
+async fn devnet_snapshots_rollbacks_and_time_travel() {
+    snapshots_rollbacks_and_time_travel(&*devnet().await).await;
 }
 
 #[tokio::test]
