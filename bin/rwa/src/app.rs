@@ -11,10 +11,14 @@ use std::time::Instant;
 use anyhow::Context;
 use async_trait::async_trait;
 use rwa_api::{ApiSettings, ApiState};
+use rwa_chain::devnet::{Devnet, DevnetConfig};
 use rwa_chain::health::ChainHealth;
 use rwa_chain::rpc::{RpcChain, RpcConfig};
+use rwa_chain::signer::LocalSigner;
+use rwa_domain::chain::U256;
 use rwa_domain::health::{CheckReport, HealthCheck, HealthStatus};
 use rwa_domain::ports::DatabaseProbe;
+use rwa_domain::tx::Signer;
 use rwa_jobs::{Queue, QueueHealth};
 use rwa_store::{Store, StoreOptions};
 use serde_json::json;
@@ -30,6 +34,7 @@ pub struct App {
     router: axum::Router,
     store: Arc<Store>,
     queue: Queue,
+    devnet: Option<Arc<Devnet>>,
     config: Config,
 }
 
@@ -63,12 +68,19 @@ impl App {
             Arc::new(DatabaseCheck(probe.clone())),
             Arc::new(QueueHealth(queue.clone())),
         ];
-        if let Some(url) = &config.chain.rpc_url {
-            // The embedded devnet (no URL, development) joins with its issue.
-            let rpc = RpcChain::new(RpcConfig::new(url.expose()))
-                .map_err(|e| anyhow::anyhow!("RWA_CHAIN_RPC_URL: {e}"))?;
-            health.push(Arc::new(ChainHealth::rpc(Arc::new(rpc))));
-        }
+        let devnet = match &config.chain.rpc_url {
+            Some(url) => {
+                let rpc = RpcChain::new(RpcConfig::new(url.expose()))
+                    .map_err(|e| anyhow::anyhow!("RWA_CHAIN_RPC_URL: {e}"))?;
+                health.push(Arc::new(ChainHealth::rpc(Arc::new(rpc))));
+                None
+            }
+            None => {
+                let devnet = open_devnet(&config).await?;
+                health.push(Arc::new(ChainHealth::new(devnet.clone())));
+                Some(devnet)
+            }
+        };
         let settings = ApiSettings {
             body_limit_bytes: config.http.body_limit_bytes,
             json_max_depth: config.http.json_max_depth,
@@ -95,6 +107,7 @@ impl App {
             router,
             store,
             queue,
+            devnet,
             config,
         })
     }
@@ -117,6 +130,7 @@ impl App {
             router,
             store,
             queue,
+            devnet,
             config,
         } = self;
         let background = matches!(config.role, ServeRole::All | ServeRole::Worker)
@@ -134,6 +148,9 @@ impl App {
                     background.stop().await;
                 }
                 result.context("server task")?.context("server")?;
+                if let Some(devnet) = devnet {
+                    devnet.shutdown().await;
+                }
                 store.close().await;
                 return Ok(());
             }
@@ -159,10 +176,32 @@ impl App {
                 server.abort();
             }
         }
+        if let Some(devnet) = devnet {
+            devnet.shutdown().await;
+        }
         store.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The embedded devnet (development only; configuration refuses it in
+/// production): its own SQLite file in the data dir, a block every second,
+/// and the development signer key, generated into the data dir on first run,
+/// funded at genesis.
+async fn open_devnet(config: &Config) -> anyhow::Result<Arc<Devnet>> {
+    let signer = LocalSigner::development_key(&config.data_dir.join("dev-signer.key"))
+        .context("development signer key")?;
+    let ether = U256::from(10u64).pow(U256::from(18u64));
+    let devnet = Devnet::open(DevnetConfig {
+        db_path: Some(config.data_dir.join("devnet.db")),
+        genesis_accounts: vec![(signer.address(), ether * U256::from(1_000_000u64))],
+        ..DevnetConfig::default()
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("embedded devnet: {e}"))?;
+    tracing::info!(signer = %signer.address(), "embedded devnet (development only)");
+    Ok(devnet)
 }
 
 /// The database as a critical health dependency.

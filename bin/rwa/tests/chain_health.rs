@@ -38,3 +38,54 @@ async fn the_chain_check_reports_the_node_and_its_breaker() {
         "a node outage degrades, it does not take the API down"
     );
 }
+
+#[tokio::test]
+async fn the_embedded_default_serves_a_devnet_that_mines_and_survives_a_restart() {
+    use std::time::Duration;
+
+    let mut s = Server::start(&[]).await;
+    let detailed = async |s: &Server| -> Value {
+        reqwest::get(s.url("/health/detailed"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let first = detailed(&s).await;
+    let chain = &first["checks"]["chain"];
+    assert_eq!(chain["status"], "healthy", "{first}");
+    assert_eq!(chain["chain_id"], 31337);
+    assert!(chain.get("breaker").is_none(), "no node, no breaker");
+    let head = chain["head"].as_u64().unwrap();
+    let mined = common::eventually(Duration::from_secs(10), async || {
+        detailed(&s).await["checks"]["chain"]["head"]
+            .as_u64()
+            .unwrap()
+            > head
+    })
+    .await;
+    assert!(mined, "a block every second");
+    assert!(s.data_dir.path().join("devnet.db").exists());
+    assert!(s.data_dir.path().join("dev-signer.key").exists());
+
+    // Stop it and start again on the same data dir: the chain continues.
+    let before = detailed(&s).await["checks"]["chain"]["head"]
+        .as_u64()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(s.wait_exit(Duration::from_secs(30)).success());
+    let data_dir = std::mem::replace(&mut s.data_dir, tempfile::tempdir().unwrap());
+    let again = Server::start_in(&s.database_url, data_dir, &[], &[], None);
+    let after = detailed(&again).await["checks"]["chain"]["head"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        after >= before,
+        "the restarted devnet continues from its head ({before} → {after})"
+    );
+}

@@ -47,6 +47,17 @@ impl Server {
         db: Option<TestDatabase>,
     ) -> Server {
         let data_dir = tempfile::tempdir().expect("data dir");
+        Self::start_in(database_url, data_dir, env, args, db)
+    }
+
+    /// Starts `rwa serve` on an existing data dir (a restart).
+    pub fn start_in(
+        database_url: &str,
+        data_dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+        args: &[&str],
+        db: Option<TestDatabase>,
+    ) -> Server {
         let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
