@@ -72,6 +72,14 @@ uuid_id!(
     /// An entry of the hash-chained audit trail.
     AuditId
 );
+uuid_id!(
+    /// A security token issued by an organization.
+    TokenId
+);
+uuid_id!(
+    /// A domain event (`token.deployed`, ...).
+    EventId
+);
 
 #[cfg(test)]
 mod tests {

@@ -2,17 +2,21 @@
 //!
 //! This crate owns the vocabulary every other crate speaks: identifiers (UUIDv7
 //! newtypes), validated values parsed at the edge ([`org::OrgName`],
-//! [`role::Role`]), the records the service keeps (organizations, API keys, audit
+//! [`role::Role`], [`country::Country`], [`amount::Amount`], [`token::NewToken`]), the records the service keeps (organizations, API keys, audit
 //! entries), and the port traits ([`ports`]) that storage and other adapters
 //! implement. It performs no IO: no tokio, no sqlx, no axum, no HTTP client.
 //! Adapters hold ports as `Arc<dyn Port>` and only the composition root
 //! (`bin/rwa`) chooses the concrete types.
 
 pub mod actor;
+pub mod amount;
 pub mod api_key;
 pub mod audit;
 pub mod chain;
+pub mod country;
+mod country_codes;
 pub mod error;
+pub mod event;
 pub mod health;
 pub mod ids;
 pub mod jobs;
@@ -20,9 +24,10 @@ pub mod org;
 pub mod page;
 pub mod ports;
 pub mod role;
+pub mod token;
 pub mod tx;
 
 pub use actor::Actor;
 pub use error::{RepoError, RepoResult, ValidationError};
-pub use ids::{ApiKeyId, AuditId, OrgId};
+pub use ids::{ApiKeyId, AuditId, EventId, OrgId, TokenId};
 pub use role::Role;

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::api_key::{ApiKey, KeyDigest, NewApiKey, StoredCredential};
 use crate::audit::{AuditEntry, ChainVerification};
+use crate::event::Event;
 use crate::org::{OrgName, Organization};
 use crate::page::{Page, PageRequest};
 use crate::{Actor, ApiKeyId, OrgId, RepoError, RepoResult};
@@ -59,6 +60,13 @@ pub trait AuditTrail: Send + Sync {
 
     /// Walks the whole chain and reports the first broken link.
     async fn system_verify(&self) -> RepoResult<ChainVerification>;
+}
+
+/// Domain events, in commit order.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Events of `org` with `seq > after`, at most `limit`, in `seq` order.
+    async fn list(&self, org: OrgId, after: i64, limit: u32) -> RepoResult<Vec<Event>>;
 }
 
 /// Connection pool figures, exported as metrics.

@@ -246,8 +246,26 @@ pub trait TxStore: Send + Sync {
     /// The next nonce the store would allocate for a sender.
     async fn next_nonce(&self, chain_id: u64, from: Address) -> RepoResult<u64>;
 
-    /// Raises a sender's next nonce to at least `floor` (gap filling, external use).
+    /// Raises a sender's next nonce to at least `floor` (external use).
     async fn raise_next_nonce(&self, chain_id: u64, from: Address, floor: u64) -> RepoResult<u64>;
+
+    /// Stores a request at an explicit, already allocated `nonce` that no row
+    /// holds (filling a gap); a request whose key exists returns the existing
+    /// transaction. [`crate::RepoError::Conflict`] if the nonce was never
+    /// allocated or a row holds it.
+    async fn create_filler(
+        &self,
+        request: &TxRequest,
+        chain_id: u64,
+        from: Address,
+        nonce: u64,
+    ) -> RepoResult<ManagedTx>;
+
+    /// Claims, or confirms this process still holds, the right to send for
+    /// `from` on `chain_id`: at most one process sends for a signer at a time,
+    /// and another takes over as soon as the holder dies. `false`: another
+    /// process sends; stand by.
+    async fn hold_sender(&self, chain_id: u64, from: Address) -> RepoResult<bool>;
 
     /// Records a signed attempt before it is broadcast and moves the
     /// transaction to `submitted`.
