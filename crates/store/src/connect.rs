@@ -88,6 +88,12 @@ pub(crate) enum Pools {
 pub struct Store {
     pub(crate) pools: Pools,
     max_connections: u32,
+    /// The job queue on these pools. Kept here so a repository that enqueues
+    /// inside its own transaction can wake this process's workers after the
+    /// commit (SQLite has no NOTIFY).
+    queue: rwa_jobs::Queue,
+    /// Sender locks held by this process (PostgreSQL).
+    pub(crate) sender_locks: crate::senders::SenderLocks,
 }
 
 impl std::fmt::Debug for Store {
@@ -108,8 +114,11 @@ impl Store {
             Backend::Sqlite => Pools::Sqlite(open_sqlite(opts).await?),
             Backend::Postgres => Pools::Postgres(open_postgres(opts).await?),
         };
+        let queue = rwa_jobs::Queue::new(job_db(&pools));
         Ok(Store {
             pools,
+            queue,
+            sender_locks: crate::senders::SenderLocks::default(),
             max_connections: opts.max_connections,
         })
     }
@@ -136,17 +145,24 @@ impl Store {
     /// The job queue's view of this database: the same pools, so jobs and
     /// business rows share transactions.
     pub fn job_db(&self) -> rwa_jobs::Db {
-        match &self.pools {
-            Pools::Sqlite(p) => rwa_jobs::Db::Sqlite {
-                writer: p.writer.clone(),
-                reader: p.reader.clone(),
-            },
-            Pools::Postgres(p) => rwa_jobs::Db::Postgres(p.clone()),
-        }
+        job_db(&self.pools)
     }
 
-    /// Closes every pool, waiting for checked-out connections to return.
+    /// The job queue on this database, shared by every caller of this store, so
+    /// jobs enqueued by the store's own transactions wake its workers.
+    pub fn job_queue(&self) -> rwa_jobs::Queue {
+        self.queue.clone()
+    }
+
+    /// Wakes this process's workers after a commit that enqueued jobs.
+    pub(crate) fn wake_jobs(&self) {
+        self.queue.wake();
+    }
+
+    /// Releases the sender locks this process holds, then closes every pool,
+    /// waiting for checked-out connections to return.
     pub async fn close(&self) {
+        self.sender_locks.release_all().await;
         match &self.pools {
             Pools::Sqlite(p) => {
                 p.reader.close().await;
@@ -303,5 +319,15 @@ impl DatabaseProbe for Store {
 
     fn backend(&self) -> &'static str {
         self.backend_kind().as_str()
+    }
+}
+
+fn job_db(pools: &Pools) -> rwa_jobs::Db {
+    match pools {
+        Pools::Sqlite(p) => rwa_jobs::Db::Sqlite {
+            writer: p.writer.clone(),
+            reader: p.reader.clone(),
+        },
+        Pools::Postgres(p) => rwa_jobs::Db::Postgres(p.clone()),
     }
 }

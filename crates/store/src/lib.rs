@@ -19,8 +19,11 @@ mod error;
 mod keys;
 mod orgs;
 mod rows;
+mod senders;
 mod sql;
+mod tokens;
 mod txs;
 
 pub use connect::{Backend, Store, StoreOptions};
 pub use error::StoreError;
+pub use tokens::{DEPLOYMENT_ATTEMPTS, deployment_job};

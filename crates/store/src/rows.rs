@@ -102,3 +102,30 @@ pub(crate) struct HeadRow {
     pub(crate) hash: String,
     pub(crate) now: DateTime<Utc>,
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    seq: i64,
+    id: Uuid,
+    kind: String,
+    org_id: Uuid,
+    created_at: DateTime<Utc>,
+    data: String,
+}
+
+impl TryFrom<EventRow> for rwa_domain::event::Event {
+    type Error = rwa_domain::RepoError;
+
+    fn try_from(r: EventRow) -> Result<Self, Self::Error> {
+        Ok(rwa_domain::event::Event {
+            seq: r.seq,
+            id: rwa_domain::EventId::from_uuid(r.id),
+            kind: r.kind,
+            org_id: OrgId::from_uuid(r.org_id),
+            created_at: r.created_at,
+            data: serde_json::from_str(&r.data).map_err(|e| {
+                rwa_domain::RepoError::Internal(format!("stored event data is not JSON: {e}"))
+            })?,
+        })
+    }
+}

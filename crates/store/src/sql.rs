@@ -15,13 +15,22 @@ macro_rules! tx_columns {
     };
 }
 
+/// Columns of `tokens`, in [`crate::tokens::TokenRow`] order.
+macro_rules! token_columns {
+    () => {
+        "id, org_id, name, symbol, decimals, compliance, status, chain_id, address, deploy_tx_hash, \
+         deploy_block, identity_registry, compliance_address, failure_reason, created_at, updated_at"
+    };
+}
+
 macro_rules! statements {
-    ($module:ident, $db:ty, now = $now:literal, lock = $lock:literal) => {
+    ($module:ident, $db:ty, now = $now:literal, lock = $lock:literal, enqueue = $enqueue:path) => {
         pub(crate) mod $module {
             use sqlx::{Pool, query, query_as, query_scalar};
             use uuid::Uuid;
 
-            use crate::rows::{ApiKeyRow, AuditRow, HeadRow, OrgRow};
+            use crate::rows::{ApiKeyRow, AuditRow, EventRow, HeadRow, OrgRow};
+            use crate::tokens::TokenRow;
             use crate::txs::{AttemptRow, TxRow};
 
             type Conn = <$db as sqlx::Database>::Connection;
@@ -457,6 +466,191 @@ macro_rules! statements {
                     .fetch_one(pool)
                     .await
             }
+
+            /// Enqueues a job inside the caller's transaction (it runs only if that commits).
+            pub(crate) async fn enqueue_job(
+                c: &mut Conn,
+                job: &rwa_jobs::NewJob,
+            ) -> rwa_domain::RepoResult<rwa_domain::jobs::Job> {
+                $enqueue(c, job).await
+            }
+
+            pub(crate) async fn insert_token(
+                c: &mut Conn,
+                org: Uuid,
+                t: &rwa_domain::token::NewToken,
+            ) -> sqlx::Result<TokenRow> {
+                query_as(concat!(
+                    "INSERT INTO tokens (id, org_id, name, symbol, decimals, compliance, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'pending_deployment') RETURNING ",
+                    token_columns!()
+                ))
+                .bind(t.id.as_uuid())
+                .bind(org)
+                .bind(t.name.as_str())
+                .bind(t.symbol.as_str())
+                .bind(i32::from(t.decimals))
+                .bind(t.compliance.to_stored().to_string())
+                .fetch_one(c)
+                .await
+            }
+
+            /// One token; `org` scopes it unless `None` (system callers).
+            pub(crate) async fn get_token(
+                pool: &Pool<$db>,
+                org: Option<Uuid>,
+                id: Uuid,
+            ) -> sqlx::Result<Option<TokenRow>> {
+                query_as(concat!(
+                    "SELECT ",
+                    token_columns!(),
+                    " FROM tokens WHERE id = $1 AND ($2 IS NULL OR org_id = $2)"
+                ))
+                .bind(id)
+                .bind(org)
+                .fetch_optional(pool)
+                .await
+            }
+
+            pub(crate) async fn list_tokens(
+                pool: &Pool<$db>,
+                org: Uuid,
+                after: Option<Uuid>,
+                fetch: i64,
+            ) -> sqlx::Result<Vec<TokenRow>> {
+                query_as(concat!(
+                    "SELECT ",
+                    token_columns!(),
+                    " FROM tokens WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+                ))
+                .bind(org)
+                .bind(after)
+                .bind(fetch)
+                .fetch_all(pool)
+                .await
+            }
+
+            /// Moves a pending token to `deployed`; `None` if it was not pending.
+            pub(crate) async fn mark_token_deployed(
+                c: &mut Conn,
+                id: Uuid,
+                d: &rwa_domain::token::TokenDeployment,
+            ) -> sqlx::Result<Option<TokenRow>> {
+                query_as(concat!(
+                    "UPDATE tokens SET status = 'deployed', chain_id = $2, address = $3, \
+                     deploy_tx_hash = $4, deploy_block = $5, identity_registry = $6, \
+                     compliance_address = $7, updated_at = ",
+                    $now,
+                    " WHERE id = $1 AND status = 'pending_deployment' RETURNING ",
+                    token_columns!()
+                ))
+                .bind(id)
+                .bind(d.chain_id as i64)
+                .bind(format!("{:#x}", d.address))
+                .bind(format!("{:#x}", d.deploy_tx_hash))
+                .bind(d.block_number as i64)
+                .bind(format!("{:#x}", d.identity_registry))
+                .bind(format!("{:#x}", d.compliance))
+                .fetch_optional(c)
+                .await
+            }
+
+            /// Moves a pending token to `failed`; `None` if it was not pending.
+            pub(crate) async fn mark_token_failed(
+                c: &mut Conn,
+                id: Uuid,
+                reason: &str,
+            ) -> sqlx::Result<Option<TokenRow>> {
+                query_as(concat!(
+                    "UPDATE tokens SET status = 'failed', failure_reason = $2, updated_at = ",
+                    $now,
+                    " WHERE id = $1 AND status = 'pending_deployment' RETURNING ",
+                    token_columns!()
+                ))
+                .bind(id)
+                .bind(reason)
+                .fetch_optional(c)
+                .await
+            }
+
+            pub(crate) async fn get_identity_registry(
+                pool: &Pool<$db>,
+                org: Uuid,
+                chain_id: i64,
+            ) -> sqlx::Result<Option<String>> {
+                query_scalar(
+                    "SELECT address FROM identity_registries WHERE org_id = $1 AND chain_id = $2",
+                )
+                .bind(org)
+                .bind(chain_id)
+                .fetch_optional(pool)
+                .await
+            }
+
+            /// Records an organization's registry; the first record wins and is returned.
+            pub(crate) async fn insert_identity_registry(
+                c: &mut Conn,
+                org: Uuid,
+                chain_id: i64,
+                address: &str,
+            ) -> sqlx::Result<String> {
+                query(
+                    "INSERT INTO identity_registries (org_id, chain_id, address) VALUES ($1, $2, $3) \
+                     ON CONFLICT (org_id, chain_id) DO NOTHING",
+                )
+                .bind(org)
+                .bind(chain_id)
+                .bind(address)
+                .execute(&mut *c)
+                .await?;
+                query_scalar(
+                    "SELECT address FROM identity_registries WHERE org_id = $1 AND chain_id = $2",
+                )
+                .bind(org)
+                .bind(chain_id)
+                .fetch_one(c)
+                .await
+            }
+
+            /// Appends an event inside the caller's transaction. Taking the next
+            /// `seq` updates (so locks, until commit) the one `event_head` row.
+            pub(crate) async fn append_event(
+                c: &mut Conn,
+                org: Uuid,
+                kind: &str,
+                data: &serde_json::Value,
+            ) -> sqlx::Result<i64> {
+                let seq: i64 =
+                    query_scalar("UPDATE event_head SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+                        .fetch_one(&mut *c)
+                        .await?;
+                query("INSERT INTO events (seq, id, type, org_id, data) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(seq)
+                    .bind(Uuid::now_v7())
+                    .bind(kind)
+                    .bind(org)
+                    .bind(data.to_string())
+                    .execute(c)
+                    .await?;
+                Ok(seq)
+            }
+
+            pub(crate) async fn list_events(
+                pool: &Pool<$db>,
+                org: Uuid,
+                after: i64,
+                limit: i64,
+            ) -> sqlx::Result<Vec<EventRow>> {
+                query_as(
+                    "SELECT seq, id, type AS kind, org_id, created_at, data FROM events \
+                     WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(org)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+            }
         }
     };
 }
@@ -465,6 +659,13 @@ statements!(
     sqlite,
     sqlx::Sqlite,
     now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-    lock = ""
+    lock = "",
+    enqueue = rwa_jobs::enqueue_sqlite
 );
-statements!(postgres, sqlx::Postgres, now = "now()", lock = "FOR UPDATE");
+statements!(
+    postgres,
+    sqlx::Postgres,
+    now = "now()",
+    lock = "FOR UPDATE",
+    enqueue = rwa_jobs::enqueue_postgres
+);

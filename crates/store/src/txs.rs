@@ -285,6 +285,54 @@ impl TxStore for Store {
         unsigned(next.unwrap_or(0), "nonce")
     }
 
+    async fn create_filler(
+        &self,
+        request: &TxRequest,
+        chain_id: u64,
+        from: Address,
+        nonce: u64,
+    ) -> RepoResult<ManagedTx> {
+        let chain = int(chain_id, "chain id")?;
+        let at = int(nonce, "nonce")?;
+        let gas_limit = int(request.gas_limit, "gas limit")?;
+        let from_hex = addr(from);
+        in_write_tx!(self, |tx, sql| {
+            sql::ensure_nonce_row(&mut tx, chain, &from_hex, 0)
+                .await
+                .db()?;
+            let next = sql::lock_next_nonce(&mut tx, chain, &from_hex).await.db()?;
+            if let Some(existing) = sql::tx_by_key(&mut *tx, &request.key).await.db()? {
+                let attempts = sql::attempts_of(&mut *tx, existing.id).await.db()?;
+                return existing.into_managed(attempts);
+            }
+            if at >= next {
+                return Err(RepoError::Conflict(format!(
+                    "nonce {nonce} of {from_hex} was never allocated; it is no gap"
+                )));
+            }
+            let id = TxId::new().0;
+            let row = NewTxRow {
+                id,
+                key: &request.key,
+                lane: request.lane.as_str(),
+                chain_id: chain,
+                from: from_hex.clone(),
+                nonce: at,
+                to: request.to.map(addr),
+                value: request.value.to_string(),
+                input: hex(&request.input),
+                gas_limit,
+            };
+            // A row already at this nonce is a unique violation: Conflict.
+            sql::insert_tx(&mut tx, &row).await.db()?;
+            load_tx!(tx, sql, id)
+        })
+    }
+
+    async fn hold_sender(&self, chain_id: u64, from: Address) -> RepoResult<bool> {
+        crate::senders::hold(&self.pools, &self.sender_locks, chain_id, from).await
+    }
+
     async fn raise_next_nonce(&self, chain_id: u64, from: Address, floor: u64) -> RepoResult<u64> {
         let chain = int(chain_id, "chain id")?;
         let floor = int(floor, "nonce")?;

@@ -221,3 +221,48 @@ async fn attempts_and_inclusion_move_the_state_and_terminal_states_stick() {
         Err(RepoError::Conflict(_))
     ));
 }
+
+#[tokio::test]
+async fn fillers_take_only_allocated_nonces_that_no_row_holds() {
+    let (store, _db) = store().await;
+    let alice = Address::repeat_byte(0xa2);
+    let held = store
+        .create(&request("held"), CHAIN, alice, 3)
+        .await
+        .unwrap();
+    assert_eq!(held.nonce, 3);
+    store.raise_next_nonce(CHAIN, alice, 6).await.unwrap();
+
+    // 4 and 5 were allocated (raised past) and no row holds them.
+    let filler = store
+        .create_filler(&request("gap:4"), CHAIN, alice, 4)
+        .await
+        .unwrap();
+    assert_eq!((filler.nonce, filler.state), (4, TxState::Pending));
+    let again = store
+        .create_filler(&request("gap:4"), CHAIN, alice, 4)
+        .await
+        .unwrap();
+    assert_eq!(again.id, filler.id, "the key is idempotent");
+
+    let taken = store
+        .create_filler(&request("gap:3"), CHAIN, alice, 3)
+        .await
+        .unwrap_err();
+    assert!(matches!(taken, RepoError::Conflict(_)), "{taken:?}");
+    let future = store
+        .create_filler(&request("gap:6"), CHAIN, alice, 6)
+        .await
+        .unwrap_err();
+    assert!(matches!(future, RepoError::Conflict(_)), "{future:?}");
+    assert_eq!(
+        store.next_nonce(CHAIN, alice).await.unwrap(),
+        6,
+        "filling never moves the allocation"
+    );
+    let next = store
+        .create(&request("next"), CHAIN, alice, 0)
+        .await
+        .unwrap();
+    assert_eq!(next.nonce, 6);
+}

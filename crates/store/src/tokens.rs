@@ -1,0 +1,297 @@
+//! Tokens ([`TokenRepository`]), each organization's identity registry, and the
+//! event log ([`EventLog`]).
+//!
+//! A new token, its deployment job and its audit entry are one transaction: a
+//! token is never stored without the job that deploys it, and a job never runs
+//! for a token that was rolled back. Marking a token deployed or failed appends
+//! its event in the same transaction as the status change.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rwa_domain::audit::AuditRecord;
+use rwa_domain::chain::{Address, B256};
+use rwa_domain::event::{self, Event};
+use rwa_domain::page::{Page, PageRequest};
+use rwa_domain::ports::EventLog;
+use rwa_domain::token::{
+    ComplianceRules, DEPLOYMENT_KIND, DEPLOYMENT_QUEUE, NewToken, Token, TokenDeployment,
+    TokenRepository, TokenStatus,
+};
+use rwa_domain::{Actor, OrgId, RepoError, RepoResult, TokenId};
+use rwa_jobs::NewJob;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::Store;
+use crate::connect::{in_write_tx, on_reader};
+use crate::error::DbResult;
+
+/// Attempts of a deployment job before the token is marked failed. Only
+/// failures to reach the node or the database use attempts (waiting for
+/// confirmations snoozes), and the backoff doubles from 1 s, so the last
+/// attempt comes about 68 minutes after the first: an outage shorter than
+/// that never fails a token.
+pub const DEPLOYMENT_ATTEMPTS: i32 = 13;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TokenRow {
+    id: Uuid,
+    org_id: Uuid,
+    name: String,
+    symbol: String,
+    decimals: i32,
+    compliance: String,
+    status: String,
+    chain_id: Option<i64>,
+    address: Option<String>,
+    deploy_tx_hash: Option<String>,
+    deploy_block: Option<i64>,
+    identity_registry: Option<String>,
+    compliance_address: Option<String>,
+    failure_reason: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+fn parse<T: std::str::FromStr>(s: &str, what: &str) -> RepoResult<T> {
+    s.parse()
+        .map_err(|_| RepoError::Internal(format!("stored {what} {s:?} does not parse")))
+}
+
+impl TryFrom<TokenRow> for Token {
+    type Error = RepoError;
+
+    fn try_from(r: TokenRow) -> RepoResult<Token> {
+        let status: TokenStatus = r.status.parse()?;
+        let deployment = match (status, r.chain_id, r.address.as_deref()) {
+            (TokenStatus::Deployed, Some(chain_id), Some(address)) => Some(TokenDeployment {
+                chain_id: chain_id as u64,
+                address: parse::<Address>(address, "token address")?,
+                deploy_tx_hash: parse::<B256>(
+                    r.deploy_tx_hash.as_deref().unwrap_or_default(),
+                    "deploy tx hash",
+                )?,
+                identity_registry: parse::<Address>(
+                    r.identity_registry.as_deref().unwrap_or_default(),
+                    "identity registry",
+                )?,
+                compliance: parse::<Address>(
+                    r.compliance_address.as_deref().unwrap_or_default(),
+                    "compliance address",
+                )?,
+                block_number: r.deploy_block.unwrap_or_default() as u64,
+            }),
+            _ => None,
+        };
+        let rules: serde_json::Value = serde_json::from_str(&r.compliance)
+            .map_err(|e| RepoError::Internal(format!("stored compliance is not JSON: {e}")))?;
+        Ok(Token {
+            id: TokenId::from_uuid(r.id),
+            org_id: OrgId::from_uuid(r.org_id),
+            name: r.name,
+            symbol: r.symbol,
+            decimals: u8::try_from(r.decimals)
+                .map_err(|_| RepoError::Internal(format!("stored decimals {}", r.decimals)))?,
+            compliance: ComplianceRules::from_stored(&rules)?,
+            status,
+            deployment,
+            failure_reason: r.failure_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The deployment job of a token: unique per token, working for its organization.
+pub fn deployment_job(org: OrgId, token: TokenId) -> NewJob {
+    NewJob::new(
+        DEPLOYMENT_QUEUE,
+        DEPLOYMENT_KIND,
+        json!({ "token_id": token.as_uuid() }),
+    )
+    .for_org(org.as_uuid())
+    .unique(format!("token:{token}:deploy"))
+    .max_attempts(DEPLOYMENT_ATTEMPTS)
+}
+
+/// What `token.*` events carry: the token as the API shows it.
+fn event_data(token: &Token) -> serde_json::Value {
+    json!({ "token": token })
+}
+
+fn symbol_taken(e: RepoError, symbol: &str) -> RepoError {
+    match e {
+        RepoError::Conflict(_) => RepoError::Conflict(format!(
+            "symbol {symbol} is already used by a token of this organization that has not failed"
+        )),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl TokenRepository for Store {
+    async fn create(&self, org: OrgId, token: &NewToken, actor: &Actor) -> RepoResult<Token> {
+        let record = AuditRecord {
+            action: "token.created",
+            target: format!("token:{}", token.id),
+            data: json!({
+                "name": token.name.as_str(),
+                "symbol": token.symbol.as_str(),
+                "decimals": token.decimals,
+                "compliance": token.compliance.to_stored(),
+            }),
+        };
+        let job = deployment_job(org, token.id);
+        // The block keeps the macro's `?`s inside, so every failure of the
+        // transaction passes through `symbol_taken`.
+        let created: RepoResult<Token> = async {
+            in_write_tx!(self, |tx, sql| {
+                let row = sql::insert_token(&mut tx, org.as_uuid(), token)
+                    .await
+                    .db()?;
+                sql::enqueue_job(&mut tx, &job).await?;
+                sql::append_audit(&mut tx, org, actor, &record).await.db()?;
+                Token::try_from(row)
+            })
+        }
+        .await;
+        let created = created.map_err(|e| symbol_taken(e, token.symbol.as_str()))?;
+        // Workers in this process poll; on SQLite nothing else would wake them.
+        self.wake_jobs();
+        Ok(created)
+    }
+
+    async fn get(&self, org: OrgId, id: TokenId) -> RepoResult<Token> {
+        let row = on_reader!(self, |pool, sql| {
+            sql::get_token(pool, Some(org.as_uuid()), id.as_uuid())
+                .await
+                .db()?
+        });
+        row.ok_or(RepoError::NotFound)?.try_into()
+    }
+
+    async fn list(&self, org: OrgId, page: PageRequest) -> RepoResult<Page<Token>> {
+        let rows = on_reader!(self, |pool, sql| {
+            sql::list_tokens(pool, org.as_uuid(), page.after, i64::from(page.limit) + 1)
+                .await
+                .db()?
+        });
+        let tokens = rows
+            .into_iter()
+            .map(Token::try_from)
+            .collect::<RepoResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(tokens, page.limit, |t| t.id.as_uuid()))
+    }
+
+    async fn system_get(&self, id: TokenId) -> RepoResult<Token> {
+        let row = on_reader!(self, |pool, sql| {
+            sql::get_token(pool, None, id.as_uuid()).await.db()?
+        });
+        row.ok_or(RepoError::NotFound)?.try_into()
+    }
+
+    async fn system_mark_deployed(
+        &self,
+        id: TokenId,
+        deployment: &TokenDeployment,
+    ) -> RepoResult<Token> {
+        let changed: RepoResult<Option<Token>> = in_write_tx!(self, |tx, sql| {
+            match sql::mark_token_deployed(&mut tx, id.as_uuid(), deployment)
+                .await
+                .db()?
+            {
+                None => Ok::<_, RepoError>(None),
+                Some(row) => {
+                    let token = Token::try_from(row)?;
+                    sql::append_event(
+                        &mut tx,
+                        token.org_id.as_uuid(),
+                        event::TOKEN_DEPLOYED,
+                        &event_data(&token),
+                    )
+                    .await
+                    .db()?;
+                    Ok(Some(token))
+                }
+            }
+        });
+        match changed? {
+            Some(token) => Ok(token),
+            None => self.system_get(id).await,
+        }
+    }
+
+    async fn system_mark_failed(&self, id: TokenId, reason: &str) -> RepoResult<Token> {
+        let changed: RepoResult<Option<Token>> = in_write_tx!(self, |tx, sql| {
+            match sql::mark_token_failed(&mut tx, id.as_uuid(), reason)
+                .await
+                .db()?
+            {
+                None => Ok::<_, RepoError>(None),
+                Some(row) => {
+                    let token = Token::try_from(row)?;
+                    sql::append_event(
+                        &mut tx,
+                        token.org_id.as_uuid(),
+                        event::TOKEN_FAILED,
+                        &event_data(&token),
+                    )
+                    .await
+                    .db()?;
+                    Ok(Some(token))
+                }
+            }
+        });
+        match changed? {
+            Some(token) => Ok(token),
+            None => self.system_get(id).await,
+        }
+    }
+
+    async fn system_identity_registry(
+        &self,
+        org: OrgId,
+        chain_id: u64,
+    ) -> RepoResult<Option<Address>> {
+        let stored = on_reader!(self, |pool, sql| {
+            sql::get_identity_registry(pool, org.as_uuid(), chain_id as i64)
+                .await
+                .db()?
+        });
+        stored
+            .as_deref()
+            .map(|a| parse::<Address>(a, "registry address"))
+            .transpose()
+    }
+
+    async fn system_record_identity_registry(
+        &self,
+        org: OrgId,
+        chain_id: u64,
+        address: Address,
+    ) -> RepoResult<Address> {
+        let stored: RepoResult<String> = in_write_tx!(self, |tx, sql| {
+            sql::insert_identity_registry(
+                &mut tx,
+                org.as_uuid(),
+                chain_id as i64,
+                &format!("{address:#x}"),
+            )
+            .await
+            .db()
+        });
+        parse(&stored?, "registry address")
+    }
+}
+
+#[async_trait]
+impl EventLog for Store {
+    async fn list(&self, org: OrgId, after: i64, limit: u32) -> RepoResult<Vec<Event>> {
+        let rows = on_reader!(self, |pool, sql| {
+            sql::list_events(pool, org.as_uuid(), after, i64::from(limit))
+                .await
+                .db()?
+        });
+        rows.into_iter().map(Event::try_from).collect()
+    }
+}
