@@ -1,6 +1,7 @@
 //! The devnet's SQLite file carries the chain across restarts: a clean close
-//! and reopen continues the same chain, and a process killed while mining
-//! resumes at the last whole block.
+//! and reopen continues the same chain, a process killed while mining
+//! resumes at the last whole block, and every accepted transaction (queued
+//! future nonces too) survives a restart or a kill and is mined afterwards.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -15,6 +16,7 @@ use rwa_domain::tx::{Signer, UnsignedTx};
 use rwa_testkit::anvil::DEV_KEY_0;
 
 const CRASH_DB_ENV: &str = "RWA_DEVNET_CRASH_DB";
+const POOL_DB_ENV: &str = "RWA_DEVNET_POOL_DB";
 const RECEIVER: Address = Address::repeat_byte(0x42);
 
 async fn open(path: &Path) -> Arc<Devnet> {
@@ -31,11 +33,22 @@ async fn open(path: &Path) -> Arc<Devnet> {
 }
 
 async fn transfer(chain: &Devnet, key: &LocalSigner, nonce: u64, to: Address, value: u64) -> B256 {
+    transfer_with_tip(chain, key, nonce, to, value, 1_000_000_000).await
+}
+
+async fn transfer_with_tip(
+    chain: &Devnet,
+    key: &LocalSigner,
+    nonce: u64,
+    to: Address,
+    value: u64,
+    tip: u128,
+) -> B256 {
     let tx = UnsignedTx {
         chain_id: 31337,
         nonce,
-        max_fee_per_gas: 10_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
+        max_fee_per_gas: 10_000_000_000 + tip,
+        max_priority_fee_per_gas: tip,
         gas_limit: 21_000,
         to: Some(to),
         value: U256::from(value),
@@ -43,6 +56,17 @@ async fn transfer(chain: &Devnet, key: &LocalSigner, nonce: u64, to: Address, va
     };
     let signed = key.sign(&tx).await.unwrap();
     chain.send_raw_transaction(signed.raw).await.unwrap()
+}
+
+/// Runs this test binary's ignored test `name` as a child process with `env`
+/// naming its database; its stdout is piped.
+fn spawn_child(name: &str, env: &str, path: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .env(env, path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("child starts")
 }
 
 /// Walks parent hashes from the head to genesis.
@@ -125,6 +149,7 @@ async fn crash_child_mines_until_killed() {
     loop {
         for _ in 0..200 {
             transfer(&chain, &key, nonce, RECEIVER, 1).await;
+            println!("accepted {nonce}");
             nonce += 1;
         }
         chain.mine(1).await.unwrap();
@@ -137,32 +162,33 @@ async fn crash_child_mines_until_killed() {
 async fn a_devnet_killed_while_mining_resumes_at_a_whole_block() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("devnet.db");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child_mines_until_killed",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(CRASH_DB_ENV, &path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("child starts");
-    let stdout = child.stdout.take().unwrap();
+    let mut child = spawn_child("crash_child_mines_until_killed", CRASH_DB_ENV, &path);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut mined = 0;
-    for line in BufReader::new(stdout).lines() {
-        if line.unwrap().starts_with("mined ") {
-            mined += 1;
-            if mined == 4 {
-                break;
-            }
+    let mut accepted: Option<u64> = None;
+    let mut note = |line: &str, mined: &mut u32| {
+        if line.starts_with("mined ") {
+            *mined += 1;
+        } else if let Some(n) = line.strip_prefix("accepted ") {
+            accepted = Some(n.parse().unwrap());
+        }
+    };
+    for line in lines.by_ref() {
+        note(&line.unwrap(), &mut mined);
+        if mined == 4 {
+            break;
         }
     }
     assert_eq!(mined, 4, "the child mined blocks before it was killed");
-    // The child is executing or committing its next block now.
+    // The child is pooling or mining its next block now.
     std::thread::sleep(std::time::Duration::from_millis(30));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    // What it reported before it died.
+    for line in lines {
+        note(&line.unwrap(), &mut mined);
+    }
+    let last_accepted = accepted.expect("the child accepted transactions");
 
     let key = LocalSigner::from_hex(DEV_KEY_0).unwrap();
     let chain = open(&path).await;
@@ -189,16 +215,175 @@ async fn a_devnet_killed_while_mining_resumes_at_a_whole_block() {
         included
     );
     assert_eq!(chain.balance(RECEIVER).await.unwrap(), U256::from(included));
-    // And the chain goes on.
-    transfer(&chain, &key, included, RECEIVER, 1).await;
-    chain.mine(1).await.unwrap();
-    assert_eq!(
-        chain.block_number(BlockTag::Latest).await.unwrap(),
-        head + 1
+    // Every transaction the child saw accepted and not mined is still pending
+    // (one accepted in the instant before the kill may be there as well).
+    let pending = chain.nonce(key.address(), BlockTag::Pending).await.unwrap();
+    assert!(
+        pending > last_accepted,
+        "pending nonce {pending}, the child had nonce {last_accepted} accepted"
     );
+    // And the chain goes on: the pending ones are mined, then a new one.
+    transfer(&chain, &key, pending, RECEIVER, 1).await;
+    while chain.nonce(key.address(), BlockTag::Latest).await.unwrap() <= pending {
+        let before = chain.block_number(BlockTag::Latest).await.unwrap();
+        chain.mine(1).await.unwrap();
+        let block = chain
+            .header(BlockTag::Number(before + 1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            block.gas_used > 0,
+            "block {} mined pending transfers",
+            before + 1
+        );
+    }
     assert_eq!(
         chain.balance(RECEIVER).await.unwrap(),
-        U256::from(included + 1)
+        U256::from(pending + 1),
+        "each of the {} transfers moved its wei once",
+        pending + 1
+    );
+    chain.shutdown().await;
+}
+
+/// Checks that every hash has a receipt, in a block of the chain.
+async fn assert_mined(chain: &Devnet, hashes: &[B256]) {
+    for hash in hashes {
+        let receipt = chain.receipt(*hash).await.unwrap();
+        let receipt = receipt.unwrap_or_else(|| panic!("{hash} is mined"));
+        assert!(receipt.success);
+        let block = chain
+            .header(BlockTag::Number(receipt.block_number))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(block.hash, receipt.block_hash);
+    }
+}
+
+#[tokio::test]
+async fn pending_and_queued_transactions_survive_a_clean_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("devnet.db");
+    let key = LocalSigner::from_hex(DEV_KEY_0).unwrap();
+    let chain = open(&path).await;
+    let first = transfer(&chain, &key, 0, RECEIVER, 1).await;
+    let replaced = transfer(&chain, &key, 1, RECEIVER, 2).await;
+    // The replacement (fee and tip bumped past 10%) is the one that must come back.
+    let second = transfer_with_tip(&chain, &key, 1, RECEIVER, 20, 3_000_000_000).await;
+    // Nonce 3 waits for nonce 2.
+    let queued = transfer(&chain, &key, 3, RECEIVER, 300).await;
+    chain.shutdown().await;
+    drop(chain);
+
+    let chain = open(&path).await;
+    assert_eq!(chain.block_number(BlockTag::Latest).await.unwrap(), 0);
+    assert_eq!(
+        chain.nonce(key.address(), BlockTag::Pending).await.unwrap(),
+        2,
+        "nonces 0 and 1 are pending again, 3 is queued behind the gap"
+    );
+    chain.mine(1).await.unwrap();
+    assert_mined(&chain, &[first, second]).await;
+    assert!(chain.receipt(replaced).await.unwrap().is_none());
+    assert!(chain.receipt(queued).await.unwrap().is_none());
+    assert_eq!(chain.balance(RECEIVER).await.unwrap(), U256::from(21u64));
+
+    // Still queued after a second restart, and mined once the gap fills.
+    chain.shutdown().await;
+    drop(chain);
+    let chain = open(&path).await;
+    let gap = transfer(&chain, &key, 2, RECEIVER, 4_000).await;
+    chain.mine(1).await.unwrap();
+    assert_mined(&chain, &[gap, queued]).await;
+    assert_eq!(chain.balance(RECEIVER).await.unwrap(), U256::from(4_321u64));
+
+    // Mined transactions left the stored pool with their block: nothing
+    // comes back to be mined twice.
+    chain.shutdown().await;
+    drop(chain);
+    let chain = open(&path).await;
+    assert_eq!(
+        chain.nonce(key.address(), BlockTag::Pending).await.unwrap(),
+        4
+    );
+    let head = chain.block_number(BlockTag::Latest).await.unwrap();
+    chain.mine(1).await.unwrap();
+    let empty = chain
+        .header(BlockTag::Number(head + 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(empty.gas_used, 0);
+    chain.shutdown().await;
+}
+
+/// The child of [`transactions_accepted_before_a_kill_are_mined_after_it`]:
+/// has transactions accepted, says which, and waits to be killed.
+#[tokio::test]
+#[ignore = "run as a child process by transactions_accepted_before_a_kill_are_mined_after_it"]
+async fn pool_child_accepts_then_waits() {
+    let path = std::env::var(POOL_DB_ENV).expect("the parent test names the database");
+    let key = LocalSigner::from_hex(DEV_KEY_0).unwrap();
+    let chain = open(Path::new(&path)).await;
+    transfer(&chain, &key, 0, RECEIVER, 1).await;
+    chain.mine(1).await.unwrap();
+    for nonce in [1, 2, 3, 5, 6] {
+        let hash = transfer(&chain, &key, nonce, RECEIVER, 10u64.pow(nonce as u32)).await;
+        println!("accepted {nonce} {hash}");
+    }
+    println!("ready");
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test]
+async fn transactions_accepted_before_a_kill_are_mined_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("devnet.db");
+    let mut child = spawn_child("pool_child_accepts_then_waits", POOL_DB_ENV, &path);
+    let mut accepted: Vec<(u64, B256)> = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "ready" {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("accepted ") {
+            let (nonce, hash) = rest.split_once(' ').unwrap();
+            accepted.push((nonce.parse().unwrap(), hash.parse().unwrap()));
+        }
+    }
+    assert_eq!(
+        accepted.len(),
+        5,
+        "the child had five transactions accepted"
+    );
+    child.kill().unwrap(); // SIGKILL: no shutdown, nothing flushed on the way out
+    child.wait().unwrap();
+
+    let key = LocalSigner::from_hex(DEV_KEY_0).unwrap();
+    let chain = open(&path).await;
+    assert_eq!(chain.block_number(BlockTag::Latest).await.unwrap(), 1);
+    assert_eq!(
+        chain.nonce(key.address(), BlockTag::Pending).await.unwrap(),
+        4,
+        "nonces 1 to 3 are pending, 5 and 6 queued behind the gap at 4"
+    );
+    chain.mine(1).await.unwrap();
+    let runnable: Vec<B256> = accepted
+        .iter()
+        .filter(|(n, _)| *n < 4)
+        .map(|(_, h)| *h)
+        .collect();
+    assert_mined(&chain, &runnable).await;
+    let gap = transfer(&chain, &key, 4, RECEIVER, 10_000).await;
+    chain.mine(1).await.unwrap();
+    let mut all: Vec<B256> = accepted.iter().map(|(_, h)| *h).collect();
+    all.push(gap);
+    assert_mined(&chain, &all).await;
+    assert_eq!(
+        chain.balance(RECEIVER).await.unwrap(),
+        U256::from(1_111_111u64)
     );
     chain.shutdown().await;
 }

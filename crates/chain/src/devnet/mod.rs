@@ -7,15 +7,23 @@
 //! (automine) or on demand, chains real headers by parent hash, evolves the
 //! base fee per EIP-1559, and keeps what every block changed so snapshots,
 //! rollbacks and reorgs are exact. The whole state is kept in memory for the
-//! last 256 blocks: `eth_call` reaches those (older blocks answer
-//! [`ChainError::Unsupported`]); rewinding further replays the stored changes.
+//! last 256 blocks; `eth_call` and the nonce at an older block wind the oldest
+//! kept state back over the stored per-block changes, and rewinding the chain
+//! further replays them from genesis.
 //! `safe` is head − 32 and `finalized` head − 64, as anvil.
 //!
 //! Blocks come by interval (a background task, default every second), on
 //! demand (`mine`) and, with automine, on every accepted transaction. With a
 //! `db_path` the chain persists block by block in its own SQLite file, one
 //! SQLite transaction per block (or per rewind); a restart continues the same
-//! chain. The pool and snapshot ids live in memory only.
+//! chain. The pending pool persists with it: a transaction is stored before
+//! `send_raw_transaction` returns its hash, and leaves the file in the same
+//! SQLite transaction as the block that includes it, so an accepted
+//! transaction survives a restart or a kill and is mined afterwards. Snapshot
+//! ids live in memory only.
+//!
+//! Headers carry the real Ethereum state root (see `trie`), served by
+//! [`Devnet::state_root`] since the port's header has no field for it.
 //!
 //! Metrics: `rwa_devnet_blocks_total` (blocks mined) and
 //! `rwa_devnet_transactions_total` (transactions accepted into the pool).
@@ -23,6 +31,7 @@
 mod exec;
 mod state;
 mod storage;
+mod trie;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex as StdMutex, Weak};
@@ -40,7 +49,7 @@ use rwa_domain::chain::{
 
 use crate::ChainControl;
 use state::ChainState;
-use storage::{Store, StoredBlockRef};
+use storage::{BlocksFrom, Store, StoredBlockRef};
 
 /// The EVM version the devnet runs, as solc and anvil name it.
 pub const EVM_VERSION: &str = "prague";
@@ -98,11 +107,11 @@ impl Devnet {
             None => (ChainState::genesis(config), None),
             Some(path) => {
                 let store = Store::open(path).await?;
-                let (blocks, generation) = store.load().await?;
+                let (blocks, generation, pending) = store.load().await?;
                 let state = if blocks.is_empty() {
                     ChainState::genesis(config)
                 } else {
-                    ChainState::restore(config, blocks, generation)
+                    ChainState::restore(config, blocks, generation, pending)?
                 };
                 (state, Some(store))
             }
@@ -132,30 +141,50 @@ impl Devnet {
         }
     }
 
+    /// The state root in the header of a block, `None` for an unknown block.
+    /// (Blocks stored before the devnet computed roots carry zero.)
+    pub async fn state_root(&self, block: BlockTag) -> ChainResult<Option<B256>> {
+        let s = self.lock().await;
+        Ok(resolve(&s, block).map(|n| s.blocks[n as usize].state_root))
+    }
+
     async fn lock(&self) -> MutexGuard<'_, ChainState> {
         self.state.lock().await
     }
 
-    /// Writes the blocks changed since the last write, in one transaction.
+    /// Writes the blocks and the pool as they changed since the last write,
+    /// in one transaction. On failure everything stays marked changed, so the
+    /// next write retries it.
     async fn persist(&self, s: &mut ChainState) -> ChainResult<()> {
-        let Some(from) = s.dirty_from.take() else {
-            return Ok(());
-        };
         let Some(store) = &self.store else {
+            s.dirty_from = None;
             return Ok(());
         };
-        let start = usize::try_from(from)
-            .unwrap_or(usize::MAX)
-            .min(s.blocks.len());
-        let blocks: Vec<StoredBlockRef<'_>> = s.blocks[start..]
-            .iter()
-            .map(|b| StoredBlockRef {
-                header: &b.header,
-                receipts: &b.receipts,
-                diff: &b.diff,
-            })
-            .collect();
-        store.replace_from(from, &blocks, s.generation).await
+        let pool = s.pool_changes();
+        if s.dirty_from.is_none() && pool.is_empty() {
+            return Ok(());
+        }
+        let blocks = s.dirty_from.map(|from| {
+            let start = usize::try_from(from)
+                .unwrap_or(usize::MAX)
+                .min(s.blocks.len());
+            BlocksFrom {
+                from,
+                blocks: s.blocks[start..]
+                    .iter()
+                    .map(|b| StoredBlockRef {
+                        header: &b.header,
+                        state_root: b.state_root,
+                        receipts: &b.receipts,
+                        diff: &b.diff,
+                    })
+                    .collect(),
+            }
+        });
+        store.write(blocks, s.generation, &pool).await?;
+        s.dirty_from = None;
+        s.pool_stored();
+        Ok(())
     }
 }
 
@@ -165,6 +194,11 @@ impl Drop for Devnet {
             task.abort();
         }
     }
+}
+
+/// Counts a transaction into the pool (once it is stored, when it is).
+fn count_accepted() {
+    metrics::counter!("rwa_devnet_transactions_total").increment(1);
 }
 
 async fn mine_every(devnet: Weak<Devnet>, every: Duration) {
@@ -226,10 +260,21 @@ impl ChainPort for Devnet {
 
     async fn send_raw_transaction(&self, raw: Bytes) -> ChainResult<B256> {
         let mut s = self.lock().await;
-        let hash = s.accept(&raw)?;
+        let (hash, replaced) = s.accept(&raw)?;
+        // Stored before the hash is returned: an accepted transaction is
+        // never lost to a restart. What cannot be stored is not accepted.
+        if let Err(e) = self.persist(&mut s).await {
+            s.unaccept(hash, replaced);
+            return Err(e);
+        }
+        count_accepted();
         if s.automine && s.has_executable() {
             s.mine_block(Vec::new());
-            self.persist(&mut s).await?;
+            if let Err(e) = self.persist(&mut s).await {
+                // The transaction is stored in the pool; the block is
+                // written with the next one.
+                tracing::warn!(error = %e, "devnet block could not be stored yet");
+            }
         }
         Ok(hash)
     }
@@ -329,7 +374,15 @@ impl ChainPort for Devnet {
     }
 
     async fn nonce(&self, address: Address, block: BlockTag) -> ChainResult<u64> {
-        Ok(self.lock().await.nonce(address, block == BlockTag::Pending))
+        let s = self.lock().await;
+        match block {
+            BlockTag::Pending => Ok(s.nonce(address, true)),
+            tag => {
+                let n =
+                    resolve(&s, tag).ok_or_else(|| ChainError::Other("unknown block".into()))?;
+                s.nonce_at(address, n)
+            }
+        }
     }
 
     async fn balance(&self, address: Address) -> ChainResult<U256> {
@@ -370,7 +423,8 @@ impl ChainControl for Devnet {
         s.truncate(head - depth);
         let mut forced = Vec::new();
         for raw in replacement {
-            let hash = s.accept(&raw)?;
+            let (hash, _) = s.accept(&raw)?;
+            count_accepted();
             if let Some(p) = s
                 .pool
                 .values_mut()

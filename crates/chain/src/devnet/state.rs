@@ -1,9 +1,11 @@
 //! The devnet's chain: accounts in a revm `CacheDB`, the canonical blocks with
 //! the state after each (so any block can be the head again: reorgs,
-//! rollbacks, snapshots), a mempool that validates like a node, and block
+//! rollbacks, snapshots), a mempool that validates like a node (and knows
+//! which of its transactions the database already holds), and block
 //! production with EIP-1559 base fees, receipts and block-wide log indexes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use alloy::consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy::consensus::transaction::SignerRecoverable;
@@ -14,6 +16,7 @@ use alloy::consensus::{
 use alloy::eips::eip1559::{BaseFeeParams, calc_next_block_base_fee};
 use alloy::eips::eip2718::Decodable2718;
 use alloy::primitives::{Address, B256, Bloom, Bytes, TxKind, U256, keccak256};
+use revm::bytecode::Bytecode;
 use revm::context::result::{ExecutionResult, Output};
 use revm::context::{BlockEnv, TxEnv};
 use revm::database::{CacheDB, EmptyDB};
@@ -24,15 +27,17 @@ use rwa_domain::chain::{BlockHeader, CallRequest, ChainError, ChainResult, Log, 
 
 use super::DevnetConfig;
 use super::exec::{apply_diff, domain_header, intrinsic_gas, record_changes, tx_env};
-use super::storage::{AccountDiff, StateDiff, StoredBlock};
+use super::storage::{AccountDiff, PoolChanges, PooledRow, StateDiff, StoredBlock};
+use super::trie::StateTrie;
 
 /// The pinned EVM version (solc `evmVersion`, anvil `--hardfork`).
 pub(crate) const SPEC: SpecId = SpecId::PRAGUE;
 
 pub(crate) type Db = CacheDB<EmptyDB>;
 
-/// How many recent blocks keep their whole state in memory (calls at older
-/// blocks are unsupported; rewinding below them replays the stored diffs).
+/// How many recent blocks keep their whole state in memory (a call at an
+/// older block winds the oldest kept state back over the stored diffs;
+/// rewinding the chain below them replays the diffs from genesis).
 pub(crate) const KEPT_STATES: usize = 256;
 
 /// A pooled, validated transaction.
@@ -41,12 +46,33 @@ pub(crate) struct Pooled {
     pub(crate) hash: B256,
     pub(crate) sender: Address,
     pub(crate) tx: TxEnvelope,
+    /// The bytes as sent, which is what the database keeps.
+    pub(crate) raw: Bytes,
+}
+
+impl Pooled {
+    /// Decodes a raw transaction and recovers its sender.
+    pub(crate) fn decode(raw: &[u8]) -> ChainResult<Pooled> {
+        let tx = TxEnvelope::decode_2718(&mut &raw[..])
+            .map_err(|e| ChainError::InvalidTransaction(format!("undecodable: {e}")))?;
+        let sender = tx
+            .recover_signer()
+            .map_err(|_| ChainError::InvalidTransaction("invalid signature".into()))?;
+        Ok(Pooled {
+            hash: *tx.tx_hash(),
+            sender,
+            tx,
+            raw: Bytes::copy_from_slice(raw),
+        })
+    }
 }
 
 /// A mined block with what the port serves from it.
 #[derive(Clone, Debug)]
 pub(crate) struct Mined {
     pub(crate) header: BlockHeader,
+    /// The header's state root (the domain header does not carry it).
+    pub(crate) state_root: B256,
     pub(crate) receipts: Vec<Receipt>,
     /// State after this block, kept for the last [`KEPT_STATES`] blocks.
     pub(crate) state: Option<Db>,
@@ -71,6 +97,10 @@ pub(crate) struct ChainState {
     pub(crate) generation: u64,
     /// Lowest block number changed since the database was last written.
     pub(crate) dirty_from: Option<u64>,
+    /// The pending transactions the database holds.
+    pub(crate) stored_pool: HashSet<B256>,
+    /// The head's state in trie form, for the next block's state root.
+    pub(crate) trie: StateTrie,
 }
 
 fn now_seconds() -> u64 {
@@ -100,16 +130,22 @@ impl ChainState {
             );
         }
         let timestamp = config.genesis_timestamp.unwrap_or_else(now_seconds);
+        let mut trie = StateTrie::build(&db, B256::ZERO);
+        let state_root = trie.root();
         let header = Header {
             number: 0,
+            state_root,
             timestamp,
             gas_limit: config.block_gas_limit,
             base_fee_per_gas: Some(u64::try_from(config.initial_base_fee).unwrap_or(u64::MAX)),
             extra_data: Bytes::from_static(b"rwa devnet"),
             ..Header::default()
         };
+        let header = domain_header(&header);
+        trie.follow(header.hash);
         let genesis = Mined {
-            header: domain_header(&header),
+            header,
+            state_root,
             receipts: Vec::new(),
             state: Some(db),
             diff,
@@ -126,11 +162,21 @@ impl ChainState {
             next_snapshot: 1,
             generation: 0,
             dirty_from: Some(0),
+            stored_pool: HashSet::new(),
+            trie,
         }
     }
 
-    /// Rebuilds the chain from the database, replaying each block's changes.
-    pub(crate) fn restore(config: DevnetConfig, stored: Vec<StoredBlock>, generation: u64) -> Self {
+    /// Rebuilds the chain from the database, replaying each block's changes,
+    /// and pools the stored pending transactions again (they were validated
+    /// when accepted; those the chain can no longer run leave the pool when a
+    /// block is built, as any stale transaction does).
+    pub(crate) fn restore(
+        config: DevnetConfig,
+        stored: Vec<StoredBlock>,
+        generation: u64,
+        pending: Vec<Bytes>,
+    ) -> ChainResult<Self> {
         let mut db = Db::new(EmptyDB::default());
         let mut blocks = Vec::with_capacity(stored.len());
         let mut index = HashMap::new();
@@ -145,16 +191,30 @@ impl ChainState {
             }
             blocks.push(Mined {
                 header: b.header,
+                state_root: b.state_root,
                 receipts: b.receipts,
                 state: (i >= keep_from).then(|| db.clone()),
                 diff: b.diff,
             });
         }
+        let mut pool: BTreeMap<Address, BTreeMap<u64, Pooled>> = BTreeMap::new();
+        let mut stored_pool = HashSet::new();
+        for raw in pending {
+            let pooled = Pooled::decode(&raw).map_err(|e| {
+                ChainError::Other(format!(
+                    "devnet database: a stored pending transaction: {e}"
+                ))
+            })?;
+            stored_pool.insert(pooled.hash);
+            pool.entry(pooled.sender)
+                .or_default()
+                .insert(pooled.tx.nonce(), pooled);
+        }
         let automine = config.automine;
-        Self {
+        Ok(Self {
             config,
             blocks,
-            pool: BTreeMap::new(),
+            pool,
             index,
             next_timestamp: None,
             automine,
@@ -162,7 +222,45 @@ impl ChainState {
             next_snapshot: 1,
             generation,
             dirty_from: None,
+            stored_pool,
+            // Built from the head's state when the next block is mined.
+            trie: StateTrie::default(),
+        })
+    }
+
+    /// The pool's changes since the database last took them.
+    pub(crate) fn pool_changes(&self) -> PoolChanges<'_> {
+        let mut changes = PoolChanges::default();
+        let mut present = HashSet::with_capacity(self.stored_pool.len());
+        for p in self.pool.values().flat_map(BTreeMap::values) {
+            if self.stored_pool.contains(&p.hash) {
+                present.insert(p.hash);
+            } else {
+                changes.added.push(PooledRow {
+                    hash: p.hash,
+                    sender: p.sender,
+                    nonce: p.tx.nonce(),
+                    raw: &p.raw,
+                });
+            }
         }
+        changes.removed = self
+            .stored_pool
+            .iter()
+            .filter(|h| !present.contains(*h))
+            .copied()
+            .collect();
+        changes
+    }
+
+    /// Records that the database now holds exactly the pool.
+    pub(crate) fn pool_stored(&mut self) {
+        self.stored_pool = self
+            .pool
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|p| p.hash)
+            .collect();
     }
 
     fn mark_dirty(&mut self, from: u64) {
@@ -196,6 +294,17 @@ impl ChainState {
         self.account(address).balance
     }
 
+    /// The account's nonce after block `number`.
+    pub(crate) fn nonce_at(&self, address: Address, number: u64) -> ChainResult<u64> {
+        Ok(self
+            .state_at(number)?
+            .basic_ref(address)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .nonce)
+    }
+
     pub(crate) fn nonce(&self, address: Address, pending: bool) -> u64 {
         let mined = self.account(address).nonce;
         if !pending {
@@ -221,11 +330,12 @@ impl ChainState {
         )
     }
 
-    /// Validates a raw transaction like a node and pools it.
-    pub(crate) fn accept(&mut self, raw: &[u8]) -> ChainResult<B256> {
-        let tx = TxEnvelope::decode_2718(&mut &raw[..])
-            .map_err(|e| ChainError::InvalidTransaction(format!("undecodable: {e}")))?;
-        let hash = *tx.tx_hash();
+    /// Validates a raw transaction like a node and pools it; returns the
+    /// transaction it replaced (same sender and nonce), if any, so a caller
+    /// that cannot store the pool can [`ChainState::unaccept`] it.
+    pub(crate) fn accept(&mut self, raw: &[u8]) -> ChainResult<(B256, Option<Pooled>)> {
+        let pooled = Pooled::decode(raw)?;
+        let hash = pooled.hash;
         if self.index.contains_key(&hash)
             || self
                 .pool
@@ -234,9 +344,7 @@ impl ChainState {
         {
             return Err(ChainError::AlreadyKnown);
         }
-        let sender = tx
-            .recover_signer()
-            .map_err(|_| ChainError::InvalidTransaction("invalid signature".into()))?;
+        let (sender, tx) = (pooled.sender, &pooled.tx);
         if tx.chain_id() != Some(self.config.chain_id) {
             return Err(ChainError::InvalidTransaction(format!(
                 "invalid chain id {:?}, expected {}",
@@ -244,7 +352,7 @@ impl ChainState {
                 self.config.chain_id
             )));
         }
-        let intrinsic = intrinsic_gas(&tx);
+        let intrinsic = intrinsic_gas(tx);
         if tx.gas_limit() < intrinsic {
             return Err(ChainError::GasLimit(format!(
                 "intrinsic gas too low: have {}, want {intrinsic}",
@@ -286,9 +394,23 @@ impl ChainState {
                 return Err(ChainError::ReplacementUnderpriced);
             }
         }
-        queue.insert(tx.nonce(), Pooled { hash, sender, tx });
-        metrics::counter!("rwa_devnet_transactions_total").increment(1);
-        Ok(hash)
+        let replaced = queue.insert(tx.nonce(), pooled);
+        Ok((hash, replaced))
+    }
+
+    /// Takes back a transaction [`ChainState::accept`] just pooled, restoring
+    /// the one it replaced.
+    pub(crate) fn unaccept(&mut self, hash: B256, replaced: Option<Pooled>) {
+        for queue in self.pool.values_mut() {
+            queue.retain(|_, p| p.hash != hash);
+        }
+        if let Some(old) = replaced {
+            self.pool
+                .entry(old.sender)
+                .or_default()
+                .insert(old.tx.nonce(), old);
+        }
+        self.pool.retain(|_, q| !q.is_empty());
     }
 
     /// Mines one block from the pool (contiguous nonces per sender, highest tip first).
@@ -300,6 +422,9 @@ impl ChainState {
             .take()
             .unwrap_or_else(|| now_seconds().max(parent.timestamp + 1));
         let base_fee = self.next_base_fee();
+        if self.trie.block() != parent.hash {
+            self.trie = StateTrie::build(self.head_state(), parent.hash);
+        }
         let mut db = self.head_state().clone();
         let mut diff = StateDiff::new();
         let block_env = BlockEnv {
@@ -420,9 +545,12 @@ impl ChainState {
             included.push(pooled.tx);
         }
         self.generation += 1;
+        self.trie.apply(&diff, &db);
+        let state_root = self.trie.root();
         let header = Header {
             parent_hash: parent.hash,
             number,
+            state_root,
             timestamp,
             gas_limit: self.config.block_gas_limit,
             gas_used: cumulative,
@@ -434,6 +562,7 @@ impl ChainState {
             ..Header::default()
         };
         let header = domain_header(&header);
+        self.trie.follow(header.hash);
         for r in &mut receipts {
             r.block_hash = header.hash;
             for l in &mut r.logs {
@@ -444,6 +573,7 @@ impl ChainState {
         }
         self.blocks.push(Mined {
             header,
+            state_root,
             receipts,
             state: Some(db),
             diff,
@@ -517,17 +647,100 @@ impl ChainState {
         }
     }
 
+    /// The state after block `number`: kept in memory for the last
+    /// [`KEPT_STATES`] blocks; for an older block, the oldest kept state
+    /// wound back over what the blocks in between changed.
+    pub(crate) fn state_at(&self, number: u64) -> ChainResult<Cow<'_, Db>> {
+        let at = usize::try_from(number).unwrap_or(usize::MAX);
+        let block = self
+            .blocks
+            .get(at)
+            .ok_or_else(|| ChainError::Other(format!("unknown block {number}")))?;
+        if let Some(db) = &block.state {
+            return Ok(Cow::Borrowed(db));
+        }
+        let (kept, base) = self.blocks[at + 1..]
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| b.state.as_ref().map(|db| (at + 1 + i, db)))
+            .expect("the head's state is always kept");
+        // Everything blocks at+1..=kept changed, which must read as it was.
+        let mut changed: BTreeMap<Address, (bool, BTreeSet<U256>)> = BTreeMap::new();
+        for b in &self.blocks[at + 1..=kept] {
+            for (address, change) in &b.diff {
+                let (code, slots) = changed.entry(*address).or_default();
+                *code |= change.code.is_some();
+                slots.extend(change.storage.iter().map(|(slot, _)| *slot));
+            }
+        }
+        let mut db = base.clone();
+        for (address, (code_changed, slots)) in changed {
+            self.wind_back(&mut db, address, code_changed, slots, at);
+        }
+        Ok(Cow::Owned(db))
+    }
+
+    /// Sets `address` in `db` to what it was after block `at`: balance and
+    /// nonce from the last block up to `at` that changed them (no such block:
+    /// the account did not exist), the code when a later block set it, and
+    /// each of `slots` from the last block up to `at` that wrote it (else zero).
+    fn wind_back(
+        &self,
+        db: &mut Db,
+        address: Address,
+        code_changed: bool,
+        mut slots: BTreeSet<U256>,
+        at: usize,
+    ) {
+        let mut account: Option<(U256, u64)> = None;
+        let mut code: Option<Option<&Bytes>> = (!code_changed).then_some(None);
+        let mut values: Vec<(U256, U256)> = Vec::with_capacity(slots.len());
+        for b in self.blocks[..=at].iter().rev() {
+            let Some(change) = b.diff.get(&address) else {
+                continue;
+            };
+            account.get_or_insert((change.balance, change.nonce));
+            if code.is_none() && change.code.is_some() {
+                code = Some(change.code.as_ref());
+            }
+            for (slot, value) in &change.storage {
+                if slots.remove(slot) {
+                    values.push((*slot, *value));
+                }
+            }
+            if code.is_some() && slots.is_empty() {
+                break;
+            }
+        }
+        let Some((balance, nonce)) = account else {
+            db.cache.accounts.remove(&address);
+            return;
+        };
+        let mut info = db.basic_ref(address).ok().flatten().unwrap_or_default();
+        info.balance = balance;
+        info.nonce = nonce;
+        if code_changed {
+            let code = code
+                .flatten()
+                .map_or_else(Bytecode::default, |c| Bytecode::new_raw(c.clone()));
+            info.code_hash = code.hash_slow();
+            info.code = Some(code);
+        }
+        db.insert_account_info(address, info);
+        let never_written = slots.into_iter().map(|slot| (slot, U256::ZERO));
+        for (slot, value) in values.into_iter().chain(never_written) {
+            db.insert_account_storage(address, slot, value)
+                .expect("an in-memory state accepts storage");
+        }
+    }
+
     /// Executes a call against the state after block `number`.
     pub(crate) fn call(&self, request: &CallRequest, number: u64) -> ChainResult<(u64, Bytes)> {
         let block = self
             .blocks
             .get(usize::try_from(number).unwrap_or(usize::MAX))
             .ok_or_else(|| ChainError::Other(format!("unknown block {number}")))?;
-        let mut db = block.state.clone().ok_or_else(|| {
-            ChainError::Unsupported(format!(
-                "state at block {number} is not kept: calls reach the last {KEPT_STATES} blocks"
-            ))
-        })?;
+        let mut db = self.state_at(number)?.into_owned();
         let from = request.from.unwrap_or(Address::ZERO);
         let nonce = db.basic_ref(from).ok().flatten().unwrap_or_default().nonce;
         let env = TxEnv {
