@@ -1,12 +1,17 @@
 //! Everything rwa does with an EVM chain, above the domain's
 //! [`ChainPort`](rwa_domain::chain::ChainPort).
 //!
-//! - [`rpc`]: the JSON-RPC adapter to any EVM node: per-call timeouts, retries
-//!   on transient failures only, a circuit breaker, node errors classified into
-//!   the domain's `ChainError`, log queries that halve refused ranges.
+//! - [`rpc`]: the JSON-RPC adapter to any EVM node over HTTP(S) or WebSocket:
+//!   per-call timeouts, retries on transient failures only, a circuit breaker,
+//!   node errors classified into the domain's `ChainError`, log queries that
+//!   halve refused ranges.
+//! - [`contracts`]: bindings to the platform's contracts, generated from the
+//!   committed artifacts, with their init code, roles and reason codes.
 //! - [`control`]: [`ChainControl`], the development hooks (snapshots, reorgs,
 //!   mining, time) that let one conformance suite (`tests/conformance.rs`) drive
 //!   any chain; the RPC adapter maps them to anvil's methods.
+//! - [`deploy`]: token deployment in idempotent steps over the transaction
+//!   manager (registry once per organization, compliance, token, roles).
 //! - [`devnet`]: the embedded revm devnet (Prague), the default chain in
 //!   development, persisted in its own SQLite file; the conformance suite's
 //!   second implementation.
@@ -15,7 +20,9 @@
 //! - [`txm`]: the transaction manager (lanes, nonces and attempts stored before
 //!   broadcast, fee bumps under a cap, confirmations, reorgs).
 
+pub mod contracts;
 pub mod control;
+pub mod deploy;
 pub mod devnet;
 pub mod health;
 pub mod rpc;

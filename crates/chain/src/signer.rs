@@ -1,6 +1,7 @@
 //! Local private-key signers for the domain's [`Signer`] port: a hex key from
-//! the configuration (`RWA_SIGNER_KEY`, per-lane overrides) or, in development
-//! only, a key generated into the data dir. A KMS or remote signer implements
+//! the configuration (`RWA_SIGNER_KEY`, per-lane overrides), an encrypted
+//! Ethereum keystore (v3 JSON, `RWA_SIGNER_KEYSTORE` + `RWA_SIGNER_PASSWORD`),
+//! or, in development only, a key generated into the data dir. A KMS or remote signer implements
 //! the same port without touching callers.
 
 use std::fmt;
@@ -35,6 +36,14 @@ pub enum KeyError {
     /// Not 32 bytes of hex, or not a valid secp256k1 scalar.
     #[error("not a valid secp256k1 private key (expected 64 hex digits, 0x optional)")]
     Invalid,
+    /// The keystore could not be opened: wrong password, or not a v3 keystore.
+    #[error("keystore {path}: {reason}")]
+    Keystore {
+        /// The file.
+        path: String,
+        /// What to fix.
+        reason: String,
+    },
     /// The key file could not be read or written.
     #[error("key file {path}: {source}")]
     Io {
@@ -49,6 +58,27 @@ impl LocalSigner {
     /// Parses a hex private key (`0x` optional).
     pub fn from_hex(key: &str) -> Result<Self, KeyError> {
         let inner: PrivateKeySigner = key.trim().parse().map_err(|_| KeyError::Invalid)?;
+        Ok(Self { inner })
+    }
+
+    /// Decrypts an Ethereum v3 keystore (scrypt or pbkdf2). The key stays in
+    /// memory only; errors name the file and never echo the password.
+    pub fn from_keystore(path: &Path, password: &str) -> Result<Self, KeyError> {
+        let fail = |reason: String| KeyError::Keystore {
+            path: path.display().to_string(),
+            reason,
+        };
+        if !path.is_file() {
+            return Err(fail("no such file".into()));
+        }
+        let inner = PrivateKeySigner::decrypt_keystore(path, password).map_err(|e| {
+            let detail = e.to_string();
+            fail(if detail.contains("Mac Mismatch") {
+                "wrong password (the keystore's MAC does not match)".into()
+            } else {
+                format!("not a readable v3 keystore: {detail}")
+            })
+        })?;
         Ok(Self { inner })
     }
 
@@ -145,6 +175,40 @@ mod tests {
     use rwa_domain::chain::{Bytes, U256};
 
     use super::*;
+
+    #[test]
+    fn keystores_decrypt_to_their_key_and_refuse_a_wrong_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = LocalSigner::random();
+        PrivateKeySigner::encrypt_keystore(
+            dir.path(),
+            &mut rand08::thread_rng(),
+            key.inner.to_bytes(),
+            "correct horse",
+            Some("signer.json"),
+        )
+        .unwrap();
+        let path = dir.path().join("signer.json");
+        let loaded = LocalSigner::from_keystore(&path, "correct horse").unwrap();
+        assert_eq!(loaded.address(), key.address());
+
+        let wrong = LocalSigner::from_keystore(&path, "battery staple").unwrap_err();
+        assert!(wrong.to_string().contains("wrong password"), "{wrong}");
+        assert!(wrong.to_string().contains("signer.json"), "{wrong}");
+        assert!(
+            !wrong.to_string().contains("battery"),
+            "never echoes the password"
+        );
+
+        std::fs::write(dir.path().join("junk.json"), "{}").unwrap();
+        let junk = LocalSigner::from_keystore(&dir.path().join("junk.json"), "x").unwrap_err();
+        assert!(
+            junk.to_string().contains("not a readable v3 keystore"),
+            "{junk}"
+        );
+        let missing = LocalSigner::from_keystore(&dir.path().join("nope.json"), "x").unwrap_err();
+        assert!(missing.to_string().contains("no such file"), "{missing}");
+    }
 
     #[tokio::test]
     async fn signed_transactions_decode_and_recover_to_the_signer() {

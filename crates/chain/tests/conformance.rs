@@ -483,3 +483,75 @@ async fn the_breaker_opens_on_a_dead_node_and_closes_when_it_returns() {
     );
     assert_eq!(chain.breaker_state(), BreakerState::Closed);
 }
+
+async fn ws(url: String) -> Arc<RpcChain> {
+    Arc::new(
+        RpcChain::connect(RpcConfig::new(url))
+            .await
+            .expect("WebSocket connected"),
+    )
+}
+
+#[tokio::test]
+async fn anvil_over_websocket_port_methods_agree_with_each_other() {
+    let anvil = Anvil::start(&[]);
+    let chain = ws(format!("ws://{}", anvil.addr())).await;
+    port_methods_agree_with_each_other(&*chain).await;
+}
+
+#[tokio::test]
+async fn anvil_over_websocket_node_errors_are_classified() {
+    let anvil = Anvil::start(&[]);
+    node_errors_are_classified(&*ws(format!("ws://{}", anvil.addr())).await).await;
+}
+
+#[tokio::test]
+async fn anvil_over_websocket_logs_are_indexed_per_block_and_vanish_with_a_reorg() {
+    let anvil = Anvil::start(&[]);
+    let chain = ws(format!("ws://{}", anvil.addr())).await;
+    logs_are_indexed_per_block_and_vanish_with_a_reorg(&*chain).await;
+}
+
+#[tokio::test]
+async fn a_websocket_reconnects_after_the_connection_drops() {
+    let anvil = Anvil::start(&[]);
+    let proxy = TcpProxy::start(anvil.addr()).await;
+    let mut config = RpcConfig::new(format!("ws://{}", proxy.addr()));
+    config.max_retries = 0;
+    config.call_timeout = Duration::from_secs(2);
+    config.breaker_threshold = 1_000;
+    let chain = RpcChain::connect(config).await.unwrap();
+    assert_eq!(chain.chain_id().await.unwrap(), 31337);
+
+    proxy.cut();
+    let e = chain.block_number(BlockTag::Latest).await.unwrap_err();
+    assert!(e.is_transient(), "a dropped socket is transient: {e:?}");
+
+    proxy.restore().await;
+    let mut back = false;
+    for _ in 0..150 {
+        if chain.block_number(BlockTag::Latest).await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        back,
+        "the same client is usable again once the node is reachable"
+    );
+}
+
+#[tokio::test]
+async fn unsupported_schemes_and_unreachable_sockets_fail_clearly() {
+    let e = RpcChain::new(RpcConfig::new("ws://127.0.0.1:9")).unwrap_err();
+    assert!(matches!(e, ChainError::Unsupported(_)), "{e:?}");
+    let e = RpcChain::connect(RpcConfig::new("ftp://127.0.0.1:9"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("ftp"), "{e}");
+    let e = RpcChain::connect(RpcConfig::new("ws://127.0.0.1:9"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ChainError::Unavailable(_)), "{e:?}");
+}

@@ -1,4 +1,7 @@
-//! The JSON-RPC adapter: the [`ChainPort`] over any EVM node (HTTP or HTTPS).
+//! The JSON-RPC adapter: the [`ChainPort`] over any EVM node, over HTTP(S) or,
+//! when the URL says `ws://` / `wss://`, a WebSocket that alloy's pub-sub
+//! service keeps connected (it reconnects on its own after a drop; calls made
+//! while it is down fail as transient and are retried like HTTP ones).
 //!
 //! Every call goes through one path ([`RpcChain::request`]) that applies the
 //! per-call timeout, retries transient failures (unreachable node, timeout,
@@ -32,7 +35,7 @@ use wire::{WireBlock, WireCall, WireFeeHistory, WireFilter, WireLog, WireReceipt
 /// How to reach and treat the node.
 #[derive(Clone, Debug)]
 pub struct RpcConfig {
-    /// `http://…` or `https://…`.
+    /// `http://…`, `https://…`, `ws://…` or `wss://…`.
     pub url: String,
     /// Deadline of one call.
     pub call_timeout: Duration,
@@ -107,24 +110,49 @@ fn call_param(request: &CallRequest) -> Value {
 }
 
 impl RpcChain {
-    /// A client for `config.url`. Nothing is sent until the first call.
+    /// An HTTP(S) client for `config.url`. Nothing is sent until the first
+    /// call. WebSocket URLs need a connection first: use [`RpcChain::connect`].
     pub fn new(config: RpcConfig) -> ChainResult<Self> {
-        let url = config
-            .url
-            .parse::<alloy::transports::http::reqwest::Url>()
-            .map_err(|e| ChainError::Other(format!("RWA_CHAIN_RPC_URL: {e}")))?;
+        let url = parse_url(&config.url)?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ChainError::Unsupported(format!(
-                "RWA_CHAIN_RPC_URL: scheme {:?} (use http:// or https://)",
+                "RWA_CHAIN_RPC_URL: scheme {:?} needs RpcChain::connect (http:// and https:// do not)",
                 url.scheme()
             )));
         }
+        Ok(Self::with_client(RpcClient::new_http(url), config))
+    }
+
+    /// A client for any supported URL: HTTP(S) as [`RpcChain::new`], or a
+    /// WebSocket connected now (so a wrong URL fails at start-up).
+    pub async fn connect(config: RpcConfig) -> ChainResult<Self> {
+        let url = parse_url(&config.url)?;
+        match url.scheme() {
+            "http" | "https" => Self::new(config),
+            "ws" | "wss" => {
+                let connect = alloy::transports::ws::WsConnect::new(config.url.clone());
+                let client = tokio::time::timeout(
+                    config.call_timeout,
+                    alloy::rpc::client::ClientBuilder::default().ws(connect),
+                )
+                .await
+                .map_err(|_| ChainError::Unavailable("WebSocket connection timed out".into()))?
+                .map_err(|e| ChainError::Unavailable(format!("WebSocket connection: {e}")))?;
+                Ok(Self::with_client(client, config))
+            }
+            other => Err(ChainError::Unsupported(format!(
+                "RWA_CHAIN_RPC_URL: scheme {other:?} (use http://, https://, ws:// or wss://)"
+            ))),
+        }
+    }
+
+    fn with_client(client: RpcClient, config: RpcConfig) -> Self {
         let breaker = Breaker::new(config.breaker_threshold, config.breaker_cool_down);
-        Ok(Self {
-            client: RpcClient::new_http(url),
+        Self {
+            client,
             config,
             breaker,
-        })
+        }
     }
 
     /// The breaker's state, for health.
@@ -206,6 +234,11 @@ impl RpcChain {
         }
         Ok(out)
     }
+}
+
+fn parse_url(raw: &str) -> ChainResult<alloy::transports::http::reqwest::Url> {
+    raw.parse::<alloy::transports::http::reqwest::Url>()
+        .map_err(|e| ChainError::Other(format!("RWA_CHAIN_RPC_URL: {e}")))
 }
 
 fn record(method: &'static str, outcome: &'static str, elapsed: Option<Duration>) {

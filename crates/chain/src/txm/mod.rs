@@ -1,6 +1,10 @@
 //! The transaction manager: gets logical transactions mined and settled exactly
 //! once, over any [`ChainPort`].
 //!
+//! - **One process per signer**: a sender steps only while its process holds
+//!   the signer's lock in the database ([`TxStore::hold_sender`]); the other
+//!   workers stand by and one takes over as soon as the holder dies, so two
+//!   processes never bump the same transaction's fees against each other.
 //! - **Lanes**: each operation class ([`Lane`]) names a signer. Lanes that share
 //!   a signer share its nonce sequence and its one sender task ([`Sender`]), so
 //!   nonces are broadcast in order; lanes with their own signer are independent,
@@ -11,6 +15,9 @@
 //!   attempt; all attempts share one nonce, so at most one is ever mined.
 //! - **Fees**: EIP-1559 from the chain's fee history, bumped on replacement and
 //!   held under a cap ([`fees`]); a lane that hits the cap says so in its status.
+//! - **Gaps**: a nonce below the lowest open transaction that the chain does
+//!   not have and no open transaction holds would stop the lane for good; it
+//!   is filled with a no-op self-transfer, itself a managed transaction.
 //! - **Confirmations**: `confirmed` when a receipt with status 1 sits in the
 //!   canonical block at its height, `settled` at depth ≥ N (the block itself is
 //!   depth 1). A confirmed transaction whose block is no longer canonical goes
@@ -20,6 +27,7 @@
 //! deterministically; [`TxManager::spawn`] runs one loop per sender.
 
 pub mod fees;
+pub mod health;
 mod sender;
 
 use std::collections::BTreeMap;
@@ -33,6 +41,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 pub use fees::{FeeDecision, FeePolicy};
+pub use health::LanesHealth;
 use sender::Sender;
 pub use sender::TickReport;
 
@@ -106,6 +115,10 @@ pub struct SenderStatus {
     pub refused: Option<String>,
     /// The balance is under the warning threshold.
     pub low_balance: bool,
+    /// Nonce gaps this process filled with no-op self-transfers.
+    pub gaps_filled: u64,
+    /// Another process holds this signer's sender lock: this one stands by.
+    pub standby: bool,
 }
 
 /// The transaction manager.

@@ -16,6 +16,10 @@ use super::{SenderStatus, StatusCell, TxManager, TxmResult};
 /// use (receipts can lag the nonce by a moment on some nodes).
 const EXTERNAL_USE_TICKS: u32 = 3;
 
+/// Steps a nonce gap must persist before it is filled (a broadcast can take a
+/// moment to show in the node's pending nonce).
+const GAP_TICKS: u32 = 3;
+
 /// What one step did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TickReport {
@@ -33,6 +37,10 @@ pub struct TickReport {
     pub failed: usize,
     /// Confirmed transactions whose block was reorged out.
     pub reorged: usize,
+    /// Nonce gaps filled with no-op self-transfers this step.
+    pub gaps_filled: usize,
+    /// Another process sends for this signer; this step did nothing.
+    pub standby: bool,
     /// Transactions still open after the step.
     pub open: usize,
     /// Broadcasts the node refused this step (the attempts stay stored and
@@ -55,6 +63,8 @@ pub(super) struct Sender {
     /// Consecutive steps in which a transaction's nonce was consumed without a
     /// receipt of ours.
     nonce_gone: Mutex<HashMap<TxId, u32>>,
+    /// The gap seen at the last steps (its first nonce) and for how many steps.
+    gap_seen: Mutex<Option<(u64, u32)>>,
     /// One step at a time, whoever calls.
     stepping: tokio::sync::Mutex<()>,
 }
@@ -70,6 +80,7 @@ impl Sender {
             status,
             last_broadcast: Mutex::new(HashMap::new()),
             nonce_gone: Mutex::new(HashMap::new()),
+            gap_seen: Mutex::new(None),
             stepping: tokio::sync::Mutex::new(()),
         }
     }
@@ -112,6 +123,14 @@ impl Sender {
 
     async fn step(&self, m: &TxManager, r: &mut TickReport) -> TxmResult<()> {
         let address = self.address();
+        // Another process sending for this signer would race us on fee bumps:
+        // one process sends, the others stand by until it dies.
+        let holding = m.store.hold_sender(m.chain_id, address).await?;
+        self.status.update(|s| s.standby = !holding);
+        if !holding {
+            r.standby = true;
+            return Ok(());
+        }
         let balance = m.chain.balance(address).await?;
         self.status.update(|s| {
             s.balance = balance;
@@ -124,7 +143,10 @@ impl Sender {
         let mined_nonce = m.chain.nonce(address, BlockTag::Latest).await?;
         self.notice_external_use(m, address, mined_nonce).await?;
 
-        let open = m.store.open_for(m.chain_id, address).await?;
+        let mut open = m.store.open_for(m.chain_id, address).await?;
+        if self.fill_gaps(m, address, &open, r).await? > 0 {
+            open = m.store.open_for(m.chain_id, address).await?;
+        }
         for tx in &open {
             match tx.state {
                 TxState::Pending => self.broadcast_first(m, tx, r).await?,
@@ -158,6 +180,76 @@ impl Sender {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Nonces below our lowest open transaction that neither the chain nor its
+    /// pool has, and no open transaction of ours holds, stop the lane for good
+    /// (the node holds every later nonce back). Once such a gap has lasted a
+    /// few steps, each missing nonce gets a no-op self-transfer, stored and
+    /// sent like any other transaction. Returns how many were stored.
+    async fn fill_gaps(
+        &self,
+        m: &TxManager,
+        address: Address,
+        open: &[ManagedTx],
+        r: &mut TickReport,
+    ) -> TxmResult<usize> {
+        let Some(lowest) = open.iter().map(|t| t.nonce).min() else {
+            *lock(&self.gap_seen) = None;
+            return Ok(0);
+        };
+        let pending = m.chain.nonce(address, BlockTag::Pending).await?;
+        if pending >= lowest {
+            *lock(&self.gap_seen) = None;
+            return Ok(0);
+        }
+        let seen = {
+            let mut gap = lock(&self.gap_seen);
+            let steps = match *gap {
+                Some((first, steps)) if first == pending => steps + 1,
+                _ => 1,
+            };
+            *gap = Some((pending, steps));
+            steps
+        };
+        if seen < GAP_TICKS {
+            return Ok(0);
+        }
+        let lane = lock(&self.lanes).first().copied().unwrap_or(Lane::Admin);
+        let mut filled = 0;
+        for nonce in pending..lowest {
+            let request = rwa_domain::tx::TxRequest {
+                key: format!("gap:{}:{address:#x}:{nonce}", m.chain_id),
+                lane,
+                to: Some(address),
+                value: rwa_domain::chain::U256::ZERO,
+                input: rwa_domain::chain::Bytes::new(),
+                gas_limit: 21_000,
+            };
+            match m
+                .store
+                .create_filler(&request, m.chain_id, address, nonce)
+                .await
+            {
+                Ok(_) => {
+                    tracing::warn!(sender = %address, nonce, "nonce gap filled with a no-op self-transfer");
+                    filled += 1;
+                }
+                // A finished transaction holds the nonce but the chain does
+                // not have it (a reorg deeper than the confirmations): an
+                // operator must look; filling it would hide that.
+                Err(rwa_domain::RepoError::Conflict(reason)) => {
+                    let note = format!("nonce {nonce} is missing on-chain: {reason}");
+                    tracing::error!(sender = %address, "{note}");
+                    self.status.update(|s| s.last_error = Some(note));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        *lock(&self.gap_seen) = None;
+        r.gaps_filled += filled;
+        self.status.update(|s| s.gaps_filled += filled as u64);
+        Ok(filled)
     }
 
     fn unsigned(&self, m: &TxManager, tx: &ManagedTx, fees: Eip1559Fees) -> UnsignedTx {
