@@ -49,6 +49,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::api_keys::router())
         .merge(routes::audit::router())
         .merge(routes::jobs::router())
+        .merge(routes::tokens::router())
         .split_for_parts();
     openapi::add_problem_responses(&mut spec);
 

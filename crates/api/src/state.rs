@@ -6,6 +6,7 @@ use std::time::Duration;
 use rwa_domain::health::HealthCheck;
 use rwa_domain::jobs::JobAdmin;
 use rwa_domain::ports::{ApiKeyRepository, AuditTrail, OrgRepository};
+use rwa_domain::token::TokenRepository;
 
 /// HTTP behaviour that operators configure.
 #[derive(Clone, Debug)]
@@ -51,6 +52,8 @@ pub struct ApiState {
     pub audit: Arc<dyn AuditTrail>,
     /// The organization's background jobs.
     pub jobs: Arc<dyn JobAdmin>,
+    /// Security tokens.
+    pub tokens: Arc<dyn TokenRepository>,
     /// Dependencies reported by `/health/*`.
     pub health: Arc<[Arc<dyn HealthCheck>]>,
     /// `/metrics` body.

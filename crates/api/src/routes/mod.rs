@@ -9,6 +9,7 @@ pub(crate) mod metrics;
 pub(crate) mod org;
 #[cfg(feature = "test-hooks")]
 pub(crate) mod test_hooks;
+pub(crate) mod tokens;
 
 use rwa_domain::page::Page;
 use serde::Serialize;
