@@ -11,14 +11,15 @@ use std::time::Instant;
 use anyhow::Context;
 use async_trait::async_trait;
 use rwa_api::{ApiSettings, ApiState};
+use rwa_chain::deploy::TokenDeployer;
 use rwa_chain::devnet::{Devnet, DevnetConfig};
 use rwa_chain::health::ChainHealth;
 use rwa_chain::rpc::{RpcChain, RpcConfig};
-use rwa_chain::signer::LocalSigner;
-use rwa_domain::chain::U256;
+use rwa_chain::txm::{LanesHealth, TxManager, TxManagerConfig};
+use rwa_domain::chain::{Address, ChainPort, U256};
 use rwa_domain::health::{CheckReport, HealthCheck, HealthStatus};
 use rwa_domain::ports::DatabaseProbe;
-use rwa_domain::tx::Signer;
+use rwa_domain::tx::{Lane, Signer};
 use rwa_jobs::{Queue, QueueHealth};
 use rwa_store::{Store, StoreOptions};
 use serde_json::json;
@@ -26,7 +27,8 @@ use tokio::net::TcpListener;
 
 use crate::background::Background;
 use crate::config::{Config, Environment, ServeRole};
-use crate::secrets;
+use crate::handlers::Platform;
+use crate::{secrets, signers};
 
 /// A built, bound, not yet serving application.
 pub struct App {
@@ -35,6 +37,8 @@ pub struct App {
     store: Arc<Store>,
     queue: Queue,
     devnet: Option<Arc<Devnet>>,
+    /// The transaction manager and handlers, for roles that run workers.
+    platform: Option<(Arc<TxManager>, Platform)>,
     config: Config,
 }
 
@@ -63,23 +67,51 @@ impl App {
         }
         let store = Arc::new(open_store(&config).await?);
         let probe: Arc<dyn DatabaseProbe> = store.clone();
-        let queue = Queue::new(store.job_db());
+        let queue = store.job_queue();
         let mut health: Vec<Arc<dyn HealthCheck>> = vec![
             Arc::new(DatabaseCheck(probe.clone())),
             Arc::new(QueueHealth(queue.clone())),
         ];
-        let devnet = match &config.chain.rpc_url {
+        let lanes = signers::lane_signers(&config.signer, &config.data_dir)?;
+        let (chain, devnet): (Arc<dyn ChainPort>, _) = match &config.chain.rpc_url {
             Some(url) => {
-                let rpc = RpcChain::new(RpcConfig::new(url.expose()))
-                    .map_err(|e| anyhow::anyhow!("RWA_CHAIN_RPC_URL: {e}"))?;
-                health.push(Arc::new(ChainHealth::rpc(Arc::new(rpc))));
-                None
+                let rpc = Arc::new(
+                    RpcChain::connect(RpcConfig::new(url.expose()))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("RWA_CHAIN_RPC_URL: {e}"))?,
+                );
+                health.push(Arc::new(ChainHealth::rpc(rpc.clone())));
+                (rpc, None)
             }
             None => {
-                let devnet = open_devnet(&config).await?;
+                let devnet = open_devnet(&config, &lanes).await?;
                 health.push(Arc::new(ChainHealth::new(devnet.clone())));
-                Some(devnet)
+                (devnet.clone(), Some(devnet))
             }
+        };
+        let platform = if matches!(config.role, ServeRole::All | ServeRole::Worker) {
+            let txm = TxManager::new(
+                chain.clone(),
+                store.clone(),
+                lanes,
+                TxManagerConfig {
+                    confirmations: config.chain.confirmations,
+                    ..TxManagerConfig::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("transaction manager: cannot reach the chain: {e}"))?;
+            let txm = Arc::new(txm);
+            health.push(Arc::new(LanesHealth(txm.clone())));
+            let deployer = TokenDeployer::new(txm.clone(), store.clone(), chain, store.clone());
+            let platform = Platform {
+                deployer: Arc::new(deployer),
+                txm: txm.clone(),
+                tokens: store.clone(),
+            };
+            Some((txm, platform))
+        } else {
+            None
         };
         let settings = ApiSettings {
             body_limit_bytes: config.http.body_limit_bytes,
@@ -94,6 +126,7 @@ impl App {
             keys: store.clone(),
             audit: store.clone(),
             jobs: Arc::new(queue.clone()),
+            tokens: store.clone(),
             health: health.into(),
             metrics: crate::metrics::renderer(crate::metrics::recorder(), probe),
             settings: Arc::new(settings),
@@ -108,6 +141,7 @@ impl App {
             store,
             queue,
             devnet,
+            platform,
             config,
         })
     }
@@ -131,10 +165,18 @@ impl App {
             store,
             queue,
             devnet,
+            platform,
             config,
         } = self;
-        let background = matches!(config.role, ServeRole::All | ServeRole::Worker)
-            .then(|| Background::start(queue, &config.jobs, config.http.shutdown_timeout));
+        let background = platform.map(|(txm, platform)| {
+            Background::start(
+                queue,
+                &config.jobs,
+                config.http.shutdown_timeout,
+                txm,
+                &platform,
+            )
+        });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -187,20 +229,27 @@ impl App {
 
 /// The embedded devnet (development only; configuration refuses it in
 /// production): its own SQLite file in the data dir, a block every second,
-/// and the development signer key, generated into the data dir on first run,
-/// funded at genesis.
-async fn open_devnet(config: &Config) -> anyhow::Result<Arc<Devnet>> {
-    let signer = LocalSigner::development_key(&config.data_dir.join("dev-signer.key"))
-        .context("development signer key")?;
+/// and every lane's signer (by default the development key, generated into
+/// the data dir on first run) funded at genesis.
+async fn open_devnet(
+    config: &Config,
+    lanes: &[(Lane, Arc<dyn Signer>)],
+) -> anyhow::Result<Arc<Devnet>> {
     let ether = U256::from(10u64).pow(U256::from(18u64));
+    let mut funded: Vec<Address> = lanes.iter().map(|(_, s)| s.address()).collect();
+    funded.sort();
+    funded.dedup();
     let devnet = Devnet::open(DevnetConfig {
         db_path: Some(config.data_dir.join("devnet.db")),
-        genesis_accounts: vec![(signer.address(), ether * U256::from(1_000_000u64))],
+        genesis_accounts: funded
+            .iter()
+            .map(|a| (*a, ether * U256::from(1_000_000u64)))
+            .collect(),
         ..DevnetConfig::default()
     })
     .await
     .map_err(|e| anyhow::anyhow!("embedded devnet: {e}"))?;
-    tracing::info!(signer = %signer.address(), "embedded devnet (development only)");
+    tracing::info!(signers = ?funded, "embedded devnet (development only)");
     Ok(devnet)
 }
 

@@ -76,6 +76,7 @@ pub fn config_check(config: &Config) -> i32 {
         "cors_origins": config.cors_origins,
         "chain": config.chain.rpc_url.as_ref().map_or("embedded devnet".into(), |u| u.redacted()),
         "confirmations": config.chain.confirmations,
+        "signers": crate::signers::describe(&config.signer, &config.data_dir),
         "log_format": format!("{:?}", config.log_format).to_lowercase(),
         "queues": config.jobs.queues.iter().map(|q| json!({
             "name": q.name,

@@ -8,6 +8,8 @@ pub mod background;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod handlers;
 pub mod metrics;
 pub mod secrets;
+pub mod signers;
 pub mod telemetry;

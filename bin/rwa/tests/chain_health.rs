@@ -23,6 +23,28 @@ async fn the_chain_check_reports_the_node_and_its_breaker() {
     assert_eq!(chain["breaker"], "closed");
     assert!(chain["head"].as_u64().is_some() && chain["latency_ms"].as_f64().is_some());
 
+    // No key configured: the development key signs, and anvil never funded
+    // it, so the signers check warns after the senders' first step.
+    let mut signers = Value::Null;
+    let warned = common::eventually(std::time::Duration::from_secs(10), async || {
+        let health: Value = reqwest::get(s.url("/health/detailed"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        signers = health["checks"]["signers"].clone();
+        signers["status"] == "degraded"
+    })
+    .await;
+    assert!(warned, "{signers}");
+    assert_eq!(signers["senders"][0]["balance_wei"], "0");
+    assert_eq!(signers["senders"][0]["lanes"].as_array().unwrap().len(), 4);
+    assert!(
+        signers["warnings"][0].as_str().unwrap().contains("is low"),
+        "{signers}"
+    );
+
     drop(anvil);
     let health: Value = reqwest::get(s.url("/health/detailed"))
         .await
@@ -66,6 +88,14 @@ async fn the_embedded_default_serves_a_devnet_that_mines_and_survives_a_restart(
     })
     .await;
     assert!(mined, "a block every second");
+    let mut signers = Value::Null;
+    let funded = common::eventually(Duration::from_secs(10), async || {
+        signers = detailed(&s).await["checks"]["signers"].clone();
+        signers["senders"][0]["balance_wei"] != "0"
+    })
+    .await;
+    assert!(funded, "the dev key is funded at genesis: {signers}");
+    assert_eq!(signers["status"], "healthy", "{signers}");
     assert!(s.data_dir.path().join("devnet.db").exists());
     assert!(s.data_dir.path().join("dev-signer.key").exists());
 
@@ -88,4 +118,21 @@ async fn the_embedded_default_serves_a_devnet_that_mines_and_survives_a_restart(
         after >= before,
         "the restarted devnet continues from its head ({before} → {after})"
     );
+}
+
+#[tokio::test]
+async fn a_websocket_node_url_is_served_like_an_http_one() {
+    let anvil = Anvil::start(&[]);
+    let url = format!("ws://{}", anvil.addr());
+    let s = Server::start(&[("RWA_CHAIN_RPC_URL", url.as_str())]).await;
+    let health: Value = reqwest::get(s.url("/health/detailed"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chain = &health["checks"]["chain"];
+    assert_eq!(chain["status"], "healthy", "{health}");
+    assert_eq!(chain["chain_id"], 31337);
+    assert_eq!(chain["breaker"], "closed");
 }

@@ -70,6 +70,14 @@ fn a_complete_production_configuration_passes_and_prints_no_secret() {
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["env"], "production");
     assert_eq!(v["log_format"], "json");
+    // Every lane's signer, with the address an operator must fund.
+    for lane in ["deploy", "mint", "settlement", "admin"] {
+        assert_eq!(v["signers"][lane]["source"], "RWA_SIGNER_KEY", "{v}");
+        assert_eq!(
+            v["signers"][lane]["address"],
+            "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
+        );
+    }
     assert!(
         !stdout.contains("9f8e7d6c5b4a"),
         "the secret key is never printed"
@@ -295,4 +303,45 @@ fn queue_limits_come_from_the_file_and_bad_ones_are_named() {
     );
     let out = run(&["config", "check"], &[("RWA_JOBS_LEASE_MS", "10")]);
     assert_rejected(&out, &["RWA_JOBS_LEASE_MS"]);
+}
+
+#[test]
+fn config_check_names_each_lanes_signer_without_generating_keys() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let out = check(&[
+        ("RWA_DATA_DIR", dir),
+        (
+            "RWA_SIGNER_MINT_KEY",
+            "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+        ),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["signers"]["mint"]["source"], "RWA_SIGNER_MINT_KEY");
+    assert_eq!(
+        v["signers"]["mint"]["address"],
+        "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"
+    );
+    let deploy = &v["signers"]["deploy"];
+    assert!(
+        deploy["source"]
+            .as_str()
+            .unwrap()
+            .contains("development key"),
+        "{v}"
+    );
+    assert_eq!(
+        deploy["address"],
+        serde_json::Value::Null,
+        "not generated yet"
+    );
+    assert!(
+        !data.path().join("dev-signer.key").exists(),
+        "checking the configuration writes no key"
+    );
 }

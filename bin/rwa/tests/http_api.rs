@@ -611,6 +611,9 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/jobs", "get"),
         ("/v1/jobs/{id}/retry", "post"),
         ("/v1/jobs/{id}/cancel", "post"),
+        ("/v1/tokens", "post"),
+        ("/v1/tokens", "get"),
+        ("/v1/tokens/{id}", "get"),
     ];
     for (path, method) in expected {
         assert!(

@@ -439,3 +439,188 @@ async fn a_key_used_outside_rwa_is_reported_and_not_fought() {
         first.nonce + 4
     );
 }
+
+#[tokio::test]
+async fn a_lane_stuck_on_a_low_fee_does_not_delay_another_lane() {
+    let rig = rig().await;
+    let lanes = || {
+        vec![
+            (Lane::Deploy, signer(DEV_KEY_0)),
+            (Lane::Settlement, signer(DEV_KEY_1)),
+        ]
+    };
+    // Replacement only after an hour: the deploy lane stays stuck on its low fee.
+    let patient = TxManagerConfig {
+        replace_after: Duration::from_secs(3600),
+        ..TxManagerConfig::default()
+    };
+    let m = manager(&rig, lanes(), patient).await;
+    rig.chain.set_automine(false).await.unwrap();
+    let stuck = m
+        .submit(&transfer(
+            "low-fee",
+            Lane::Deploy,
+            Address::repeat_byte(0x57),
+            3,
+        ))
+        .await
+        .unwrap();
+    m.tick_lane(Lane::Deploy).await.unwrap();
+    let offered = m.get(stuck.id).await.unwrap().attempts[0].max_fee_per_gas;
+
+    // Blocks now cost four times what the deploy lane offered (and the base
+    // fee falls only 12.5% per empty block, so it stays above for ~10 blocks).
+    rig.chain
+        .request::<serde_json::Value>(
+            "anvil_setNextBlockBaseFeePerGas",
+            serde_json::json!([(offered * 4).to_string()]),
+        )
+        .await
+        .unwrap();
+    rig.chain.mine(1).await.unwrap();
+
+    let fine = m
+        .submit(&transfer(
+            "priced-right",
+            Lane::Settlement,
+            Address::repeat_byte(0x58),
+            4,
+        ))
+        .await
+        .unwrap();
+    let settled = drive(&m, &rig.chain, fine.id, TxState::Settled).await;
+    assert_eq!(settled.state, TxState::Settled);
+    let stuck_now = m.get(stuck.id).await.unwrap();
+    assert_eq!(
+        stuck_now.state,
+        TxState::Submitted,
+        "the deploy lane is still stuck while settlement settled"
+    );
+    assert_eq!(stuck_now.attempts.len(), 1, "not replaced yet");
+    assert_eq!(
+        rig.chain.balance(Address::repeat_byte(0x57)).await.unwrap(),
+        U256::ZERO
+    );
+
+    // The operator's remedy (here: a manager that replaces at once) unsticks
+    // it with a bumped fee; it settles once.
+    let eager = manager(&rig, lanes(), instant_replacement()).await;
+    let recovered = drive(&eager, &rig.chain, stuck.id, TxState::Settled).await;
+    assert!(recovered.attempts.len() >= 2, "{:?}", recovered.attempts);
+    assert_eq!(
+        rig.chain.balance(Address::repeat_byte(0x57)).await.unwrap(),
+        U256::from(3u64)
+    );
+}
+
+#[tokio::test]
+async fn a_nonce_gap_is_filled_with_no_op_self_transfers_and_the_lane_moves_on() {
+    let rig = rig().await;
+    let m = manager(
+        &rig,
+        vec![(Lane::Mint, signer(DEV_KEY_2))],
+        TxManagerConfig::default(),
+    )
+    .await;
+    let from = m.address(Lane::Mint).unwrap();
+    let start = rig.chain.nonce(from, BlockTag::Latest).await.unwrap();
+    // Two nonces allocated that will never be sent (as after restoring an
+    // older database, or an operator abandoning transactions): the node holds
+    // every later nonce back until they are used.
+    rig.store
+        .raise_next_nonce(31337, from, start + 2)
+        .await
+        .unwrap();
+    let to = Address::repeat_byte(0x59);
+    let tx = m
+        .submit(&transfer("after-the-gap", Lane::Mint, to, 9))
+        .await
+        .unwrap();
+    assert_eq!(tx.nonce, start + 2);
+
+    let settled = drive(&m, &rig.chain, tx.id, TxState::Settled).await;
+    assert_eq!(settled.state, TxState::Settled);
+    assert_eq!(rig.chain.balance(to).await.unwrap(), U256::from(9u64));
+    for nonce in [start, start + 1] {
+        let filler = rig
+            .store
+            .find_by_key(&format!("gap:31337:{from:#x}:{nonce}"))
+            .await
+            .unwrap()
+            .expect("a filler for each missing nonce");
+        assert_eq!(filler.nonce, nonce);
+        assert_eq!(filler.request.to, Some(from), "a self-transfer");
+        assert_eq!(filler.request.value, U256::ZERO);
+        assert_eq!(filler.state, TxState::Settled);
+    }
+    assert_eq!(
+        rig.chain.nonce(from, BlockTag::Latest).await.unwrap(),
+        start + 3
+    );
+    assert_eq!(m.status()[0].gaps_filled, 2);
+}
+
+#[tokio::test]
+async fn one_process_sends_for_a_signer_and_another_takes_over_when_it_dies() {
+    let rig = rig().await;
+    let second_store = Arc::new(
+        Store::connect(&StoreOptions::new(&rig._db.url))
+            .await
+            .unwrap(),
+    );
+    let lanes = || vec![(Lane::Settlement, signer(DEV_KEY_1))];
+    let first = manager(&rig, lanes(), TxManagerConfig::default()).await;
+    let second = TxManager::new(
+        rig.chain.clone(),
+        second_store.clone(),
+        lanes(),
+        TxManagerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let on_postgres = rig._db.backend_name() == "postgres";
+
+    assert!(
+        !first.tick().await[0].standby,
+        "the first to step holds the signer"
+    );
+    let standby = second.tick().await[0].standby;
+    if !on_postgres {
+        // SQLite serves one process: every manager on it holds.
+        assert!(!standby);
+        return;
+    }
+    assert!(standby, "another process holds the signer");
+    assert!(second.status()[0].standby);
+
+    // Submitted through the standby process, sent by the holder.
+    let tx = second
+        .submit(&transfer(
+            "via-standby",
+            Lane::Settlement,
+            Address::repeat_byte(0x5a),
+            2,
+        ))
+        .await
+        .unwrap();
+    second.tick().await;
+    assert_eq!(
+        second.get(tx.id).await.unwrap().state,
+        TxState::Pending,
+        "the standby process sends nothing"
+    );
+    first.tick().await;
+    assert_eq!(first.get(tx.id).await.unwrap().state, TxState::Submitted);
+
+    // The holder goes away (its connections close, as when a process dies).
+    drop(first);
+    rig.store.close().await;
+    let settled = drive(&second, &rig.chain, tx.id, TxState::Settled).await;
+    assert_eq!(
+        settled.attempts.len(),
+        1,
+        "the taker-over re-used the stored attempt"
+    );
+    assert!(!second.status()[0].standby);
+    second_store.close().await;
+}

@@ -11,6 +11,10 @@ use std::sync::Arc;
 use crate::Queue;
 use crate::worker::Handler;
 
+/// Whether this build has the test hooks (test builds of the binary only), so
+/// the binary registers its own test kinds too.
+pub const ENABLED: bool = cfg!(feature = "test-hooks");
+
 /// The test kinds with their handlers; empty without `test-hooks`.
 pub fn handlers(queue: &Queue) -> Vec<(&'static str, Arc<dyn Handler>)> {
     imp::handlers(queue)

@@ -86,9 +86,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         check_url(
             "RWA_CHAIN_RPC_URL",
             url.expose(),
-            // WebSocket transport is not built yet: refuse it here rather
-            // than fail after start-up.
-            &["http", "https"],
+            &["http", "https", "ws", "wss"],
             errors,
         );
     } else if prod {
