@@ -23,6 +23,7 @@ if [ -x "$anvil" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 # `npm install`, not `npm ci`: npm 11 writes a lock that records only this
 # platform's anvil binary and then refuses it in `npm ci`; `install` follows
-# the same pinned versions without that check.
-npm install --no-audit --no-fund --loglevel=error
+# the same pinned versions without that check. `--no-save` keeps the committed
+# lock as it is (npm would otherwise rewrite it for the platform at hand).
+npm install --no-save --no-audit --no-fund --loglevel=error
 echo "$want" > "$stamp"
