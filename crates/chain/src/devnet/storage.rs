@@ -13,7 +13,9 @@ use std::path::Path;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use rwa_domain::chain::{BlockHeader, ChainError, ChainResult, Receipt};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 /// What one block changed in one account.
@@ -61,7 +63,12 @@ impl Store {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
+            .journal_mode(SqliteJournalMode::Wal)
+            // As the app's own SQLite file: a commit survives the process
+            // being killed at any instant; only an OS crash or power loss
+            // can take the last commits back. FULL would fsync on every
+            // accepted transaction: a third less admission throughput.
+            .synchronous(SqliteSynchronous::Normal);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
