@@ -29,6 +29,7 @@
 //! `rwa_devnet_transactions_total` (transactions accepted into the pool).
 
 mod exec;
+mod history;
 mod state;
 mod storage;
 mod trie;
