@@ -10,13 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::sol_types::SolCall;
 use common::{Server, eventually};
 use rand::{Rng, SeedableRng};
 use reqwest::Client;
-use rwa_chain::contracts::SecurityToken;
+use rwa_chain::contracts::{self, SecurityToken};
 use rwa_chain::rpc::{RpcChain, RpcConfig};
-use rwa_domain::chain::{Address, B256, BlockTag, CallRequest, ChainPort, U256};
+use rwa_domain::chain::{Address, B256, BlockTag, ChainPort, U256};
 use rwa_domain::token::{TokenRepository, TokenStatus};
 use rwa_domain::{OrgId, TokenId};
 use rwa_jobs::{JobState, NewJob};
@@ -57,22 +56,10 @@ fn kill(mut s: Server) -> tempfile::TempDir {
 }
 
 async fn balance_of(chain: &RpcChain, token: Address, holder: Address) -> U256 {
-    let out = chain
-        .call(
-            &CallRequest {
-                from: None,
-                to: Some(token),
-                input: SecurityToken::balanceOfCall { account: holder }
-                    .abi_encode()
-                    .into(),
-                value: U256::ZERO,
-                gas: None,
-            },
-            BlockTag::Latest,
-        )
+    let call = SecurityToken::balanceOfCall { account: holder };
+    contracts::view(chain, token, &call, BlockTag::Latest)
         .await
-        .unwrap();
-    SecurityToken::balanceOfCall::abi_decode_returns(&out).unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,12 +8,11 @@ mod common;
 use std::time::Duration;
 
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
 use common::{Server, eventually};
 use reqwest::Client;
 use rwa_chain::contracts::{self, SecurityToken, roles};
 use rwa_chain::rpc::{RpcChain, RpcConfig};
-use rwa_domain::chain::{Address, BlockTag, CallRequest, ChainPort, U256};
+use rwa_domain::chain::{Address, BlockTag};
 use rwa_testkit::anvil::{DEV_KEY_1, DEV_KEY_2};
 use rwa_testkit::{Anvil, TestDatabase};
 use serde_json::{Value, json};
@@ -42,22 +41,10 @@ async fn has_role(
     role: alloy::primitives::B256,
     who: Address,
 ) -> bool {
-    let out = chain
-        .call(
-            &CallRequest {
-                from: None,
-                to: Some(token),
-                input: SecurityToken::hasRoleCall { role, account: who }
-                    .abi_encode()
-                    .into(),
-                value: U256::ZERO,
-                gas: None,
-            },
-            BlockTag::Latest,
-        )
+    let call = SecurityToken::hasRoleCall { role, account: who };
+    contracts::view(chain, token, &call, BlockTag::Latest)
         .await
-        .unwrap();
-    SecurityToken::hasRoleCall::abi_decode_returns(&out).unwrap()
+        .unwrap()
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use rwa_chain::rpc::{RpcChain, RpcConfig};
 use rwa_chain::signer::LocalSigner;
 use rwa_chain::txm::{TxManager, TxManagerConfig};
 use rwa_domain::api_key::NewApiKey;
-use rwa_domain::chain::{Address, BlockTag, Bytes, CallRequest, ChainPort, U256};
+use rwa_domain::chain::{Address, BlockTag, Bytes, ChainPort, U256};
 use rwa_domain::org::OrgName;
 use rwa_domain::ports::{EventLog, OrgRepository};
 use rwa_domain::token::{
@@ -157,20 +157,9 @@ async fn deploy(rig: &Rig, token: &Token) -> Token {
 }
 
 async fn call<C: SolCall>(chain: &dyn Chain, to: Address, call: C) -> C::Return {
-    let out = chain
-        .call(
-            &CallRequest {
-                from: None,
-                to: Some(to),
-                input: call.abi_encode().into(),
-                value: U256::ZERO,
-                gas: None,
-            },
-            BlockTag::Latest,
-        )
+    contracts::view(chain, to, &call, BlockTag::Latest)
         .await
-        .unwrap();
-    C::abi_decode_returns(&out).unwrap()
+        .unwrap()
 }
 
 /// Everything a deployed token must hold on-chain.

@@ -10,6 +10,7 @@
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::sol_types::{SolCall, SolConstructor, SolError};
+use rwa_domain::chain::{BlockTag, CallRequest, ChainError, ChainPort, ChainResult};
 
 alloy::sol!(
     #[allow(missing_docs)]
@@ -240,6 +241,26 @@ pub fn create_address(deployer: Address, nonce: u64) -> Address {
 /// Encodes a call for the transaction manager.
 pub fn input<C: SolCall>(call: &C) -> Bytes {
     call.abi_encode().into()
+}
+
+/// Calls the view function `call` of the contract at `to`, as of `block`,
+/// and decodes what it returns.
+pub async fn view<C: SolCall>(
+    chain: &dyn ChainPort,
+    to: Address,
+    call: &C,
+    block: BlockTag,
+) -> ChainResult<C::Return> {
+    let request = CallRequest {
+        from: None,
+        to: Some(to),
+        input: input(call),
+        value: U256::ZERO,
+        gas: None,
+    };
+    let out = chain.call(&request, block).await?;
+    C::abi_decode_returns(&out)
+        .map_err(|e| ChainError::Other(format!("{} returned undecodable data: {e}", C::SIGNATURE)))
 }
 
 #[cfg(test)]
