@@ -43,3 +43,30 @@ impl ValidationError {
         }
     }
 }
+
+/// Checks a display name (of an organization, a token, ...) for `field`:
+/// trimmed, 1 to `max_chars` characters, no control characters. Returns the
+/// trimmed name.
+pub(crate) fn display_name(
+    raw: &str,
+    field: &str,
+    max_chars: usize,
+) -> Result<String, ValidationError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if name.chars().count() > max_chars {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
