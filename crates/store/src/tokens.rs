@@ -128,6 +128,37 @@ fn symbol_taken(e: RepoError, symbol: &str) -> RepoError {
     }
 }
 
+/// Moves a token out of `pending_deployment` with `$update` (a
+/// `sql::mark_token_*` call returning the row it changed, or none when the
+/// token had already moved) and appends `$event` in the same transaction. A
+/// token that had already moved is returned as it is, so a repeated step
+/// changes nothing.
+macro_rules! transition {
+    ($store:ident, $id:ident, $event:expr, |$tx:ident, $sql:ident| $update:expr) => {{
+        let changed: RepoResult<Option<Token>> = in_write_tx!($store, |$tx, $sql| {
+            match $update.await.db()? {
+                None => Ok::<_, RepoError>(None),
+                Some(row) => {
+                    let token = Token::try_from(row)?;
+                    $sql::append_event(
+                        &mut $tx,
+                        token.org_id.as_uuid(),
+                        $event,
+                        &event_data(&token),
+                    )
+                    .await
+                    .db()?;
+                    Ok(Some(token))
+                }
+            }
+        });
+        match changed? {
+            Some(token) => Ok(token),
+            None => $store.system_get($id).await,
+        }
+    }};
+}
+
 #[async_trait]
 impl TokenRepository for Store {
     async fn create(&self, org: OrgId, token: &NewToken, actor: &Actor) -> RepoResult<Token> {
@@ -195,57 +226,15 @@ impl TokenRepository for Store {
         id: TokenId,
         deployment: &TokenDeployment,
     ) -> RepoResult<Token> {
-        let changed: RepoResult<Option<Token>> = in_write_tx!(self, |tx, sql| {
-            match sql::mark_token_deployed(&mut tx, id.as_uuid(), deployment)
-                .await
-                .db()?
-            {
-                None => Ok::<_, RepoError>(None),
-                Some(row) => {
-                    let token = Token::try_from(row)?;
-                    sql::append_event(
-                        &mut tx,
-                        token.org_id.as_uuid(),
-                        event::TOKEN_DEPLOYED,
-                        &event_data(&token),
-                    )
-                    .await
-                    .db()?;
-                    Ok(Some(token))
-                }
-            }
-        });
-        match changed? {
-            Some(token) => Ok(token),
-            None => self.system_get(id).await,
-        }
+        transition!(self, id, event::TOKEN_DEPLOYED, |tx, sql| {
+            sql::mark_token_deployed(&mut tx, id.as_uuid(), deployment)
+        })
     }
 
     async fn system_mark_failed(&self, id: TokenId, reason: &str) -> RepoResult<Token> {
-        let changed: RepoResult<Option<Token>> = in_write_tx!(self, |tx, sql| {
-            match sql::mark_token_failed(&mut tx, id.as_uuid(), reason)
-                .await
-                .db()?
-            {
-                None => Ok::<_, RepoError>(None),
-                Some(row) => {
-                    let token = Token::try_from(row)?;
-                    sql::append_event(
-                        &mut tx,
-                        token.org_id.as_uuid(),
-                        event::TOKEN_FAILED,
-                        &event_data(&token),
-                    )
-                    .await
-                    .db()?;
-                    Ok(Some(token))
-                }
-            }
-        });
-        match changed? {
-            Some(token) => Ok(token),
-            None => self.system_get(id).await,
-        }
+        transition!(self, id, event::TOKEN_FAILED, |tx, sql| {
+            sql::mark_token_failed(&mut tx, id.as_uuid(), reason)
+        })
     }
 
     async fn system_identity_registry(

@@ -67,6 +67,24 @@ pub(crate) struct NewTxRow<'a> {
     pub(crate) gas_limit: i64,
 }
 
+impl<'a> NewTxRow<'a> {
+    /// The row of `request` at `nonce` (checked values), with a new id.
+    fn new(request: &'a TxRequest, chain_id: i64, from: &str, nonce: i64, gas_limit: i64) -> Self {
+        NewTxRow {
+            id: TxId::new().0,
+            key: &request.key,
+            lane: request.lane.as_str(),
+            chain_id,
+            from: from.to_owned(),
+            nonce,
+            to: request.to.map(addr),
+            value: request.value.to_string(),
+            input: hex(&request.input),
+            gas_limit,
+        }
+    }
+}
+
 /// Bound values of a new attempt.
 pub(crate) struct AttemptParams {
     pub(crate) hash: String,
@@ -216,21 +234,9 @@ impl TxStore for Store {
                 sql::set_next_nonce(&mut tx, chain, &from_hex, nonce + 1)
                     .await
                     .db()?;
-                let id = TxId::new().0;
-                let row = NewTxRow {
-                    id,
-                    key: &request.key,
-                    lane: request.lane.as_str(),
-                    chain_id: chain,
-                    from: from_hex.clone(),
-                    nonce,
-                    to: request.to.map(addr),
-                    value: request.value.to_string(),
-                    input: hex(&request.input),
-                    gas_limit,
-                };
+                let row = NewTxRow::new(request, chain, &from_hex, nonce, gas_limit);
                 sql::insert_tx(&mut tx, &row).await.db()?;
-                load_tx!(tx, sql, id)
+                load_tx!(tx, sql, row.id)
             }
         })
     }
@@ -310,22 +316,10 @@ impl TxStore for Store {
                     "nonce {nonce} of {from_hex} was never allocated; it is no gap"
                 )));
             }
-            let id = TxId::new().0;
-            let row = NewTxRow {
-                id,
-                key: &request.key,
-                lane: request.lane.as_str(),
-                chain_id: chain,
-                from: from_hex.clone(),
-                nonce: at,
-                to: request.to.map(addr),
-                value: request.value.to_string(),
-                input: hex(&request.input),
-                gas_limit,
-            };
+            let row = NewTxRow::new(request, chain, &from_hex, at, gas_limit);
             // A row already at this nonce is a unique violation: Conflict.
             sql::insert_tx(&mut tx, &row).await.db()?;
-            load_tx!(tx, sql, id)
+            load_tx!(tx, sql, row.id)
         })
     }
 
