@@ -40,17 +40,7 @@ pub fn lane_signers(
                 .context("development signer key")?,
         ),
     };
-    let overrides = [
-        (Lane::Deploy, "RWA_SIGNER_DEPLOY_KEY", &config.deploy_key),
-        (Lane::Mint, "RWA_SIGNER_MINT_KEY", &config.mint_key),
-        (
-            Lane::Settlement,
-            "RWA_SIGNER_SETTLEMENT_KEY",
-            &config.settlement_key,
-        ),
-        (Lane::Admin, "RWA_SIGNER_ADMIN_KEY", &config.admin_key),
-    ];
-    overrides
+    lane_keys(config)
         .into_iter()
         .map(|(lane, var, key)| {
             let signer: Arc<dyn Signer> = match key {
@@ -97,18 +87,8 @@ pub fn describe(config: &SignerConfig, data_dir: &Path) -> serde_json::Value {
             )
         }
     };
-    let lanes = [
-        (Lane::Deploy, "RWA_SIGNER_DEPLOY_KEY", &config.deploy_key),
-        (Lane::Mint, "RWA_SIGNER_MINT_KEY", &config.mint_key),
-        (
-            Lane::Settlement,
-            "RWA_SIGNER_SETTLEMENT_KEY",
-            &config.settlement_key,
-        ),
-        (Lane::Admin, "RWA_SIGNER_ADMIN_KEY", &config.admin_key),
-    ];
     let mut out = serde_json::Map::new();
-    for (lane, var, key) in lanes {
+    for (lane, var, key) in lane_keys(config) {
         let (source, address) = match key {
             Some(key) => (var.to_owned(), address_of(key)),
             None => default.clone(),
@@ -123,4 +103,18 @@ pub fn describe(config: &SignerConfig, data_dir: &Path) -> serde_json::Value {
 
 fn from_secret(var: &str, key: &Secret) -> anyhow::Result<LocalSigner> {
     LocalSigner::from_hex(key.expose()).with_context(|| var.to_owned())
+}
+
+/// Each lane with the variable that may give it its own key, and that key.
+fn lane_keys(config: &SignerConfig) -> [(Lane, &'static str, &Option<Secret>); 4] {
+    [
+        (Lane::Deploy, "RWA_SIGNER_DEPLOY_KEY", &config.deploy_key),
+        (Lane::Mint, "RWA_SIGNER_MINT_KEY", &config.mint_key),
+        (
+            Lane::Settlement,
+            "RWA_SIGNER_SETTLEMENT_KEY",
+            &config.settlement_key,
+        ),
+        (Lane::Admin, "RWA_SIGNER_ADMIN_KEY", &config.admin_key),
+    ]
 }
