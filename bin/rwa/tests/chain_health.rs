@@ -11,12 +11,7 @@ async fn the_chain_check_reports_the_node_and_its_breaker() {
     let anvil = Anvil::start(&[]);
     let url = anvil.url();
     let s = Server::start(&[("RWA_CHAIN_RPC_URL", url.as_str())]).await;
-    let health: Value = reqwest::get(s.url("/health/detailed"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = s.detailed_health().await;
     let chain = &health["checks"]["chain"];
     assert_eq!(chain["status"], "healthy", "{health}");
     assert_eq!(chain["chain_id"], 31337);
@@ -27,12 +22,7 @@ async fn the_chain_check_reports_the_node_and_its_breaker() {
     // it, so the signers check warns after the senders' first step.
     let mut signers = Value::Null;
     let warned = common::eventually(std::time::Duration::from_secs(10), async || {
-        let health: Value = reqwest::get(s.url("/health/detailed"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = s.detailed_health().await;
         signers = health["checks"]["signers"].clone();
         signers["status"] == "degraded"
     })
@@ -46,12 +36,7 @@ async fn the_chain_check_reports_the_node_and_its_breaker() {
     );
 
     drop(anvil);
-    let health: Value = reqwest::get(s.url("/health/detailed"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = s.detailed_health().await;
     assert_eq!(health["checks"]["chain"]["status"], "unhealthy", "{health}");
     let ready = reqwest::get(s.url("/health/ready")).await.unwrap();
     assert_eq!(
@@ -66,22 +51,14 @@ async fn the_embedded_default_serves_a_devnet_that_mines_and_survives_a_restart(
     use std::time::Duration;
 
     let mut s = Server::start(&[]).await;
-    let detailed = async |s: &Server| -> Value {
-        reqwest::get(s.url("/health/detailed"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    };
-    let first = detailed(&s).await;
+    let first = s.detailed_health().await;
     let chain = &first["checks"]["chain"];
     assert_eq!(chain["status"], "healthy", "{first}");
     assert_eq!(chain["chain_id"], 31337);
     assert!(chain.get("breaker").is_none(), "no node, no breaker");
     let head = chain["head"].as_u64().unwrap();
     let mined = common::eventually(Duration::from_secs(10), async || {
-        detailed(&s).await["checks"]["chain"]["head"]
+        s.detailed_health().await["checks"]["chain"]["head"]
             .as_u64()
             .unwrap()
             > head
@@ -90,7 +67,7 @@ async fn the_embedded_default_serves_a_devnet_that_mines_and_survives_a_restart(
     assert!(mined, "a block every second");
     let mut signers = Value::Null;
     let funded = common::eventually(Duration::from_secs(10), async || {
-        signers = detailed(&s).await["checks"]["signers"].clone();
+        signers = s.detailed_health().await["checks"]["signers"].clone();
         signers["senders"][0]["balance_wei"] != "0"
     })
     .await;
@@ -100,7 +77,7 @@ async fn the_embedded_default_serves_a_devnet_that_mines_and_survives_a_restart(
     assert!(s.data_dir.path().join("dev-signer.key").exists());
 
     // Stop it and start again on the same data dir: the chain continues.
-    let before = detailed(&s).await["checks"]["chain"]["head"]
+    let before = s.detailed_health().await["checks"]["chain"]["head"]
         .as_u64()
         .unwrap();
     nix::sys::signal::kill(
@@ -111,7 +88,7 @@ async fn the_embedded_default_serves_a_devnet_that_mines_and_survives_a_restart(
     assert!(s.wait_exit(Duration::from_secs(30)).success());
     let data_dir = std::mem::replace(&mut s.data_dir, tempfile::tempdir().unwrap());
     let again = Server::start_in(&s.database_url, data_dir, &[], &[], None);
-    let after = detailed(&again).await["checks"]["chain"]["head"]
+    let after = again.detailed_health().await["checks"]["chain"]["head"]
         .as_u64()
         .unwrap();
     assert!(
@@ -125,12 +102,7 @@ async fn a_websocket_node_url_is_served_like_an_http_one() {
     let anvil = Anvil::start(&[]);
     let url = format!("ws://{}", anvil.addr());
     let s = Server::start(&[("RWA_CHAIN_RPC_URL", url.as_str())]).await;
-    let health: Value = reqwest::get(s.url("/health/detailed"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = s.detailed_health().await;
     let chain = &health["checks"]["chain"];
     assert_eq!(chain["status"], "healthy", "{health}");
     assert_eq!(chain["chain_id"], 31337);

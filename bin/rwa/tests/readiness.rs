@@ -47,12 +47,7 @@ async fn readiness_flips_with_the_database_and_recovers_without_restart() {
     let s = Server::start_with_url(&url, &[("RWA_DB_ACQUIRE_TIMEOUT_MS", "1000")], None);
 
     assert_eq!(ready_status(&s).await, Some(StatusCode::OK));
-    let detailed: Value = reqwest::get(s.url("/health/detailed"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detailed = s.detailed_health().await;
     assert_eq!(detailed["status"], "healthy");
     assert_eq!(detailed["checks"]["database"]["status"], "healthy");
     assert!(

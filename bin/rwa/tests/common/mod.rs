@@ -108,6 +108,16 @@ impl Server {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// `GET /health/detailed` (public), as JSON.
+    pub async fn detailed_health(&self) -> serde_json::Value {
+        reqwest::get(self.url("/health/detailed"))
+            .await
+            .expect("health request")
+            .json()
+            .await
+            .expect("health is JSON")
+    }
+
     /// Runs a CLI command against the same database and data dir.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = base_command(&self.env);
