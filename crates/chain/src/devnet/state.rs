@@ -651,7 +651,10 @@ impl ChainState {
             .blocks
             .get(usize::try_from(number).unwrap_or(usize::MAX))
             .ok_or_else(|| ChainError::Other(format!("unknown block {number}")))?;
-        let mut db = self.state_at(number)?.into_owned();
+        // A layer over the block's state takes what the call writes, so the
+        // state is read in place instead of copied for every call.
+        let state = self.state_at(number)?;
+        let mut db = CacheDB::new(&*state);
         let from = request.from.unwrap_or(Address::ZERO);
         let nonce = db.basic_ref(from).ok().flatten().unwrap_or_default().nonce;
         let env = TxEnv {
