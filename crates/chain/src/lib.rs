@@ -6,7 +6,8 @@
 //!   node errors classified into the domain's `ChainError`, log queries that
 //!   halve refused ranges.
 //! - [`contracts`]: bindings to the platform's contracts, generated from the
-//!   committed artifacts, with their init code, roles and reason codes.
+//!   committed artifacts, with their init code, roles, reason codes and a
+//!   typed view call ([`contracts::view`]).
 //! - [`control`]: [`ChainControl`], the development hooks (snapshots, reorgs,
 //!   mining, time) that let one conformance suite (`tests/conformance.rs`) drive
 //!   any chain; the RPC adapter maps them to anvil's methods.
@@ -16,7 +17,8 @@
 //!   development, persisted in its own SQLite file; the conformance suite's
 //!   second implementation.
 //! - [`health`]: `checks.chain` (chain id, head, finalized, breaker).
-//! - [`signer`]: local keys behind the domain's `Signer` port.
+//! - [`signer`]: local keys (hex, encrypted keystore, the generated
+//!   development key) behind the domain's `Signer` port.
 //! - [`txm`]: the transaction manager (lanes, nonces and attempts stored before
 //!   broadcast, fee bumps under a cap, confirmations, reorgs).
 
