@@ -6,7 +6,7 @@
 //!   workers stand by and one takes over as soon as the holder dies, so two
 //!   processes never bump the same transaction's fees against each other.
 //! - **Lanes**: each operation class ([`Lane`]) names a signer. Lanes that share
-//!   a signer share its nonce sequence and its one sender task ([`Sender`]), so
+//!   a signer share its nonce sequence and its one sender task (`sender::Sender`), so
 //!   nonces are broadcast in order; lanes with their own signer are independent,
 //!   and a transaction stuck on one cannot delay another.
 //! - **Before broadcast**: the request and its nonce ([`TxStore::create`]), then
