@@ -40,6 +40,9 @@ pub struct App {
     /// The transaction manager and handlers, for roles that run workers.
     platform: Option<(Arc<TxManager>, Platform)>,
     config: Config,
+    /// Held until the server stops: no second server on the same SQLite
+    /// database or devnet.
+    locks: crate::single_process::ProcessLocks,
 }
 
 /// Opens the database named by the configuration and applies pending migrations.
@@ -65,12 +68,16 @@ impl App {
         if config.env == Environment::Production && config.is_sqlite() {
             tracing::warn!("database is SQLite: this deployment is limited to one process");
         }
+        let locks = crate::single_process::acquire(&config)?;
         let store = Arc::new(open_store(&config).await?);
         let probe: Arc<dyn DatabaseProbe> = store.clone();
         let queue = store.job_queue();
         let mut health: Vec<Arc<dyn HealthCheck>> = vec![
             Arc::new(DatabaseCheck(probe.clone())),
-            Arc::new(QueueHealth(queue.clone())),
+            Arc::new(QueueHealth::new(
+                queue.clone(),
+                config.jobs.queues.iter().map(|q| q.name.clone()),
+            )),
         ];
         let lanes = signers::lane_signers(&config.signer, &config.data_dir)?;
         let (chain, devnet): (Arc<dyn ChainPort>, _) = match &config.chain.rpc_url {
@@ -143,6 +150,7 @@ impl App {
             devnet,
             platform,
             config,
+            locks,
         })
     }
 
@@ -167,6 +175,7 @@ impl App {
             devnet,
             platform,
             config,
+            locks,
         } = self;
         let background = platform.map(|(txm, platform)| {
             Background::start(
@@ -194,6 +203,7 @@ impl App {
                     devnet.shutdown().await;
                 }
                 store.close().await;
+                drop(locks);
                 return Ok(());
             }
             () = shutdown => {}
@@ -222,6 +232,7 @@ impl App {
             devnet.shutdown().await;
         }
         store.close().await;
+        drop(locks);
         tracing::info!("stopped");
         Ok(())
     }

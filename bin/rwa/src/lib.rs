@@ -12,4 +12,5 @@ pub mod handlers;
 pub mod metrics;
 pub mod secrets;
 pub mod signers;
+pub mod single_process;
 pub mod telemetry;

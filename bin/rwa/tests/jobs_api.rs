@@ -132,4 +132,28 @@ async fn operators_list_cancel_and_retry_their_jobs_and_the_service_runs_them() 
         queues["queues"]["reporting"]["discarded"].as_i64().unwrap() >= 1,
         "{queues}"
     );
+    // Every configured queue is listed, the empty ones at zero in every state.
+    for queue in [
+        "token-deployment",
+        "compliance-check",
+        "settlement",
+        "reporting",
+        "notification",
+    ] {
+        for state in [
+            "scheduled",
+            "available",
+            "running",
+            "retryable",
+            "completed",
+            "discarded",
+            "cancelled",
+        ] {
+            assert!(
+                queues["queues"][queue][state].is_i64(),
+                "{queue}.{state} in {queues}"
+            );
+        }
+    }
+    assert_eq!(queues["queues"]["settlement"]["available"], 0, "{queues}");
 }

@@ -1,6 +1,6 @@
-//! Health checks: each dependency (database, queues, chain, compliance engine,
-//! redis, indexer) reports through this one port, and `/health/detailed` lists
-//! them under `checks.<name>`.
+//! Health checks: each dependency a process has (database, queues, chain,
+//! signers) reports through this one port, and `/health/detailed` lists them
+//! under `checks.<name>`; a part that does not exist has no entry.
 
 use async_trait::async_trait;
 use serde::Serialize;

@@ -46,6 +46,19 @@ impl Backend {
     }
 }
 
+/// The file of a `sqlite:` URL, or `None` for another backend or an in-memory
+/// database: what a process must own alone to run on it.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if Backend::of_url(url) != Some(Backend::Sqlite) {
+        return None;
+    }
+    let opts = SqliteConnectOptions::from_str(url).ok()?;
+    let path = opts.get_filename();
+    let name = path.to_string_lossy();
+    (!name.is_empty() && name != ":memory:" && !url.contains("mode=memory"))
+        .then(|| path.to_path_buf())
+}
+
 /// How to open the database.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {

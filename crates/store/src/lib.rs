@@ -24,6 +24,6 @@ mod sql;
 mod tokens;
 mod txs;
 
-pub use connect::{Backend, Store, StoreOptions};
+pub use connect::{Backend, Store, StoreOptions, sqlite_file};
 pub use error::StoreError;
 pub use tokens::{DEPLOYMENT_ATTEMPTS, deployment_job};

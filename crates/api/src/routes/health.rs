@@ -16,17 +16,6 @@ use utoipa_axum::routes;
 
 use crate::state::ApiState;
 
-/// Dependencies that `/health/detailed` always lists; those not wired yet (they
-/// arrive with their features) report `not_configured`.
-const SLOTS: [&str; 6] = [
-    "database",
-    "queues",
-    "chain",
-    "compliance_engine",
-    "redis",
-    "indexer",
-];
-
 pub(crate) fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(health))
@@ -106,11 +95,6 @@ async fn detailed(State(state): State<ApiState>) -> Response {
             check.name().to_owned(),
             serde_json::to_value(&report).unwrap_or(Value::Null),
         );
-    }
-    for slot in SLOTS {
-        checks
-            .entry(slot)
-            .or_insert_with(|| json!({ "status": "not_configured" }));
     }
     let status = if overall == HealthStatus::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
