@@ -16,6 +16,9 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// `rwa serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<i32> {
+    for note in &config.not_yet_used {
+        tracing::warn!("{note}");
+    }
     let app = App::build(config).await?;
     tracing::info!(addr = %app.local_addr(), "listening");
     app.run_until(async {
@@ -83,6 +86,7 @@ pub fn config_check(config: &Config) -> i32 {
             "concurrency": q.concurrency,
             "rate_limit": q.rate_limit.map(|r| json!({ "jobs": r.jobs, "per_seconds": r.per.as_secs() })),
         })).collect::<Vec<_>>(),
+        "not_yet_used": config.not_yet_used,
     });
     println!("{summary}");
     0

@@ -160,8 +160,7 @@ fn malformed_values_are_each_reported_on_their_own_line() {
         ("RWA_CHAIN_CONFIRMATIONS", "many"),
         ("RWA_LOG_FORMAT", "xml"),
         ("RWA_SIGNER_KEY", "0x1234"),
-        ("RWA_WEBHOOK_ALLOW_PRIVATE", "maybe"),
-        ("RWA_REDIS_URL", "http://cache"),
+        ("RWA_OTLP_ENDPOINT", "udp://collector"),
     ]);
     assert_rejected(
         &out,
@@ -172,15 +171,14 @@ fn malformed_values_are_each_reported_on_their_own_line() {
             "RWA_CHAIN_CONFIRMATIONS: expected a whole number",
             "RWA_LOG_FORMAT: expected json or pretty",
             "RWA_SIGNER_KEY: must be a 32-byte hex private key",
-            "RWA_WEBHOOK_ALLOW_PRIVATE: expected true or false",
-            "RWA_REDIS_URL: must be a redis/rediss URL",
+            "RWA_OTLP_ENDPOINT: must be a http/https URL",
         ],
     );
     let lines = String::from_utf8_lossy(&out.stderr)
         .lines()
         .filter(|l| l.starts_with("config error: "))
         .count();
-    assert_eq!(lines, 8, "one line per problem");
+    assert_eq!(lines, 7, "one line per problem");
 }
 
 #[test]
@@ -214,6 +212,41 @@ fn the_toml_file_is_layered_under_the_environment() {
         &[],
     );
     assert_rejected(&out, &["unknown field `adress`"]);
+}
+
+#[test]
+fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rwa.toml");
+    std::fs::write(&path, "[kyc]\ncallback_secret = \"0123456789abcdef\"\n").unwrap();
+    let out = run(
+        &["--config", path.to_str().unwrap(), "config", "check"],
+        &[("RWA_REDIS_URL", "redis://cache:6379")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes: Vec<&str> = v["not_yet_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].starts_with("RWA_REDIS_URL ([redis]): not yet used"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].starts_with("RWA_KYC_CALLBACK_SECRET ([kyc]): not yet used"),
+        "{notes:?}"
+    );
+    let plain = check(&[]);
+    let v: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(v["not_yet_used"], serde_json::json!([]));
 }
 
 #[test]

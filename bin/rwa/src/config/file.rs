@@ -31,15 +31,35 @@ pub(crate) struct Layered {
     pub(crate) chain: ChainSection,
     #[serde(default)]
     pub(crate) signer: SignerSection,
-    #[serde(default)]
-    pub(crate) redis: RedisSection,
-    #[serde(default)]
-    pub(crate) compliance: ComplianceSection,
-    #[serde(default)]
-    pub(crate) kyc: KycSection,
-    #[serde(default)]
-    pub(crate) webhooks: WebhookSection,
+    /// Sections of the documented contract that no code of this version uses
+    /// yet (see [`NOT_YET_USED`]): accepted, so a shared file does not fail,
+    /// and reported, so nobody believes they do something.
+    pub(crate) redis: Option<toml::Table>,
+    pub(crate) compliance: Option<toml::Table>,
+    pub(crate) kyc: Option<toml::Table>,
+    pub(crate) webhooks: Option<toml::Table>,
+    /// One line per setting given that this version does not use.
+    #[serde(skip)]
+    pub(crate) not_yet_used: Vec<String>,
 }
+
+/// Settings of the public contract whose feature has not landed: the variable,
+/// its TOML section, and what will use it. Giving one changes nothing; the
+/// service says so at start-up and `rwa config check` lists it.
+pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] = &[
+    ("RWA_REDIS_URL", "redis", "shared rate limits and cache"),
+    (
+        "RWA_COMPLIANCE_ENGINE_URL",
+        "compliance",
+        "the external risk engine",
+    ),
+    (
+        "RWA_KYC_CALLBACK_SECRET",
+        "kyc",
+        "the KYC-provider callback",
+    ),
+    ("RWA_WEBHOOK_ALLOW_PRIVATE", "webhooks", "webhooks"),
+];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,44 +117,12 @@ pub(crate) struct SignerSection {
     pub(crate) admin_key: Option<Secret>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RedisSection {
-    pub(crate) url: Option<SecretUrl>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ComplianceSection {
-    pub(crate) engine_url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct KycSection {
-    pub(crate) callback_secret: Option<Secret>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WebhookSection {
-    pub(crate) allow_private: Option<bool>,
-}
-
 type Apply = fn(&mut Layered, &str) -> Result<(), String>;
 
 fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
     v.trim()
         .parse()
         .map_err(|_| format!("expected a whole number, got {v:?}"))
-}
-
-fn boolean(v: &str) -> Result<bool, String> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(format!("expected true or false, got {v:?}")),
-    }
 }
 
 fn list(v: &str) -> Vec<String> {
@@ -201,18 +189,6 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
     ("RWA_SIGNER_ADMIN_KEY", |c, v| {
         Ok(c.signer.admin_key = Some(Secret::new(v)))
     }),
-    ("RWA_REDIS_URL", |c, v| {
-        Ok(c.redis.url = Some(SecretUrl::new(v)))
-    }),
-    ("RWA_COMPLIANCE_ENGINE_URL", |c, v| {
-        Ok(c.compliance.engine_url = Some(v.to_owned()))
-    }),
-    ("RWA_KYC_CALLBACK_SECRET", |c, v| {
-        Ok(c.kyc.callback_secret = Some(Secret::new(v)))
-    }),
-    ("RWA_WEBHOOK_ALLOW_PRIVATE", |c, v| {
-        Ok(c.webhooks.allow_private = Some(boolean(v)?))
-    }),
     ("RWA_OTLP_ENDPOINT", |c, v| {
         Ok(c.otlp_endpoint = Some(v.to_owned()))
     }),
@@ -265,6 +241,19 @@ pub(crate) fn load(
             && let Err(problem) = apply(&mut layered, &value)
         {
             errors.push(format!("{name}: {problem}"));
+        }
+    }
+    for (name, section, user) in NOT_YET_USED {
+        let in_file = match *section {
+            "redis" => layered.redis.is_some(),
+            "compliance" => layered.compliance.is_some(),
+            "kyc" => layered.kyc.is_some(),
+            _ => layered.webhooks.is_some(),
+        };
+        if env(name).is_some() || in_file {
+            layered.not_yet_used.push(format!(
+                "{name} ([{section}]): not yet used by this version ({user} has not landed); it changes nothing"
+            ));
         }
     }
     layered

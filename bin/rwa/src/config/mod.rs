@@ -127,14 +127,9 @@ pub struct Config {
     pub chain: ChainConfig,
     /// Signers.
     pub signer: SignerConfig,
-    /// Shared rate limits and cache.
-    pub redis_url: Option<SecretUrl>,
-    /// External risk engine.
-    pub compliance_engine_url: Option<String>,
-    /// KYC-provider HMAC secret.
-    pub kyc_callback_secret: Option<Secret>,
-    /// Allow webhook targets on loopback and private networks.
-    pub webhook_allow_private: bool,
+    /// Settings that were given but that no code of this version uses, one
+    /// line each; logged at start-up and listed by `rwa config check`.
+    pub not_yet_used: Vec<String>,
     /// OTLP/HTTP trace endpoint.
     pub otlp_endpoint: Option<String>,
     /// Log format.

@@ -98,23 +98,8 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
 
     let signer = signer(l.signer, prod, errors);
 
-    if let Some(url) = &l.redis.url {
-        check_url("RWA_REDIS_URL", url.expose(), &["redis", "rediss"], errors);
-    }
-    if let Some(url) = &l.compliance.engine_url {
-        check_url("RWA_COMPLIANCE_ENGINE_URL", url, &["http", "https"], errors);
-    }
     if let Some(url) = &l.otlp_endpoint {
         check_url("RWA_OTLP_ENDPOINT", url, &["http", "https"], errors);
-    }
-    if let Some(secret) = &l.kyc.callback_secret
-        && secret.expose().len() < 16
-    {
-        errors.push("RWA_KYC_CALLBACK_SECRET: must be at least 16 bytes".into());
-    }
-    let webhook_allow_private = l.webhooks.allow_private.unwrap_or(false);
-    if prod && webhook_allow_private {
-        errors.push("RWA_WEBHOOK_ALLOW_PRIVATE: must not be true in production".into());
     }
 
     let log_format = match l.log_format.as_deref() {
@@ -139,10 +124,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         cors_origins,
         chain,
         signer,
-        redis_url: l.redis.url,
-        compliance_engine_url: l.compliance.engine_url,
-        kyc_callback_secret: l.kyc.callback_secret,
-        webhook_allow_private,
+        not_yet_used: l.not_yet_used,
         otlp_endpoint: l.otlp_endpoint,
         log_format,
         http,
