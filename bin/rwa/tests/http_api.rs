@@ -725,7 +725,7 @@ async fn metrics_are_prometheus_text_counting_requests_by_route_template() {
         .text()
         .await
         .unwrap();
-    let samples = parse_prometheus(&text);
+    let samples = common::parse_prometheus(&text);
     let templated = samples.iter().find(|(n, l, _)| {
         n == "rwa_http_requests_total"
             && l.get("route").map(String::as_str) == Some("/v1/api-keys/{id}")
@@ -762,7 +762,7 @@ async fn http_requests(s: &Server, method: &str, route: &str, status: &str) -> f
         .text()
         .await
         .unwrap();
-    parse_prometheus(&text)
+    common::parse_prometheus(&text)
         .into_iter()
         .filter(|(n, l, _)| {
             n == "rwa_http_requests_total"
@@ -772,78 +772,4 @@ async fn http_requests(s: &Server, method: &str, route: &str, status: &str) -> f
         })
         .map(|(_, _, v)| v)
         .sum()
-}
-
-/// A strict reader of the Prometheus text format: every line is a comment
-/// (`# HELP`/`# TYPE`), blank, or `name{labels} value`; anything else fails the test.
-fn parse_prometheus(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
-    let mut samples = Vec::new();
-    for line in text.lines() {
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(comment) = line.strip_prefix("# ") {
-            assert!(
-                comment.starts_with("HELP ") || comment.starts_with("TYPE "),
-                "bad comment: {line}"
-            );
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("no value: {line}"));
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value in: {line}")),
-        };
-        let (name, labels) = match series.split_once('{') {
-            None => (series.to_owned(), BTreeMap::new()),
-            Some((name, rest)) => {
-                let body = rest
-                    .strip_suffix('}')
-                    .unwrap_or_else(|| panic!("unclosed labels: {line}"));
-                let mut labels = BTreeMap::new();
-                for pair in split_labels(body) {
-                    let (k, v) = pair
-                        .split_once('=')
-                        .unwrap_or_else(|| panic!("bad label in: {line}"));
-                    let v = v
-                        .strip_prefix('"')
-                        .and_then(|v| v.strip_suffix('"'))
-                        .unwrap_or_else(|| panic!("unquoted label: {line}"));
-                    labels.insert(k.to_owned(), v.replace("\\\"", "\"").replace("\\\\", "\\"));
-                }
-                (name.to_owned(), labels)
-            }
-        };
-        assert!(
-            name.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "bad metric name: {line}"
-        );
-        samples.push((name, labels, value));
-    }
-    samples
-}
-
-fn split_labels(body: &str) -> Vec<String> {
-    let (mut out, mut cur, mut in_quotes, mut escaped) = (Vec::new(), String::new(), false, false);
-    for c in body.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            ',' if !in_quotes => {
-                out.push(std::mem::take(&mut cur));
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(c);
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
 }

@@ -145,3 +145,45 @@ async fn a_job_whose_worker_is_killed_is_reclaimed_after_its_lease_by_another_pr
     );
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_a_running_job_back_without_using_an_attempt() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let (db, store, _pool) = database().await;
+    let queue = Queue::new(store.job_db());
+    // Jobs get the same shutdown deadline as requests; this one sleeps far
+    // past it.
+    let mut server = worker(&db.url, &[("RWA_HTTP_SHUTDOWN_TIMEOUT_MS", "500")]);
+    let job = queue
+        .enqueue(&NewJob::new(
+            "settlement",
+            "test.sleep",
+            json!({ "ms": 600_000 }),
+        ))
+        .await
+        .unwrap();
+    let running = eventually(Duration::from_secs(30), async || {
+        queue.get(job.id).await.unwrap().state == JobState::Running
+    })
+    .await;
+    assert!(running, "the worker claimed the job");
+
+    kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM).unwrap();
+    let exit = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(60)));
+    assert_eq!(exit.code(), Some(0), "a clean exit");
+    let back = queue.get(job.id).await.unwrap();
+    assert_eq!(back.state, JobState::Available, "handed back: {back:?}");
+    assert_eq!(back.attempt, 0, "the interrupted attempt is not counted");
+    assert!(back.errors.is_empty(), "{:?}", back.errors);
+    assert!(
+        server
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("handed back at shutdown")),
+        "{}",
+        server.log_lines().join("\n")
+    );
+    store.close().await;
+}

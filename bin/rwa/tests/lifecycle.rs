@@ -13,9 +13,9 @@ use serde_json::Value;
 
 async fn signal_during_slow_request(signal: Signal) {
     let mut s = Server::start(&[]).await;
-    let url = s.url("/test/slow?ms=1500");
+    let url = s.url("/test/slow?ms=3000");
     let slow = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    s.wait_for_log("slow request started").await;
     kill(Pid::from_raw(s.child.id() as i32), signal).unwrap();
 
     let status = slow
@@ -53,11 +53,11 @@ async fn sigint_behaves_like_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shutdown_deadline_cuts_requests_that_outlast_it() {
     let mut s = Server::start(&[("RWA_HTTP_SHUTDOWN_TIMEOUT_MS", "300")]).await;
-    let url = s.url("/test/slow?ms=10000");
+    let url = s.url("/test/slow?ms=60000");
     let slow = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.wait_for_log("slow request started").await;
     kill(Pid::from_raw(s.child.id() as i32), Signal::SIGTERM).unwrap();
-    let exit = tokio::task::block_in_place(|| s.wait_exit(Duration::from_secs(5)));
+    let exit = tokio::task::block_in_place(|| s.wait_exit(Duration::from_secs(30)));
     assert_eq!(exit.code(), Some(0));
     assert!(
         slow.await.unwrap().is_err(),
@@ -181,4 +181,99 @@ async fn development_generates_a_private_secret_key_into_the_data_dir() {
         assert_eq!(mode, 0o600, "readable by the owner only");
     }
     assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
+    let mut s = Server::start(&[]).await;
+    let second = || {
+        common::base_command(&s.env)
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(s.data_dir.path())
+            .output()
+            .expect("run rwa serve")
+    };
+    let out = tokio::task::block_in_place(second);
+    assert!(!out.status.success(), "the second server must not run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another rwa serve is already running"),
+        "{stderr}"
+    );
+    // The administrative commands still work beside the running server.
+    let (org, _) = s.create_org("Beside The Server");
+    assert!(!org.is_empty());
+
+    // Once the first server stops, its locks are gone with it.
+    kill(Pid::from_raw(s.child.id() as i32), Signal::SIGTERM).unwrap();
+    let exit = tokio::task::block_in_place(|| s.wait_exit(Duration::from_secs(30)));
+    assert_eq!(exit.code(), Some(0));
+    let data_dir = std::mem::replace(&mut s.data_dir, tempfile::tempdir().unwrap());
+    let again = Server::start_in(&s.database_url.clone(), data_dir, &[], &[], None);
+    assert_eq!(
+        reqwest::get(again.url("/health/ready"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+/// Runs one statement against the server's database, as an intruder with
+/// direct database access would.
+async fn tamper(database_url: &str, statement: &'static str) {
+    if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
+        sqlx::raw_sql(statement).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+        sqlx::raw_sql(statement).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn audit_verify_exits_one_at_an_altered_or_removed_entry() {
+    let s = Server::start(&[]).await;
+    let (org, _) = s.create_org("Tamper Evident Fund");
+    s.create_key(&org, "auditor");
+    s.create_key(&org, "operator");
+    let verify = || {
+        let out = s.cli(&["audit", "verify"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), report)
+    };
+    let (code, report) = verify();
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(
+        report["entries"], 4,
+        "the organization, its admin key, two more keys"
+    );
+
+    // An altered entry breaks the chain at that entry; undoing the change
+    // mends it (the hashes cover exactly what is stored).
+    let url = s.database_url.clone();
+    tamper(
+        &url,
+        "UPDATE audit_log SET data = data || ' ' WHERE seq = 2",
+    )
+    .await;
+    let (code, report) = verify();
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["first_broken"]["seq"], 2, "{report}");
+    tamper(
+        &url,
+        "UPDATE audit_log SET data = rtrim(data) WHERE seq = 2",
+    )
+    .await;
+    assert_eq!(verify().0, Some(0), "restored");
+
+    // A removed entry is found even at the end, where it leaves no gap in
+    // the sequence: the chain's head still records it.
+    tamper(&url, "DELETE FROM audit_log WHERE seq = 4").await;
+    let (code, report) = verify();
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["first_broken"]["seq"], 4, "{report}");
 }

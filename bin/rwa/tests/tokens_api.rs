@@ -109,6 +109,48 @@ async fn an_issued_token_is_accepted_at_once_and_deployed_by_the_worker() {
     .await;
     assert_eq!(jobs["items"][0]["state"], "completed", "{jobs}");
 
+    // What happened is on /metrics: the deployment, the job that did it, the
+    // queue depths (refreshed by the health report) and every lane signer's
+    // gas balance.
+    let _ = s.detailed_health().await;
+    let text = client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = common::parse_prometheus(&text);
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name && label.is_none_or(|(k, v)| l.get(k).map(String::as_str) == Some(v))
+            })
+            .map(|(_, _, v)| *v)
+            .sum::<f64>()
+    };
+    assert_eq!(value("rwa_tokens_deployed_total", None), 1.0, "{text}");
+    assert!(
+        value("rwa_jobs_total", Some(("queue", "token-deployment"))) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("rwa_jobs_queue_depth", Some(("queue", "token-deployment"))),
+        1.0,
+        "one job, completed: {text}"
+    );
+    let balances: Vec<f64> = samples
+        .iter()
+        .filter(|(n, l, _)| n == "rwa_chain_signer_balance_ether" && l.contains_key("address"))
+        .map(|(_, _, v)| *v)
+        .collect();
+    assert!(
+        !balances.is_empty() && balances.iter().all(|b| *b > 0.0),
+        "{text}"
+    );
+
     // The ticker is taken while the token lives.
     let (status, problem) = send(&client, &s, &admin, post, "/v1/tokens", Some(body("ACME"))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
@@ -134,7 +176,7 @@ async fn bad_requests_name_every_field_and_roles_and_organizations_hold() {
         "decimals": 24,
         "compliance": {
             "country_allow": ["FR", "ZZ"],
-            "country_block": ["FR"],
+            "country_block": ["fr"],
             "max_balance_per_investor": "12.5",
             "max_holders": 0,
             "lockup_seconds": -5

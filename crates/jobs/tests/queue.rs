@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rwa_jobs::worker::{Handler, QueueConfig, Worker, WorkerConfig};
 use rwa_jobs::{Db, Fence, Job, JobState, NewJob, Outcome, Queue, backoff};
 use rwa_store::{Store, StoreOptions};
@@ -17,6 +18,39 @@ struct Rig {
     queue: Queue,
     _store: Store,
     _db: TestDatabase,
+}
+
+impl Rig {
+    /// The database's clock: every time the queue stores comes from it, so
+    /// timing assertions compare against it rather than against sleeps.
+    async fn db_now(&self) -> DateTime<Utc> {
+        match self.queue.db() {
+            Db::Sqlite { reader, .. } => {
+                let now: String =
+                    sqlx::query_scalar("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
+                        .fetch_one(reader)
+                        .await
+                        .unwrap();
+                now.parse().unwrap()
+            }
+            Db::Postgres(pool) => sqlx::query_scalar("SELECT clock_timestamp()")
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+/// Polls `f` until it holds; the bound is generous because it only matters
+/// when the test fails (a loaded 2-core machine can be slow, never wrong).
+async fn wait_until(mut f: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..3_000 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }
 
 async fn rig() -> Rig {
@@ -116,7 +150,9 @@ async fn failures_back_off_in_the_database_then_dead_letter_and_an_operator_retr
     let w = worker(&rig.queue, "flaky", failing.clone());
 
     for attempt in 1..=3 {
+        let before = rig.db_now().await;
         let ran = w.try_execute("q", 1).await.unwrap();
+        let after = rig.db_now().await;
         assert_eq!(ran.len(), 1, "attempt {attempt} runs");
         let stored = rig.queue.get(job.id).await.unwrap();
         assert_eq!(stored.attempt, attempt);
@@ -124,17 +160,14 @@ async fn failures_back_off_in_the_database_then_dead_letter_and_an_operator_retr
         assert_eq!(stored.errors.last().unwrap().message, "node unreachable");
         if attempt < 3 {
             assert_eq!(stored.state, JobState::Retryable);
-            // scheduled_at = database now (at failure) + backoff, within jitter;
-            // the claim's database time is a lower bound of that now.
+            // scheduled_at = the database's now at the failure + the backoff,
+            // and that now lies between the two clock readings around the
+            // attempt: so the backoff is bounded exactly, with no slack.
             let (lo, hi) = backoff::bounds(attempt);
-            let from_claim = (stored.scheduled_at - stored.attempted_at.unwrap())
-                .to_std()
-                .unwrap();
-            assert!(from_claim >= lo, "{from_claim:?} < {lo:?}");
-            assert!(
-                from_claim <= hi + Duration::from_secs(1),
-                "{from_claim:?} > {hi:?}"
-            );
+            let longest = (stored.scheduled_at - before).to_std().unwrap();
+            let shortest = (stored.scheduled_at - after).to_std().unwrap_or_default();
+            assert!(longest >= lo, "{longest:?} < {lo:?}");
+            assert!(shortest <= hi, "{shortest:?} > {hi:?}");
             assert!(
                 w.try_execute("q", 1).await.unwrap().is_empty(),
                 "not runnable before its time"
@@ -261,20 +294,32 @@ async fn an_expired_lease_is_rescued_and_the_old_worker_cannot_complete() {
         .enqueue(&NewJob::new("q", "k", json!({})))
         .await
         .unwrap();
+    // A job whose lease lasts an hour is left alone by every rescue below.
+    let live = rig
+        .queue
+        .enqueue(&NewJob::new("live", "k", json!({})))
+        .await
+        .unwrap();
+    rig.queue
+        .claim("live", "worker-a", 1, Duration::from_secs(3600))
+        .await
+        .unwrap();
     let held = rig
         .queue
-        .claim("q", "worker-a", 1, Duration::from_millis(100))
+        .claim("q", "worker-a", 1, Duration::from_millis(1))
         .await
         .unwrap()
         .remove(0);
     assert_eq!(held.attempted_by.as_deref(), Some("worker-a"));
+    // The short lease expires by the database's clock; wait for that state
+    // instead of sleeping for a guessed time.
+    let rescued_once = wait_until(async || rig.queue.rescue_expired().await.unwrap() == 1).await;
+    assert!(rescued_once, "the expired lease is rescued");
     assert_eq!(
-        rig.queue.rescue_expired().await.unwrap(),
-        0,
+        rig.queue.get(live.id).await.unwrap().state,
+        JobState::Running,
         "a live lease is left alone"
     );
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(rig.queue.rescue_expired().await.unwrap(), 1);
     let rescued = rig.queue.get(job.id).await.unwrap();
     assert_eq!(rescued.state, JobState::Retryable);
     assert!(rescued.errors[0].message.contains("lease expired"));
@@ -329,14 +374,16 @@ async fn the_pruner_removes_only_finished_jobs_past_their_age() {
         0,
         "too young"
     );
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(
+    // Past 1 ms of age by the database's clock, it goes (and only it).
+    let pruned = wait_until(async || {
         rig.queue
             .prune(Duration::from_millis(1), 100)
             .await
-            .unwrap(),
-        1
-    );
+            .unwrap()
+            == 1
+    })
+    .await;
+    assert!(pruned, "the finished job is pruned once old enough");
     assert!(rig.queue.get(done.id).await.is_err());
     assert_eq!(
         rig.queue.get(waiting.id).await.unwrap().state,
@@ -386,12 +433,7 @@ async fn queue_concurrency_is_reached_and_never_exceeded() {
     w.register("k", gauge.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let run = tokio::spawn(Arc::new(w).run(stopped));
-    for _ in 0..500 {
-        if gauge.done.load(Ordering::SeqCst) == 15 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(async || gauge.done.load(Ordering::SeqCst) == 15).await;
     stop.send(true).unwrap();
     run.await.unwrap();
     assert_eq!(gauge.done.load(Ordering::SeqCst), 15);
@@ -439,21 +481,16 @@ async fn shutdown_hands_an_unfinished_job_back_without_using_an_attempt() {
         rate_limit: None,
     }]);
     config.poll_interval = Duration::from_millis(10);
+    // The handler never finishes, so the deadline always passes: its length
+    // changes nothing but how long the test waits.
     config.shutdown_deadline = Duration::from_millis(100);
     let mut w = Worker::new(rig.queue.clone(), config);
     w.register("slow", Arc::new(Stuck));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let run = tokio::spawn(Arc::new(w).run(stopped));
-    for _ in 0..300 {
-        if rig.queue.get(job.id).await.unwrap().state == JobState::Running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(
-        rig.queue.get(job.id).await.unwrap().state,
-        JobState::Running
-    );
+    let running =
+        wait_until(async || rig.queue.get(job.id).await.unwrap().state == JobState::Running).await;
+    assert!(running, "the worker claimed the job");
     stop.send(true).unwrap();
     run.await.unwrap();
     let back = rig.queue.get(job.id).await.unwrap();
@@ -557,8 +594,7 @@ async fn a_queue_rate_limit_is_reached_and_never_exceeded() {
     w.register("quick", Arc::new(Quick));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let run = tokio::spawn(Arc::new(w).run(stopped));
-    let mut done = false;
-    for _ in 0..500 {
+    let done = wait_until(async || {
         let finished = rig
             .queue
             .list(
@@ -570,12 +606,9 @@ async fn a_queue_rate_limit_is_reached_and_never_exceeded() {
             )
             .await
             .unwrap();
-        if finished.len() == 10 {
-            done = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        finished.len() == 10
+    })
+    .await;
     stop.send(true).unwrap();
     run.await.unwrap();
     assert!(done, "every job ran");

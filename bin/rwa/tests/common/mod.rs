@@ -157,6 +157,20 @@ impl Server {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Waits until a log line contains `needle` (a state the server reached),
+    /// for up to a generous bound that only matters when the test fails.
+    pub async fn wait_for_log(&self, needle: &str) {
+        let seen = eventually(Duration::from_secs(60), async || {
+            self.log_lines().iter().any(|l| l.contains(needle))
+        })
+        .await;
+        assert!(
+            seen,
+            "no log line contains {needle:?}; logs:\n{}",
+            self.log_lines().join("\n")
+        );
+    }
+
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;
@@ -203,4 +217,80 @@ pub async fn eventually(within: Duration, mut f: impl AsyncFnMut() -> bool) -> b
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
+}
+
+/// A strict reader of the Prometheus text format: every line is a comment
+/// (`# HELP`/`# TYPE`), blank, or `name{labels} value`; anything else fails the test.
+pub fn parse_prometheus(
+    text: &str,
+) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix("# ") {
+            assert!(
+                comment.starts_with("HELP ") || comment.starts_with("TYPE "),
+                "bad comment: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in: {line}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series.to_owned(), std::collections::BTreeMap::new()),
+            Some((name, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels: {line}"));
+                let mut labels = std::collections::BTreeMap::new();
+                for pair in split_labels(body) {
+                    let (k, v) = pair
+                        .split_once('=')
+                        .unwrap_or_else(|| panic!("bad label in: {line}"));
+                    let v = v
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .unwrap_or_else(|| panic!("unquoted label: {line}"));
+                    labels.insert(k.to_owned(), v.replace("\\\"", "\"").replace("\\\\", "\\"));
+                }
+                (name.to_owned(), labels)
+            }
+        };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        samples.push((name, labels, value));
+    }
+    samples
+}
+
+fn split_labels(body: &str) -> Vec<String> {
+    let (mut out, mut cur, mut in_quotes, mut escaped) = (Vec::new(), String::new(), false, false);
+    for c in body.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }

@@ -27,6 +27,8 @@ struct Slow {
 }
 
 async fn slow(Query(q): Query<Slow>) -> String {
+    // Tests wait for this line instead of sleeping before they signal.
+    tracing::info!(ms = q.ms, "test hook: slow request started");
     tokio::time::sleep(Duration::from_millis(q.ms)).await;
     format!("slept {} ms", q.ms)
 }
