@@ -19,6 +19,7 @@ mod middleware;
 mod openapi;
 pub mod request_id;
 mod routes;
+mod schema;
 mod state;
 
 use axum::Router;

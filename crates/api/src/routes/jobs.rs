@@ -85,10 +85,15 @@ pub(crate) struct JobListParams {
     /// Only this queue (`token-deployment`, `compliance-check`, `settlement`, `reporting`, `notification`).
     queue: Option<String>,
     /// Only this state.
+    #[param(pattern = "^(scheduled|available|running|retryable|completed|discarded|cancelled)$")]
     state: Option<String>,
-    /// 1 to 200 (default 50).
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (empty: the first page).
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     cursor: Option<String>,
 }
 
@@ -125,7 +130,11 @@ async fn list_jobs(
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs",
     security(("api_key" = ["admin", "operator"])),
     params(("id" = uuid::Uuid, Path, description = "job id")),
-    responses((status = 200, body = JobView)))]
+    responses(
+        (status = 200, body = JobView),
+        (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
+            description = "`/problems/conflict`: the job is running or already runnable"),
+    ))]
 async fn retry_job(
     caller: Authorized<roles::AdminOrOperator>,
     State(state): State<ApiState>,
@@ -139,7 +148,11 @@ async fn retry_job(
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
     security(("api_key" = ["admin", "operator"])),
     params(("id" = uuid::Uuid, Path, description = "job id")),
-    responses((status = 200, body = JobView)))]
+    responses(
+        (status = 200, body = JobView),
+        (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
+            description = "`/problems/conflict`: the job has already finished"),
+    ))]
 async fn cancel_job(
     caller: Authorized<roles::AdminOrOperator>,
     State(state): State<ApiState>,

@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Query, path_id};
 use crate::routes::ListView;
 use crate::routes::api_keys::ListParams;
+use crate::schema::{CountryCode, PositiveUint256, integer};
 use crate::state::ApiState;
 
 pub(crate) fn router() -> OpenApiRouter<ApiState> {
@@ -25,25 +26,33 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(get_token))
 }
 
-/// Transfer rules enforced by the token's compliance contract.
+/// Transfer rules enforced by the token's compliance contract. A receiver
+/// must be in `country_allow` (when it is not empty) and not in
+/// `country_block`: a country listed in both is blocked.
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ComplianceBody {
-    /// ISO 3166-1 alpha-2 codes receivers must be in (empty or absent: any country).
+    /// Countries receivers must be in (empty or absent: any country), each once.
     #[serde(default)]
+    #[schema(value_type = BTreeSet<CountryCode>)]
     country_allow: Vec<String>,
-    /// ISO 3166-1 alpha-2 codes receivers must not be in.
+    /// Countries receivers must not be in, each once.
     #[serde(default)]
+    #[schema(value_type = BTreeSet<CountryCode>)]
     country_block: Vec<String>,
-    /// Most base units one investor may hold over all their wallets, as a decimal
-    /// string (absent: no limit).
+    /// Most base units one investor may hold over all their wallets (absent:
+    /// no limit).
     #[serde(default)]
+    #[schema(value_type = Option<PositiveUint256>)]
     max_balance_per_investor: Option<String>,
     /// Most investors holding the token at once (absent: no limit).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 1)]
     max_holders: Option<i64>,
-    /// Seconds a wallet cannot send after each mint to it (absent: 0).
-    #[serde(default)]
+    /// Seconds a wallet cannot send after each mint to it (absent: 0), at most
+    /// 100 years.
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 0, maximum = 3_153_600_000_i64)]
     lockup_seconds: Option<i64>,
 }
 
@@ -51,12 +60,21 @@ pub(crate) struct ComplianceBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateToken {
-    /// Display name, 1 to 64 characters.
+    /// Display name: at most 64 characters, not blank, no control characters;
+    /// stored without surrounding spaces.
+    #[schema(
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
     /// Ticker: 1 to 11 upper-case letters or digits, starting with a letter;
-    /// unique among the organization's tokens that have not failed.
+    /// unique among the organization's tokens that have not failed (409
+    /// otherwise).
+    #[schema(pattern = "^[A-Z][A-Z0-9]{0,10}$")]
     symbol: String,
-    /// ERC-20 decimals, 0 to 18.
+    /// ERC-20 decimals.
+    #[serde(deserialize_with = "integer::required")]
+    #[schema(minimum = 0, maximum = 18)]
     decimals: i64,
     /// Transfer rules (absent: none).
     #[serde(default)]
@@ -154,7 +172,11 @@ impl From<CreateToken> for TokenDraft {
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens",
     security(("api_key" = ["admin", "operator"])),
     request_body = CreateToken,
-    responses((status = 202, body = TokenView)))]
+    responses(
+        (status = 202, body = TokenView),
+        (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
+            description = "`/problems/conflict`: the symbol is used by another token of the organization that has not failed"),
+    ))]
 async fn create_token(
     caller: Authorized<roles::AdminOrOperator>,
     State(state): State<ApiState>,

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Fuzzes the served API against its own OpenAPI description with schemathesis:
+# every status a route answers must be documented, every response must match
+# its schema, and the request constraints the spec declares must be exactly
+# the ones the server enforces (what the spec allows is accepted, what it
+# forbids is refused). Runs against a real `rwa serve` on the embedded default
+# with data present (an organization, keys of every role, a token).
+# Usage: scripts/fuzz-api.sh [path/to/rwa] (default: target/debug/rwa)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin="${1:-target/debug/rwa}"
+tools="$(scripts/install-tools.sh)"
+dir="$(mktemp -d)"
+export RWA_DATA_DIR="$dir" RUST_LOG="${RUST_LOG:-warn,rwa=info}"
+
+"$bin" serve --addr 127.0.0.1:0 2>"$dir/log" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+addr=""
+for _ in $(seq 1 600); do
+  addr="$(sed -nE 's/.*listening addr=([0-9.:]+).*/\1/p' "$dir/log" | head -1)"
+  [ -n "$addr" ] && break
+  kill -0 $pid 2>/dev/null || { cat "$dir/log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$addr" ] || { echo "rwa serve did not start" >&2; cat "$dir/log" >&2; exit 1; }
+base="http://$addr"
+
+created="$("$bin" org create --name "Fuzzed Fund")"
+org="$(sed -E 's/.*"org_id":"([^"]+)".*/\1/' <<<"$created")"
+admin="$(sed -E 's/.*"api_key":"([^"]+)".*/\1/' <<<"$created")"
+for role in operator compliance auditor; do "$bin" keys create --org "$org" --role "$role" >/dev/null; done
+curl -sf -o /dev/null -X POST "$base/v1/tokens" -H "Authorization: Bearer $admin" \
+  -H 'content-type: application/json' \
+  -d '{"name":"Fuzzed Token","symbol":"FZZ","decimals":6,"compliance":{"country_allow":["FR"],"max_holders":10}}'
+
+# One worker: the generator's threads race in Python 3.11's parser (a
+# SystemError inside the tool, not a finding). Every check but the
+# authorization probes: they would revoke or replay the
+# key the run itself uses, and roles and tenants have their own tests.
+# Run from the scratch dir: the tool keeps a cache in its working directory.
+cd "$dir"
+"$tools/st" run "$base/openapi.json" \
+  --header "Authorization: Bearer $admin" \
+  --checks all \
+  --exclude-checks ignored_auth,object_level_authorization,use_after_free,ensure_resource_availability \
+  --phases examples,coverage,fuzzing \
+  --max-examples "${RWA_FUZZ_EXAMPLES:-60}" \
+  --workers 1 \
+  --seed "${RWA_FUZZ_SEED:-20261202}" \
+  --suppress-health-check all \
+  --generation-database none \
+  --no-color
