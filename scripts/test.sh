@@ -26,11 +26,11 @@ cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "tools (cargo-deny, schemathesis; pinned)"
+tools="$(scripts/install-tools.sh)"
+
 step "cargo deny check bans licenses sources"
-if ! command -v cargo-deny >/dev/null 2>&1; then
-  cargo install cargo-deny --locked --quiet
-fi
-cargo deny --log-level error check bans licenses sources
+"$tools/cargo-deny" --log-level error check bans licenses sources
 
 step "build test binaries (once, for both backends)"
 cargo test --workspace --locked --no-run
@@ -59,6 +59,14 @@ run_suite() {
 DATABASE_PACKAGES=(-p rwa-store -p rwa-jobs -p rwa)
 run_suite sqlite --workspace
 run_suite postgres "${DATABASE_PACKAGES[@]}"
+
+# The API contract: the served /openapi.json against the server itself, once
+# (it does not depend on the database backend).
+step "API contract fuzzing (schemathesis against the served /openapi.json)"
+if ! scripts/fuzz-api.sh target/debug/rwa; then
+  echo "the API does not do what /openapi.json says (see the failures above)"
+  status=1; failed=$((failed + 1))
+fi
 
 echo
 echo "${passed} passed, ${failed} failed"
