@@ -1,5 +1,5 @@
-//! Opening the database: URL parsing, pool options, migrations, and the
-//! dispatch macros the repository implementations use.
+//! Opening the database: URL parsing, pool options, migrations, the health
+//! probe, and the dispatch macros the repository implementations use.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -232,19 +232,20 @@ async fn open_postgres(opts: &StoreOptions) -> Result<PgPool, StoreError> {
         .map_err(StoreError::Connect)
 }
 
-/// Runs `$body` against the read pool with `$sql` bound to the backend's
-/// statement module.
+/// Runs `$body` against the read pool with `$sql` bound to the calling
+/// repository module's statements for the backend (its `sqlite` or `postgres`
+/// submodule, see `dialect.rs`).
 macro_rules! on_reader {
     ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
         match &$store.pools {
             $crate::connect::Pools::Sqlite(p) => {
                 let $pool = &p.reader;
-                use $crate::sql::sqlite as $sql;
+                use self::sqlite as $sql;
                 $body
             }
             $crate::connect::Pools::Postgres(p) => {
                 let $pool = p;
-                use $crate::sql::postgres as $sql;
+                use self::postgres as $sql;
                 $body
             }
         }
@@ -254,13 +255,19 @@ macro_rules! on_reader {
 /// Runs `$body` inside one write transaction (`BEGIN IMMEDIATE` on the SQLite
 /// writer) and commits it if `$body` returns `Ok`. `$body` evaluates to a
 /// `RepoResult`; an `Err` (or an early `?`) drops the transaction, which rolls it back.
+///
+/// `$sql` binds the calling module's statements; each further name binds the
+/// statements of the repository module of that name, for the same backend, so a
+/// change that also writes another concept's tables (an audit entry, an event,
+/// a job) says which in one place and does it in the same transaction.
 macro_rules! in_write_tx {
-    ($store:expr, |$tx:ident, $sql:ident| $body:expr) => {
+    ($store:expr, |$tx:ident, $sql:ident $(, $other:ident)*| $body:expr) => {
         match &$store.pools {
             $crate::connect::Pools::Sqlite(p) => {
                 use $crate::error::DbResult as _;
                 let mut $tx = p.writer.begin_with("BEGIN IMMEDIATE").await.db()?;
-                use $crate::sql::sqlite as $sql;
+                use self::sqlite as $sql;
+                $(use $crate::$other::sqlite as $other;)*
                 let out = $body?;
                 $tx.commit().await.db()?;
                 Ok(out)
@@ -268,7 +275,8 @@ macro_rules! in_write_tx {
             $crate::connect::Pools::Postgres(p) => {
                 use $crate::error::DbResult as _;
                 let mut $tx = p.begin().await.db()?;
-                use $crate::sql::postgres as $sql;
+                use self::postgres as $sql;
+                $(use $crate::$other::postgres as $other;)*
                 let out = $body?;
                 $tx.commit().await.db()?;
                 Ok(out)
@@ -278,18 +286,18 @@ macro_rules! in_write_tx {
 }
 
 /// Runs `$body` against the pool that may write (the SQLite writer), outside an
-/// explicit transaction: for single statements.
+/// explicit transaction: for single statements. `$sql` as in [`on_reader!`].
 macro_rules! on_writer {
     ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
         match &$store.pools {
             $crate::connect::Pools::Sqlite(p) => {
                 let $pool = &p.writer;
-                use $crate::sql::sqlite as $sql;
+                use self::sqlite as $sql;
                 $body
             }
             $crate::connect::Pools::Postgres(p) => {
                 let $pool = p;
-                use $crate::sql::postgres as $sql;
+                use self::postgres as $sql;
                 $body
             }
         }
@@ -342,5 +350,13 @@ fn job_db(pools: &Pools) -> rwa_jobs::Db {
             reader: p.reader.clone(),
         },
         Pools::Postgres(p) => rwa_jobs::Db::Postgres(p.clone()),
+    }
+}
+
+crate::dialect::statements! {
+    use sqlx::query;
+
+    pub(crate) async fn ping(pool: &Pool) -> sqlx::Result<()> {
+        query("SELECT 1").execute(pool).await.map(|_| ())
     }
 }

@@ -1,16 +1,58 @@
 //! API keys.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rwa_domain::api_key::{ApiKey, KeyDigest, NewApiKey, StoredCredential};
 use rwa_domain::audit::AuditRecord;
 use rwa_domain::page::{Page, PageRequest};
 use rwa_domain::ports::ApiKeyRepository;
 use rwa_domain::{Actor, ApiKeyId, OrgId, RepoError, RepoResult};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::Store;
 use crate::connect::{in_write_tx, on_reader, on_writer};
 use crate::error::DbResult;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: Uuid,
+    org_id: Uuid,
+    role: String,
+    label: Option<String>,
+    prefix: String,
+    digest: String,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyRow {
+    fn into_credential(self) -> Result<StoredCredential, RepoError> {
+        let digest = KeyDigest::from_stored(self.digest.clone());
+        Ok(StoredCredential {
+            key: self.try_into()?,
+            digest,
+        })
+    }
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = RepoError;
+
+    fn try_from(r: ApiKeyRow) -> Result<Self, RepoError> {
+        Ok(ApiKey {
+            id: ApiKeyId::from_uuid(r.id),
+            org_id: OrgId::from_uuid(r.org_id),
+            role: r.role.parse()?,
+            label: r.label,
+            prefix: r.prefix,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
 
 /// The audit record of a key's creation (never the secret, nor its digest).
 pub(crate) fn created_record(key: &NewApiKey) -> AuditRecord {
@@ -24,9 +66,9 @@ pub(crate) fn created_record(key: &NewApiKey) -> AuditRecord {
 #[async_trait]
 impl ApiKeyRepository for Store {
     async fn create(&self, org: OrgId, key: &NewApiKey, actor: &Actor) -> RepoResult<ApiKey> {
-        in_write_tx!(self, |tx, sql| {
+        in_write_tx!(self, |tx, sql, audit| {
             let row = sql::insert_key(&mut tx, org.as_uuid(), key).await.db()?;
-            sql::append_audit(&mut tx, org, actor, &created_record(key))
+            audit::append_audit(&mut tx, org, actor, &created_record(key))
                 .await
                 .db()?;
             ApiKey::try_from(row)
@@ -54,7 +96,7 @@ impl ApiKeyRepository for Store {
     }
 
     async fn revoke(&self, org: OrgId, id: ApiKeyId, actor: &Actor) -> RepoResult<ApiKey> {
-        in_write_tx!(self, |tx, sql| {
+        in_write_tx!(self, |tx, sql, audit| {
             let row = sql::revoke_key(&mut tx, org.as_uuid(), id.as_uuid())
                 .await
                 .db()?
@@ -65,7 +107,9 @@ impl ApiKeyRepository for Store {
                 target: format!("api_key:{id}"),
                 data: json!({ "prefix": key.prefix }),
             };
-            sql::append_audit(&mut tx, org, actor, &record).await.db()?;
+            audit::append_audit(&mut tx, org, actor, &record)
+                .await
+                .db()?;
             Ok::<_, RepoError>(key)
         })
     }
@@ -84,5 +128,103 @@ impl ApiKeyRepository for Store {
         on_writer!(self, |pool, sql| sql::touch_key(pool, id.as_uuid())
             .await
             .db())
+    }
+}
+
+crate::dialect::statements! {
+    use sqlx::{query, query_as};
+    use uuid::Uuid;
+
+    use super::ApiKeyRow;
+
+    pub(crate) async fn insert_key(
+        c: &mut Conn,
+        org: Uuid,
+        key: &rwa_domain::api_key::NewApiKey,
+    ) -> sqlx::Result<ApiKeyRow> {
+        query_as(
+            "INSERT INTO api_keys (id, org_id, role, label, prefix, digest) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at",
+        )
+        .bind(key.id.as_uuid())
+        .bind(org)
+        .bind(key.role.as_str())
+        .bind(key.label.as_deref())
+        .bind(&key.prefix)
+        .bind(key.digest.as_hex())
+        .fetch_one(c)
+        .await
+    }
+
+    pub(crate) async fn list_keys(
+        pool: &Pool,
+        org: Uuid,
+        after: Option<Uuid>,
+        fetch: i64,
+    ) -> sqlx::Result<Vec<ApiKeyRow>> {
+        query_as(
+            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at \
+             FROM api_keys WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        )
+        .bind(org)
+        .bind(after)
+        .bind(fetch)
+        .fetch_all(pool)
+        .await
+    }
+
+    pub(crate) async fn get_key(
+        pool: &Pool,
+        org: Uuid,
+        id: Uuid,
+    ) -> sqlx::Result<Option<ApiKeyRow>> {
+        query_as(
+            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at \
+             FROM api_keys WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+    }
+
+    /// Sets `revoked_at` once; a second revocation keeps the first time.
+    pub(crate) async fn revoke_key(
+        c: &mut Conn,
+        org: Uuid,
+        id: Uuid,
+    ) -> sqlx::Result<Option<ApiKeyRow>> {
+        query_as(concat!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ",
+            now!(),
+            ") WHERE org_id = $1 AND id = $2 \
+             RETURNING id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at"
+        ))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(c)
+        .await
+    }
+
+    pub(crate) async fn find_key_by_digest(
+        pool: &Pool,
+        digest: &str,
+    ) -> sqlx::Result<Option<ApiKeyRow>> {
+        query_as(
+            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at \
+             FROM api_keys WHERE digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(pool)
+        .await
+    }
+
+    pub(crate) async fn touch_key(pool: &Pool, id: Uuid) -> sqlx::Result<()> {
+        query(concat!("UPDATE api_keys SET last_used_at = ", now!(), " WHERE id = $1"))
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! This crate owns the database: connection pools, versioned migrations (one set
 //! per backend under `migrations/`), and the implementations of the domain's
-//! repository ports. The SQL is written once (see [`sql`]) and compiled for both
-//! backends, so the two cannot drift apart; one conformance suite
+//! repository ports, one module per concept. Each module carries the SQL of its
+//! own tables, written once and compiled for both backends (`dialect.rs` holds
+//! the few differences between them), so the two cannot drift apart and a new
+//! concept adds a module instead of growing a shared one; one conformance suite
 //! (`tests/conformance.rs`) runs unchanged on both.
 //!
 //! SQLite runs with WAL, `synchronous=NORMAL`, foreign keys and a busy timeout. All
@@ -15,12 +17,13 @@
 
 mod audit;
 mod connect;
+mod dialect;
 mod error;
+mod events;
+mod jobs;
 mod keys;
 mod orgs;
-mod rows;
 mod senders;
-mod sql;
 mod tokens;
 mod txs;
 

@@ -1,16 +1,35 @@
 //! Organizations.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rwa_domain::api_key::NewApiKey;
 use rwa_domain::audit::AuditRecord;
 use rwa_domain::org::{OrgName, Organization};
 use rwa_domain::ports::OrgRepository;
 use rwa_domain::{Actor, OrgId, RepoError, RepoResult};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::Store;
 use crate::connect::{in_write_tx, on_reader};
 use crate::error::DbResult;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OrgRow {
+    id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<OrgRow> for Organization {
+    fn from(r: OrgRow) -> Self {
+        Organization {
+            id: OrgId::from_uuid(r.id),
+            name: r.name,
+            created_at: r.created_at,
+        }
+    }
+}
 
 #[async_trait]
 impl OrgRepository for Store {
@@ -28,11 +47,11 @@ impl OrgRepository for Store {
         actor: &Actor,
     ) -> RepoResult<Organization> {
         let id = OrgId::new();
-        in_write_tx!(self, |tx, sql| {
+        in_write_tx!(self, |tx, sql, keys, audit| {
             let org = sql::insert_org(&mut tx, id.as_uuid(), name.as_str())
                 .await
                 .db()?;
-            let key = sql::insert_key(&mut tx, id.as_uuid(), first_key)
+            let key = keys::insert_key(&mut tx, id.as_uuid(), first_key)
                 .await
                 .db()?;
             drop(key);
@@ -41,12 +60,39 @@ impl OrgRepository for Store {
                 target: format!("org:{id}"),
                 data: json!({ "name": name.as_str() }),
             };
-            sql::append_audit(&mut tx, id, actor, &created).await.db()?;
+            audit::append_audit(&mut tx, id, actor, &created)
+                .await
+                .db()?;
             let key_created = crate::keys::created_record(first_key);
-            sql::append_audit(&mut tx, id, actor, &key_created)
+            audit::append_audit(&mut tx, id, actor, &key_created)
                 .await
                 .db()?;
             Ok::<_, RepoError>(Organization::from(org))
         })
+    }
+}
+
+crate::dialect::statements! {
+    use sqlx::query_as;
+    use uuid::Uuid;
+
+    use super::OrgRow;
+
+    pub(crate) async fn insert_org(c: &mut Conn, id: Uuid, name: &str) -> sqlx::Result<OrgRow> {
+        query_as(
+            "INSERT INTO organizations (id, name) VALUES ($1, $2) \
+             RETURNING id, name, created_at",
+        )
+        .bind(id)
+        .bind(name)
+        .fetch_one(c)
+        .await
+    }
+
+    pub(crate) async fn get_org(pool: &Pool, id: Uuid) -> sqlx::Result<Option<OrgRow>> {
+        query_as("SELECT id, name, created_at FROM organizations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
     }
 }

@@ -1,5 +1,4 @@
-//! Tokens ([`TokenRepository`]), each organization's identity registry, and the
-//! event log ([`EventLog`]).
+//! Tokens ([`TokenRepository`]) and each organization's identity registry.
 //!
 //! A new token, its deployment job and its audit entry are one transaction: a
 //! token is never stored without the job that deploys it, and a job never runs
@@ -10,9 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rwa_domain::audit::AuditRecord;
 use rwa_domain::chain::{Address, B256};
-use rwa_domain::event::{self, Event};
+use rwa_domain::event;
 use rwa_domain::page::{Page, PageRequest};
-use rwa_domain::ports::EventLog;
 use rwa_domain::token::{
     ComplianceRules, DEPLOYMENT_KIND, DEPLOYMENT_QUEUE, NewToken, Token, TokenDeployment,
     TokenRepository, TokenStatus,
@@ -32,6 +30,14 @@ use crate::error::DbResult;
 /// attempt comes about 68 minutes after the first: an outage shorter than
 /// that never fails a token.
 pub const DEPLOYMENT_ATTEMPTS: i32 = 13;
+
+/// Columns of `tokens`, in [`TokenRow`] order.
+macro_rules! token_columns {
+    () => {
+        "id, org_id, name, symbol, decimals, compliance, status, chain_id, address, deploy_tx_hash, \
+         deploy_block, identity_registry, compliance_address, failure_reason, created_at, updated_at"
+    };
+}
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TokenRow {
@@ -129,18 +135,18 @@ fn symbol_taken(e: RepoError, symbol: &str) -> RepoError {
 }
 
 /// Moves a token out of `pending_deployment` with `$update` (a
-/// `sql::mark_token_*` call returning the row it changed, or none when the
+/// `mark_token_*` statement returning the row it changed, or none when the
 /// token had already moved) and appends `$event` in the same transaction. A
 /// token that had already moved is returned as it is, so a repeated step
 /// changes nothing.
 macro_rules! transition {
     ($store:ident, $id:ident, $event:expr, |$tx:ident, $sql:ident| $update:expr) => {{
-        let changed: RepoResult<Option<Token>> = in_write_tx!($store, |$tx, $sql| {
+        let changed: RepoResult<Option<Token>> = in_write_tx!($store, |$tx, $sql, events| {
             match $update.await.db()? {
                 None => Ok::<_, RepoError>(None),
                 Some(row) => {
                     let token = Token::try_from(row)?;
-                    $sql::append_event(
+                    events::append_event(
                         &mut $tx,
                         token.org_id.as_uuid(),
                         $event,
@@ -176,12 +182,14 @@ impl TokenRepository for Store {
         // The block keeps the macro's `?`s inside, so every failure of the
         // transaction passes through `symbol_taken`.
         let created: RepoResult<Token> = async {
-            in_write_tx!(self, |tx, sql| {
+            in_write_tx!(self, |tx, sql, jobs, audit| {
                 let row = sql::insert_token(&mut tx, org.as_uuid(), token)
                     .await
                     .db()?;
-                sql::enqueue_job(&mut tx, &job).await?;
-                sql::append_audit(&mut tx, org, actor, &record).await.db()?;
+                jobs::enqueue_job(&mut tx, &job).await?;
+                audit::append_audit(&mut tx, org, actor, &record)
+                    .await
+                    .db()?;
                 Token::try_from(row)
             })
         }
@@ -273,14 +281,143 @@ impl TokenRepository for Store {
     }
 }
 
-#[async_trait]
-impl EventLog for Store {
-    async fn list(&self, org: OrgId, after: i64, limit: u32) -> RepoResult<Vec<Event>> {
-        let rows = on_reader!(self, |pool, sql| {
-            sql::list_events(pool, org.as_uuid(), after, i64::from(limit))
-                .await
-                .db()?
-        });
-        rows.into_iter().map(Event::try_from).collect()
+crate::dialect::statements! {
+    use rwa_domain::token::{NewToken, TokenDeployment};
+    use sqlx::{query, query_as, query_scalar};
+    use uuid::Uuid;
+
+    use super::TokenRow;
+
+    pub(crate) async fn insert_token(
+        c: &mut Conn,
+        org: Uuid,
+        t: &NewToken,
+    ) -> sqlx::Result<TokenRow> {
+        query_as(concat!(
+            "INSERT INTO tokens (id, org_id, name, symbol, decimals, compliance, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending_deployment') RETURNING ",
+            token_columns!()
+        ))
+        .bind(t.id.as_uuid())
+        .bind(org)
+        .bind(t.name.as_str())
+        .bind(t.symbol.as_str())
+        .bind(i32::from(t.decimals))
+        .bind(t.compliance.to_stored().to_string())
+        .fetch_one(c)
+        .await
+    }
+
+    /// One token; `org` scopes it unless `None` (system callers).
+    pub(crate) async fn get_token(
+        pool: &Pool,
+        org: Option<Uuid>,
+        id: Uuid,
+    ) -> sqlx::Result<Option<TokenRow>> {
+        query_as(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE id = $1 AND ($2 IS NULL OR org_id = $2)"
+        ))
+        .bind(id)
+        .bind(org)
+        .fetch_optional(pool)
+        .await
+    }
+
+    pub(crate) async fn list_tokens(
+        pool: &Pool,
+        org: Uuid,
+        after: Option<Uuid>,
+        fetch: i64,
+    ) -> sqlx::Result<Vec<TokenRow>> {
+        query_as(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        ))
+        .bind(org)
+        .bind(after)
+        .bind(fetch)
+        .fetch_all(pool)
+        .await
+    }
+
+    /// Moves a pending token to `deployed`; `None` if it was not pending.
+    pub(crate) async fn mark_token_deployed(
+        c: &mut Conn,
+        id: Uuid,
+        d: &TokenDeployment,
+    ) -> sqlx::Result<Option<TokenRow>> {
+        query_as(concat!(
+            "UPDATE tokens SET status = 'deployed', chain_id = $2, address = $3, \
+             deploy_tx_hash = $4, deploy_block = $5, identity_registry = $6, \
+             compliance_address = $7, updated_at = ",
+            now!(),
+            " WHERE id = $1 AND status = 'pending_deployment' RETURNING ",
+            token_columns!()
+        ))
+        .bind(id)
+        .bind(d.chain_id as i64)
+        .bind(format!("{:#x}", d.address))
+        .bind(format!("{:#x}", d.deploy_tx_hash))
+        .bind(d.block_number as i64)
+        .bind(format!("{:#x}", d.identity_registry))
+        .bind(format!("{:#x}", d.compliance))
+        .fetch_optional(c)
+        .await
+    }
+
+    /// Moves a pending token to `failed`; `None` if it was not pending.
+    pub(crate) async fn mark_token_failed(
+        c: &mut Conn,
+        id: Uuid,
+        reason: &str,
+    ) -> sqlx::Result<Option<TokenRow>> {
+        query_as(concat!(
+            "UPDATE tokens SET status = 'failed', failure_reason = $2, updated_at = ",
+            now!(),
+            " WHERE id = $1 AND status = 'pending_deployment' RETURNING ",
+            token_columns!()
+        ))
+        .bind(id)
+        .bind(reason)
+        .fetch_optional(c)
+        .await
+    }
+
+    pub(crate) async fn get_identity_registry(
+        pool: &Pool,
+        org: Uuid,
+        chain_id: i64,
+    ) -> sqlx::Result<Option<String>> {
+        query_scalar("SELECT address FROM identity_registries WHERE org_id = $1 AND chain_id = $2")
+            .bind(org)
+            .bind(chain_id)
+            .fetch_optional(pool)
+            .await
+    }
+
+    /// Records an organization's registry; the first record wins and is returned.
+    pub(crate) async fn insert_identity_registry(
+        c: &mut Conn,
+        org: Uuid,
+        chain_id: i64,
+        address: &str,
+    ) -> sqlx::Result<String> {
+        query(
+            "INSERT INTO identity_registries (org_id, chain_id, address) VALUES ($1, $2, $3) \
+             ON CONFLICT (org_id, chain_id) DO NOTHING",
+        )
+        .bind(org)
+        .bind(chain_id)
+        .bind(address)
+        .execute(&mut *c)
+        .await?;
+        query_scalar("SELECT address FROM identity_registries WHERE org_id = $1 AND chain_id = $2")
+            .bind(org)
+            .bind(chain_id)
+            .fetch_one(c)
+            .await
     }
 }

@@ -19,6 +19,15 @@ use crate::Store;
 use crate::connect::{in_write_tx, on_reader};
 use crate::error::DbResult;
 
+/// Columns of `managed_txs`, in [`TxRow`] order.
+macro_rules! tx_columns {
+    () => {
+        "id, key, lane, chain_id, from_address, nonce, to_address, value, input, gas_limit, state, \
+         mined_hash, block_number, block_hash, gas_used, effective_gas_price, contract_address, error, \
+         created_at, updated_at"
+    };
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct TxRow {
     id: Uuid,
@@ -418,5 +427,235 @@ impl TxStore for Store {
             }
             Ok::<_, RepoError>(current)
         })
+    }
+}
+
+crate::dialect::statements! {
+    use sqlx::{query, query_as, query_scalar};
+    use uuid::Uuid;
+
+    use super::{AttemptParams, AttemptRow, InclusionParams, NewTxRow, TxRow};
+
+    pub(crate) async fn ensure_nonce_row(
+        c: &mut Conn,
+        chain_id: i64,
+        address: &str,
+        floor: i64,
+    ) -> sqlx::Result<()> {
+        query(
+            "INSERT INTO tx_nonces (chain_id, address, next_nonce) VALUES ($1, $2, $3) \
+             ON CONFLICT (chain_id, address) DO NOTHING",
+        )
+        .bind(chain_id)
+        .bind(address)
+        .bind(floor)
+        .execute(c)
+        .await
+        .map(|_| ())
+    }
+
+    /// Reads a sender's next nonce, locking its row until the caller's
+    /// transaction ends (SQLite: the write transaction already holds the lock).
+    pub(crate) async fn lock_next_nonce(
+        c: &mut Conn,
+        chain_id: i64,
+        address: &str,
+    ) -> sqlx::Result<i64> {
+        query_scalar(concat!(
+            "SELECT next_nonce FROM tx_nonces WHERE chain_id = $1 AND address = $2 ",
+            lock!()
+        ))
+        .bind(chain_id)
+        .bind(address)
+        .fetch_one(c)
+        .await
+    }
+
+    pub(crate) async fn next_nonce(
+        pool: &Pool,
+        chain_id: i64,
+        address: &str,
+    ) -> sqlx::Result<Option<i64>> {
+        query_scalar("SELECT next_nonce FROM tx_nonces WHERE chain_id = $1 AND address = $2")
+            .bind(chain_id)
+            .bind(address)
+            .fetch_optional(pool)
+            .await
+    }
+
+    pub(crate) async fn set_next_nonce(
+        c: &mut Conn,
+        chain_id: i64,
+        address: &str,
+        next: i64,
+    ) -> sqlx::Result<()> {
+        query("UPDATE tx_nonces SET next_nonce = $3 WHERE chain_id = $1 AND address = $2")
+            .bind(chain_id)
+            .bind(address)
+            .bind(next)
+            .execute(c)
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) async fn insert_tx(c: &mut Conn, t: &NewTxRow<'_>) -> sqlx::Result<()> {
+        query(
+            "INSERT INTO managed_txs (id, key, lane, chain_id, from_address, nonce, to_address, \
+             value, input, gas_limit, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending')",
+        )
+        .bind(t.id)
+        .bind(t.key)
+        .bind(t.lane)
+        .bind(t.chain_id)
+        .bind(&t.from)
+        .bind(t.nonce)
+        .bind(&t.to)
+        .bind(&t.value)
+        .bind(&t.input)
+        .bind(t.gas_limit)
+        .execute(c)
+        .await
+        .map(|_| ())
+    }
+
+    pub(crate) async fn tx_by_id<'e, E>(e: E, id: Uuid) -> sqlx::Result<Option<TxRow>>
+    where
+        E: sqlx::Executor<'e, Database = Db>,
+    {
+        query_as(concat!("SELECT ", tx_columns!(), " FROM managed_txs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(e)
+            .await
+    }
+
+    pub(crate) async fn tx_by_key<'e, E>(e: E, key: &str) -> sqlx::Result<Option<TxRow>>
+    where
+        E: sqlx::Executor<'e, Database = Db>,
+    {
+        query_as(concat!("SELECT ", tx_columns!(), " FROM managed_txs WHERE key = $1"))
+            .bind(key)
+            .fetch_optional(e)
+            .await
+    }
+
+    pub(crate) async fn open_txs(
+        pool: &Pool,
+        chain_id: i64,
+        from: &str,
+    ) -> sqlx::Result<Vec<TxRow>> {
+        query_as(concat!(
+            "SELECT ",
+            tx_columns!(),
+            " FROM managed_txs WHERE chain_id = $1 AND from_address = $2 \
+             AND state IN ('pending', 'submitted', 'confirmed') ORDER BY nonce"
+        ))
+        .bind(chain_id)
+        .bind(from)
+        .fetch_all(pool)
+        .await
+    }
+
+    pub(crate) async fn attempts_of<'e, E>(e: E, tx_id: Uuid) -> sqlx::Result<Vec<AttemptRow>>
+    where
+        E: sqlx::Executor<'e, Database = Db>,
+    {
+        query_as(
+            "SELECT tx_id, hash, max_fee_per_gas, max_priority_fee_per_gas, raw, created_at \
+             FROM tx_attempts WHERE tx_id = $1 ORDER BY created_at, hash",
+        )
+        .bind(tx_id)
+        .fetch_all(e)
+        .await
+    }
+
+    /// Attempts of every open transaction of a sender, in one statement.
+    pub(crate) async fn attempts_of_open(
+        pool: &Pool,
+        chain_id: i64,
+        from: &str,
+    ) -> sqlx::Result<Vec<AttemptRow>> {
+        query_as(
+            "SELECT a.tx_id, a.hash, a.max_fee_per_gas, a.max_priority_fee_per_gas, a.raw, a.created_at \
+             FROM tx_attempts a JOIN managed_txs t ON t.id = a.tx_id \
+             WHERE t.chain_id = $1 AND t.from_address = $2 \
+             AND t.state IN ('pending', 'submitted', 'confirmed') ORDER BY a.created_at, a.hash",
+        )
+        .bind(chain_id)
+        .bind(from)
+        .fetch_all(pool)
+        .await
+    }
+
+    pub(crate) async fn insert_attempt(
+        c: &mut Conn,
+        tx_id: Uuid,
+        a: &AttemptParams,
+    ) -> sqlx::Result<()> {
+        query(
+            "INSERT INTO tx_attempts (hash, tx_id, max_fee_per_gas, max_priority_fee_per_gas, raw) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(&a.hash)
+        .bind(tx_id)
+        .bind(&a.max_fee)
+        .bind(&a.priority_fee)
+        .bind(&a.raw)
+        .execute(&mut *c)
+        .await?;
+        query(concat!(
+            "UPDATE managed_txs SET state = 'submitted', updated_at = ",
+            now!(),
+            " WHERE id = $1 AND state = 'pending'"
+        ))
+        .bind(tx_id)
+        .execute(c)
+        .await
+        .map(|_| ())
+    }
+
+    /// Sets or clears where the transaction was mined; only a transaction
+    /// that is not terminal moves.
+    pub(crate) async fn set_inclusion(
+        c: &mut Conn,
+        tx_id: Uuid,
+        i: Option<&InclusionParams>,
+    ) -> sqlx::Result<u64> {
+        query(concat!(
+            "UPDATE managed_txs SET state = $2, mined_hash = $3, block_number = $4, \
+             block_hash = $5, gas_used = $6, effective_gas_price = $7, contract_address = $8, \
+             updated_at = ",
+            now!(),
+            " WHERE id = $1 AND state IN ('submitted', 'confirmed')"
+        ))
+        .bind(tx_id)
+        .bind(if i.is_some() { "confirmed" } else { "submitted" })
+        .bind(i.map(|i| i.hash.as_str()))
+        .bind(i.map(|i| i.block_number))
+        .bind(i.map(|i| i.block_hash.as_str()))
+        .bind(i.map(|i| i.gas_used))
+        .bind(i.map(|i| i.effective_gas_price.as_str()))
+        .bind(i.and_then(|i| i.contract_address.as_deref()))
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    }
+
+    pub(crate) async fn finish_tx(
+        c: &mut Conn,
+        tx_id: Uuid,
+        state: &str,
+        error: Option<&str>,
+    ) -> sqlx::Result<u64> {
+        query(concat!(
+            "UPDATE managed_txs SET state = $2, error = $3, updated_at = ",
+            now!(),
+            " WHERE id = $1 AND state NOT IN ('settled', 'failed')"
+        ))
+        .bind(tx_id)
+        .bind(state)
+        .bind(error)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
     }
 }

@@ -1,0 +1,58 @@
+//! Statements written once, compiled for both backends.
+//!
+//! A repository module invokes [`statements!`] with its own statement functions;
+//! they are expanded twice, into that module's `sqlite` and `postgres`
+//! submodules, which the dispatch macros in `connect.rs` pick by backend. Inside,
+//! `Db`, `Conn` and `Pool` name the backend's types, and the only differences
+//! between dialects are literals, defined here and nowhere else: `now!()` is the
+//! database clock, and `lock!()` the row lock that serializes an update on
+//! PostgreSQL (a SQLite write transaction already holds the database's single
+//! write lock). Parameters are `$1`-style, which sqlx binds by number on both.
+
+macro_rules! statements {
+    // One backend's module (first, so the general arm below never swallows it).
+    (@backend $module:ident, $db:ty, now = $now:literal, lock = $lock:literal; $($body:tt)*) => {
+        pub(crate) mod $module {
+            #[allow(dead_code)]
+            type Db = $db;
+            #[allow(dead_code)]
+            type Conn = <$db as sqlx::Database>::Connection;
+            #[allow(dead_code)]
+            type Pool = sqlx::Pool<$db>;
+
+            #[allow(unused_macros)]
+            macro_rules! now {
+                () => {
+                    $now
+                };
+            }
+
+            #[allow(unused_macros)]
+            macro_rules! lock {
+                () => {
+                    $lock
+                };
+            }
+
+            $($body)*
+        }
+    };
+    ($($body:tt)*) => {
+        $crate::dialect::statements!(
+            @backend sqlite,
+            sqlx::Sqlite,
+            now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            lock = "";
+            $($body)*
+        );
+        $crate::dialect::statements!(
+            @backend postgres,
+            sqlx::Postgres,
+            now = "now()",
+            lock = "FOR UPDATE";
+            $($body)*
+        );
+    };
+}
+
+pub(crate) use statements;

@@ -1,0 +1,100 @@
+//! The event log ([`EventLog`]): what happened to an organization's records, in
+//! commit order. A repository appends an event (`append_event`) inside the
+//! transaction of the change it describes, so an event exists exactly when its
+//! change does.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rwa_domain::event::Event;
+use rwa_domain::ports::EventLog;
+use rwa_domain::{EventId, OrgId, RepoError, RepoResult};
+use uuid::Uuid;
+
+use crate::Store;
+use crate::connect::on_reader;
+use crate::error::DbResult;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    seq: i64,
+    id: Uuid,
+    kind: String,
+    org_id: Uuid,
+    created_at: DateTime<Utc>,
+    data: String,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = RepoError;
+
+    fn try_from(r: EventRow) -> Result<Self, Self::Error> {
+        Ok(Event {
+            seq: r.seq,
+            id: EventId::from_uuid(r.id),
+            kind: r.kind,
+            org_id: OrgId::from_uuid(r.org_id),
+            created_at: r.created_at,
+            data: serde_json::from_str(&r.data)
+                .map_err(|e| RepoError::Internal(format!("stored event data is not JSON: {e}")))?,
+        })
+    }
+}
+
+#[async_trait]
+impl EventLog for Store {
+    async fn list(&self, org: OrgId, after: i64, limit: u32) -> RepoResult<Vec<Event>> {
+        let rows = on_reader!(self, |pool, sql| {
+            sql::list_events(pool, org.as_uuid(), after, i64::from(limit))
+                .await
+                .db()?
+        });
+        rows.into_iter().map(Event::try_from).collect()
+    }
+}
+
+crate::dialect::statements! {
+    use sqlx::{query, query_as, query_scalar};
+    use uuid::Uuid;
+
+    use super::EventRow;
+
+    /// Appends an event inside the caller's transaction. Taking the next
+    /// `seq` updates (so locks, until commit) the one `event_head` row.
+    pub(crate) async fn append_event(
+        c: &mut Conn,
+        org: Uuid,
+        kind: &str,
+        data: &serde_json::Value,
+    ) -> sqlx::Result<i64> {
+        let seq: i64 =
+            query_scalar("UPDATE event_head SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+                .fetch_one(&mut *c)
+                .await?;
+        query("INSERT INTO events (seq, id, type, org_id, data) VALUES ($1, $2, $3, $4, $5)")
+            .bind(seq)
+            .bind(Uuid::now_v7())
+            .bind(kind)
+            .bind(org)
+            .bind(data.to_string())
+            .execute(c)
+            .await?;
+        Ok(seq)
+    }
+
+    pub(crate) async fn list_events(
+        pool: &Pool,
+        org: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> sqlx::Result<Vec<EventRow>> {
+        query_as(
+            "SELECT seq, id, type AS kind, org_id, created_at, data FROM events \
+             WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(org)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    }
+}
