@@ -8,7 +8,6 @@ use std::sync::Arc;
 use alloy::sol_types::SolCall;
 use rwa_chain::ChainControl;
 use rwa_chain::contracts::{self, Compliance, IdentityRegistry, SecurityToken, roles};
-use rwa_chain::deploy::{BIND_TOKEN_GAS, GRANT_ROLE_GAS, Progress, TokenDeployer};
 use rwa_chain::devnet::{Devnet, DevnetConfig};
 use rwa_chain::rpc::{RpcChain, RpcConfig};
 use rwa_chain::signer::LocalSigner;
@@ -22,6 +21,7 @@ use rwa_domain::token::{
 };
 use rwa_domain::tx::{Lane, Signer, TxRequest, TxState, TxStore};
 use rwa_domain::{Actor, OrgId, Role};
+use rwa_flows::deployment::{BIND_TOKEN_GAS, GRANT_ROLE_GAS, Progress, TOKEN_ROLES, TokenDeployer};
 use rwa_store::{Store, StoreOptions};
 use rwa_testkit::anvil::{DEV_KEY_0, DEV_KEY_1, DEV_KEY_2};
 use rwa_testkit::{Anvil, TestDatabase};
@@ -192,7 +192,7 @@ async fn assert_on_chain(rig: &Rig, token: &Token) {
         call(chain, d.compliance, Compliance::maxHoldersCall {}).await,
         U256::from(150)
     );
-    for (role, lane) in rwa_chain::deploy::TOKEN_ROLES {
+    for (role, lane) in TOKEN_ROLES {
         let account = rig.txm.address(lane).unwrap();
         assert!(
             call(
@@ -232,7 +232,7 @@ async fn assert_on_chain(rig: &Rig, token: &Token) {
     };
     let bind = used(format!("token:{}:bind-compliance", token.id)).await;
     assert!(bind * 2 <= BIND_TOKEN_GAS, "bindToken used {bind}");
-    for (role, lane) in rwa_chain::deploy::TOKEN_ROLES {
+    for (role, lane) in TOKEN_ROLES {
         let account = rig.txm.address(lane).unwrap();
         let grant = used(format!("token:{}:grant:{role}:{account:#x}", token.id)).await;
         assert!(grant * 2 <= GRANT_ROLE_GAS, "grantRole {role} used {grant}");

@@ -1,5 +1,6 @@
-//! Everything rwa does with an EVM chain, above the domain's
-//! [`ChainPort`](rwa_domain::chain::ChainPort).
+//! Chain IO: everything rwa needs to talk to an EVM chain, above the domain's
+//! [`ChainPort`](rwa_domain::chain::ChainPort). Business flows that use it
+//! (token deployment, …) live in `rwa-flows`, not here.
 //!
 //! - [`rpc`]: the JSON-RPC adapter to any EVM node over HTTP(S) or WebSocket:
 //!   per-call timeouts, retries on transient failures only, a circuit breaker,
@@ -11,8 +12,6 @@
 //! - [`control`]: [`ChainControl`], the development hooks (snapshots, reorgs,
 //!   mining, time) that let one conformance suite (`tests/conformance.rs`) drive
 //!   any chain; the RPC adapter maps them to anvil's methods.
-//! - [`deploy`]: token deployment in idempotent steps over the transaction
-//!   manager (registry once per organization, compliance, token, roles).
 //! - [`devnet`]: the embedded revm devnet (Prague), the default chain in
 //!   development, persisted in its own SQLite file; the conformance suite's
 //!   second implementation.
@@ -24,7 +23,6 @@
 
 pub mod contracts;
 pub mod control;
-pub mod deploy;
 pub mod devnet;
 pub mod health;
 pub mod rpc;

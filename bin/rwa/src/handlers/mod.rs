@@ -1,22 +1,23 @@
-//! Job handlers of the platform, one module per job kind; [`Platform`] holds
-//! what they share and registers them with a worker.
+//! Job handlers of the platform, one module per job kind, each thin glue
+//! between a job and its flow's step in `rwa-flows`; [`Platform`] holds what
+//! they share and registers them with a worker.
 
 mod test_mint;
 mod token_deployment;
 
 use std::sync::Arc;
 
-use rwa_chain::deploy::TokenDeployer;
 use rwa_chain::txm::TxManager;
 use rwa_domain::token::{DEPLOYMENT_KIND, TokenRepository};
+use rwa_flows::deployment::TokenDeployer;
 use rwa_jobs::worker::Worker;
 
 pub use token_deployment::TokenDeploymentHandler;
 
-/// The chain-facing parts the handlers use.
+/// The flows and chain-facing parts the handlers use.
 #[derive(Clone)]
 pub struct Platform {
-    /// Deploys tokens through the transaction manager.
+    /// The token deployment flow.
     pub deployer: Arc<TokenDeployer>,
     /// The transaction manager.
     pub txm: Arc<TxManager>,

@@ -1,4 +1,5 @@
-//! `token-deployment` jobs: one [`TokenDeployer::step`] per run. While the
+//! `token-deployment` jobs: glue around the deployment flow
+//! ([`rwa_flows::deployment`]), one [`TokenDeployer::step`] per run. While the
 //! deployment's transactions are on their way the job snoozes (no attempt
 //! used); a failure to reach the chain or the database is retried with
 //! backoff; when the attempts run out the token is marked `failed` with the
@@ -8,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rwa_chain::deploy::{Progress, TokenDeployer};
 use rwa_domain::TokenId;
+use rwa_flows::deployment::{Progress, TokenDeployer};
 use rwa_jobs::worker::Handler;
 use rwa_jobs::{Job, Outcome};
 

@@ -1,9 +1,9 @@
-//! Token deployment, one step at a time: the organization's identity registry
-//! (first token only), the token's compliance contract, the token, the
-//! compliance binding and the platform lanes' roles — each a managed
-//! transaction on the deploy lane with an idempotency key derived from the
-//! token (or the organization, for the registry), so a step that runs twice,
-//! or after a crash, submits nothing new.
+//! Token deployment (`token-deployment` jobs), one step at a time: the
+//! organization's identity registry (first token only), the token's compliance
+//! contract, the token, the compliance binding and the platform lanes' roles —
+//! each a managed transaction on the deploy lane with an idempotency key
+//! derived from the token (or the organization, for the registry), so a step
+//! that runs twice, or after a crash, submits nothing new.
 //!
 //! Every transaction is submitted in the first step: contract addresses follow
 //! from the deploy lane's address and the nonce the transaction manager
@@ -13,21 +13,20 @@
 //! addresses are checked against the receipts before the token is marked
 //! deployed. Calls to contracts that do not exist yet cannot be estimated, so
 //! they carry fixed gas limits, measured with a wide margin
-//! (`tests/contract_rules.rs`, `docs/benchmarks.md`).
+//! (`crates/chain/examples/contract_gas.rs`, `docs/benchmarks.md`; the margin
+//! is checked by `bin/rwa/tests/token_deployment.rs`).
 //!
 //! The token is `deployed` only when every transaction is `settled`; any
 //! failed transaction fails the token with its decoded reason.
 
 use std::sync::Arc;
 
-use alloy::primitives::{Address, Bytes, U256};
-use rwa_domain::chain::{CallRequest, ChainPort};
+use rwa_chain::contracts::{self, Compliance, ComplianceParams, roles};
+use rwa_chain::txm::{TxManager, TxmError};
+use rwa_domain::chain::{Address, Bytes, CallRequest, ChainPort, U256};
 use rwa_domain::token::{ComplianceRules, Token, TokenDeployment, TokenRepository, TokenStatus};
 use rwa_domain::tx::{Lane, ManagedTx, TxRequest, TxState, TxStore};
 use rwa_domain::{OrgId, RepoError, TokenId};
-
-use crate::contracts::{self, Compliance, ComplianceParams, roles};
-use crate::txm::{TxManager, TxmError};
 
 /// Gas limit of `grantRole` (about 52k measured; the margin absorbs a cold
 /// access list and future OpenZeppelin changes).
