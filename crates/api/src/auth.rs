@@ -3,8 +3,10 @@
 //! Order of checks, everywhere: credential (401), then role (403), then the
 //! resource inside the caller's organization (404). A key is looked up by the
 //! SHA-256 digest of the presented value and the stored digest compared in
-//! constant time; revoked keys fail on the very next request because nothing is
-//! cached.
+//! constant time. The store caches verified keys in-process: a revoked key
+//! fails on the next request to the process that revoked it, and on other
+//! processes as soon as the revocation's notification reaches them (the
+//! cache is bypassed whenever that channel is down).
 
 use std::sync::{Arc, OnceLock};
 

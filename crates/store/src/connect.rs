@@ -107,6 +107,11 @@ pub struct Store {
     queue: rwa_jobs::Queue,
     /// Sender locks held by this process (PostgreSQL).
     pub(crate) sender_locks: crate::senders::SenderLocks,
+    /// Verified API keys (see `key_cache`).
+    pub(crate) key_cache: std::sync::Arc<crate::key_cache::KeyCache>,
+    /// The revocation listener, started by the first authentication
+    /// (PostgreSQL; CLI processes that never authenticate never start it).
+    pub(crate) key_listener: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -128,9 +133,14 @@ impl Store {
             Backend::Postgres => Pools::Postgres(open_postgres(opts).await?),
         };
         let queue = rwa_jobs::Queue::new(job_db(&pools));
+        // One SQLite process sees every revocation itself; PostgreSQL trusts
+        // the cache only while its revocation listener is connected.
+        let key_cache = crate::key_cache::KeyCache::new(backend == Backend::Sqlite);
         Ok(Store {
             pools,
             queue,
+            key_cache,
+            key_listener: std::sync::OnceLock::new(),
             sender_locks: crate::senders::SenderLocks::default(),
             max_connections: opts.max_connections,
         })
@@ -175,6 +185,9 @@ impl Store {
     /// Releases the sender locks this process holds, then closes every pool,
     /// waiting for checked-out connections to return.
     pub async fn close(&self) {
+        if let Some(listener) = self.key_listener.get() {
+            listener.abort();
+        }
         self.sender_locks.release_all().await;
         match &self.pools {
             Pools::Sqlite(p) => {

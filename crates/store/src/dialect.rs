@@ -5,13 +5,16 @@
 //! submodules, which the dispatch macros in `connect.rs` pick by backend. Inside,
 //! `Db`, `Conn` and `Pool` name the backend's types, and the only differences
 //! between dialects are literals, defined here and nowhere else: `now!()` is the
-//! database clock, and `lock!()` the row lock that serializes an update on
+//! database clock, `lock!()` the row lock that serializes an update on
 //! PostgreSQL (a SQLite write transaction already holds the database's single
-//! write lock). Parameters are `$1`-style, which sqlx binds by number on both.
+//! write lock), and `notify!()` a notification to other processes, sent on
+//! commit (`pg_notify($1, $2)`; on SQLite, a single process, it selects its
+//! parameters and does nothing). Parameters are `$1`-style, which sqlx binds
+//! by number on both.
 
 macro_rules! statements {
     // One backend's module (first, so the general arm below never swallows it).
-    (@backend $module:ident, $db:ty, now = $now:literal, lock = $lock:literal; $($body:tt)*) => {
+    (@backend $module:ident, $db:ty, now = $now:literal, lock = $lock:literal, notify = $notify:literal; $($body:tt)*) => {
         pub(crate) mod $module {
             #[allow(dead_code)]
             type Db = $db;
@@ -34,6 +37,13 @@ macro_rules! statements {
                 };
             }
 
+            #[allow(unused_macros)]
+            macro_rules! notify {
+                () => {
+                    $notify
+                };
+            }
+
             $($body)*
         }
     };
@@ -42,14 +52,16 @@ macro_rules! statements {
             @backend sqlite,
             sqlx::Sqlite,
             now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            lock = "";
+            lock = "",
+            notify = "SELECT $1, $2";
             $($body)*
         );
         $crate::dialect::statements!(
             @backend postgres,
             sqlx::Postgres,
             now = "now()",
-            lock = "FOR UPDATE";
+            lock = "FOR UPDATE",
+            notify = "SELECT pg_notify($1, $2)";
             $($body)*
         );
     };

@@ -96,11 +96,16 @@ impl ApiKeyRepository for Store {
     }
 
     async fn revoke(&self, org: OrgId, id: ApiKeyId, actor: &Actor) -> RepoResult<ApiKey> {
-        in_write_tx!(self, |tx, sql, audit| {
+        let revoked: RepoResult<(ApiKey, String)> = in_write_tx!(self, |tx, sql, audit| {
             let row = sql::revoke_key(&mut tx, org.as_uuid(), id.as_uuid())
                 .await
                 .db()?
                 .ok_or(RepoError::NotFound)?;
+            let digest = row.digest.clone();
+            // Other processes drop their cached copy when this commits.
+            sql::notify(&mut tx, crate::key_cache::CHANNEL, &digest)
+                .await
+                .db()?;
             let key = ApiKey::try_from(row)?;
             let record = AuditRecord {
                 action: "api_key.revoked",
@@ -110,24 +115,45 @@ impl ApiKeyRepository for Store {
             audit::append_audit(&mut tx, org, actor, &record)
                 .await
                 .db()?;
-            Ok::<_, RepoError>(key)
-        })
+            Ok::<_, RepoError>((key, digest))
+        });
+        let (key, digest) = revoked?;
+        self.key_cache.invalidate(&digest);
+        Ok(key)
     }
 
     async fn system_find_by_digest(
         &self,
         digest: &KeyDigest,
     ) -> RepoResult<Option<StoredCredential>> {
+        if let Some(cached) = self.key_cache.get(digest.as_hex()) {
+            return Ok(Some(cached));
+        }
+        if let crate::connect::Pools::Postgres(pool) = &self.pools {
+            let cache = self.key_cache.clone();
+            self.key_listener
+                .get_or_init(|| tokio::spawn(crate::key_cache::listen(pool.clone(), cache)));
+        }
+        let generation = self.key_cache.generation();
         let row = on_reader!(self, |pool, sql| {
             sql::find_key_by_digest(pool, digest.as_hex()).await.db()?
         });
-        row.map(|r| r.into_credential()).transpose()
+        let found = row.map(|r| r.into_credential()).transpose()?;
+        if let Some(credential) = &found {
+            self.key_cache
+                .insert(digest.as_hex(), credential, generation);
+        }
+        Ok(found)
     }
 
     async fn system_touch_last_used(&self, id: ApiKeyId) -> RepoResult<()> {
-        on_writer!(self, |pool, sql| sql::touch_key(pool, id.as_uuid())
+        let touched = on_writer!(self, |pool, sql| sql::touch_key(pool, id.as_uuid())
             .await
-            .db())
+            .db()?);
+        if let Some((digest, at)) = touched {
+            self.key_cache.touched(&digest, at);
+        }
+        Ok(())
     }
 }
 
@@ -220,11 +246,23 @@ crate::dialect::statements! {
         .await
     }
 
-    pub(crate) async fn touch_key(pool: &Pool, id: Uuid) -> sqlx::Result<()> {
-        query(concat!("UPDATE api_keys SET last_used_at = ", now!(), " WHERE id = $1"))
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|_| ())
+    /// Records a use; returns the key's digest and the time written.
+    pub(crate) async fn touch_key(
+        pool: &Pool,
+        id: Uuid,
+    ) -> sqlx::Result<Option<(String, chrono::DateTime<chrono::Utc>)>> {
+        query_as(concat!(
+            "UPDATE api_keys SET last_used_at = ",
+            now!(),
+            " WHERE id = $1 RETURNING digest, last_used_at"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+    }
+
+    /// Announces `payload` on `channel` to every process when the transaction commits.
+    pub(crate) async fn notify(c: &mut Conn, channel: &str, payload: &str) -> sqlx::Result<()> {
+        query(notify!()).bind(channel).bind(payload).execute(c).await.map(|_| ())
     }
 }

@@ -21,6 +21,7 @@ mod dialect;
 mod error;
 mod events;
 mod jobs;
+mod key_cache;
 mod keys;
 mod orgs;
 mod senders;
