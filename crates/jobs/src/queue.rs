@@ -165,6 +165,71 @@ pub async fn enqueue_postgres(conn: &mut PgConnection, job: &NewJob) -> RepoResu
     enqueue_on!(conn, Dialect { postgres: true }, job, notify = true)
 }
 
+/// Enqueues many jobs inside the caller's open PostgreSQL transaction in one
+/// `INSERT` (arrays bound per column) and one `NOTIFY` per queue, delivered
+/// at commit. A job whose unique key is active is answered with the job that
+/// holds the key, as [`enqueue_postgres`] does. Returns the jobs in input order.
+pub async fn enqueue_many_postgres(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+) -> RepoResult<Vec<Job>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+    let args = jobs
+        .iter()
+        .map(|j| serde_json::to_string(&j.args))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RepoError::Internal(e.to_string()))?;
+    let inserted: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(Dialect::enqueue_many_postgres()))
+        .bind(&ids)
+        .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
+        .bind(&args)
+        .bind(jobs.iter().map(|j| seconds(j.delay)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.priority).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| j.unique_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(jobs.iter().map(|j| j.org_id).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let mut by_id: std::collections::HashMap<Uuid, JobRow> =
+        inserted.into_iter().map(|r| (r.id, r)).collect();
+    let d = Dialect { postgres: true };
+    let mut out = Vec::with_capacity(jobs.len());
+    for (job, id) in jobs.iter().zip(&ids) {
+        let row = match by_id.remove(id) {
+            Some(row) => row,
+            // The key is active: the job holding it is the answer.
+            None => sqlx::query_as(AssertSqlSafe(d.active_by_unique_key()))
+                .bind(job.unique_key.as_deref())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error)?,
+        };
+        out.push(Job::try_from(row)?);
+    }
+    let mut queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+    queues.sort_unstable();
+    queues.dedup();
+    if let Some(notify) = d.notify() {
+        for queue in queues {
+            sqlx::query(notify)
+                .bind(queue)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+        }
+    }
+    Ok(out)
+}
+
 /// Counts of one queue in one state, for health and metrics.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueueCount {
@@ -242,14 +307,8 @@ impl Queue {
                 tx.commit().await.map_err(db_error)?;
             }
             Db::Postgres(pool) => {
-                let d = Dialect { postgres: true };
                 let mut tx = pool.begin().await.map_err(db_error)?;
-                for (i, job) in jobs.iter().enumerate() {
-                    // One NOTIFY per queue and transaction is enough to wake workers.
-                    let first_of_queue = jobs[..i].iter().all(|j| j.queue != job.queue);
-                    let conn: &mut PgConnection = &mut tx;
-                    out.push(enqueue_on!(conn, d, job, notify = first_of_queue)?);
-                }
+                out = enqueue_many_postgres(&mut tx, jobs).await?;
                 tx.commit().await.map_err(db_error)?;
             }
         }

@@ -45,6 +45,21 @@ impl Dialect {
         )
     }
 
+    /// PostgreSQL: many jobs in one statement, one array per column. Rows
+    /// whose unique key is active are skipped, as in [`Dialect::enqueue`].
+    pub(crate) fn enqueue_many_postgres() -> String {
+        format!(
+            "INSERT INTO jobs (id, queue, kind, args, state, priority, max_attempts, scheduled_at, unique_key, org_id) \
+             SELECT id, queue, kind, args, CASE WHEN delay > 0 THEN 'scheduled' ELSE 'available' END, \
+               priority, max_attempts, now() + make_interval(secs => delay), unique_key, org_id \
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::int2[], \
+               $7::int4[], $8::text[], $9::uuid[]) \
+               AS t(id, queue, kind, args, delay, priority, max_attempts, unique_key, org_id) \
+             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN {ACTIVE} DO NOTHING \
+             RETURNING {COLUMNS}"
+        )
+    }
+
     pub(crate) fn active_by_unique_key(self) -> String {
         format!("SELECT {COLUMNS} FROM jobs WHERE unique_key = $1 AND state IN {ACTIVE}")
     }

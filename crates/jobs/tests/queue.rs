@@ -641,3 +641,31 @@ async fn a_queue_rate_limit_is_reached_and_never_exceeded() {
         "10 starts at 4 per second need 3 windows"
     );
 }
+
+#[tokio::test]
+async fn a_batch_enqueues_in_order_and_dedupes_unique_keys_within_itself() {
+    let rig = rig().await;
+    let earlier = rig
+        .queue
+        .enqueue(&NewJob::new("q", "k", json!({ "n": 0 })).unique("held"))
+        .await
+        .unwrap();
+    let batch = [
+        NewJob::new("q", "k", json!({ "n": 1 })).unique("fresh"),
+        NewJob::new("other", "k", json!({ "n": 2 })),
+        NewJob::new("q", "k", json!({ "n": 3 })).unique("fresh"),
+        NewJob::new("q", "k", json!({ "n": 4 })).unique("held"),
+    ];
+    let jobs = rig.queue.enqueue_many(&batch).await.unwrap();
+    assert_eq!(jobs.len(), 4, "one answer per job, in order");
+    assert_eq!(jobs[0].args["n"], 1);
+    assert_eq!(jobs[1].args["n"], 2);
+    assert_eq!(jobs[1].queue, "other");
+    assert_eq!(
+        jobs[2].id, jobs[0].id,
+        "the same key twice in one batch is one job"
+    );
+    assert_eq!(jobs[3].id, earlier.id, "an active key answers with its job");
+    let stored = rig.queue.list(None, None, None, None, 100).await.unwrap();
+    assert_eq!(stored.len(), 3);
+}
