@@ -318,7 +318,7 @@ fn queue_limits_come_from_the_file_and_bad_ones_are_named() {
 
     std::fs::write(
         &path,
-        "[jobs.queues.settlement]\nconcurrency = 0\n[jobs.queues.payroll]\nconcurrency = 2\n\
+        "[jobs.queues.settlement]\nconcurrency = 1001\n[jobs.queues.payroll]\nconcurrency = 2\n\
          [jobs.queues.reporting]\nrate_limit = 5\nrate_interval_ms = 1500\n",
     )
     .unwrap();

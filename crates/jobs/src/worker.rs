@@ -32,7 +32,8 @@ pub trait Handler: Send + Sync {
 pub struct QueueConfig {
     /// Queue name.
     pub name: String,
-    /// Jobs of this queue running at once in this process.
+    /// Jobs of this queue running at once in this process; 0 leaves the
+    /// queue's jobs to other processes (they wait, durably, until one serves it).
     pub concurrency: usize,
     /// Starts per window across every process, if limited.
     pub rate_limit: Option<RateLimit>,
@@ -333,7 +334,14 @@ impl Worker {
             }
             crate::Db::Sqlite { .. } => None,
         };
-        for q in self.config.queues.clone() {
+        // Concurrency 0: this process leaves the queue to others (or paused).
+        for q in self
+            .config
+            .queues
+            .iter()
+            .filter(|q| q.concurrency > 0)
+            .cloned()
+        {
             let worker = Arc::clone(&self);
             let stop = shutdown.clone();
             loops.spawn(async move { worker.serve(q, stop).await });

@@ -669,3 +669,40 @@ async fn a_batch_enqueues_in_order_and_dedupes_unique_keys_within_itself() {
     let stored = rig.queue.list(None, None, None, None, 100).await.unwrap();
     assert_eq!(stored.len(), 3);
 }
+
+#[tokio::test]
+async fn a_queue_at_concurrency_zero_is_left_to_other_processes() {
+    let rig = rig().await;
+    let left = rig
+        .queue
+        .enqueue(&NewJob::new("reporting", "quick", json!({})))
+        .await
+        .unwrap();
+    let served = rig
+        .queue
+        .enqueue(&NewJob::new("notification", "quick", json!({})))
+        .await
+        .unwrap();
+    let queues = [("reporting", 0), ("notification", 1)]
+        .map(|(name, concurrency)| QueueConfig {
+            name: name.into(),
+            concurrency,
+            rate_limit: None,
+        })
+        .to_vec();
+    let mut config = WorkerConfig::new(queues);
+    config.poll_interval = Duration::from_millis(10);
+    let mut w = Worker::new(rig.queue.clone(), config);
+    w.register("quick", Arc::new(Quick));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(Arc::new(w).run(stopped));
+    let done =
+        wait_until(async || rig.queue.get(served.id).await.unwrap().state == JobState::Completed)
+            .await;
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    assert!(done, "the served queue ran");
+    let waiting = rig.queue.get(left.id).await.unwrap();
+    assert_eq!(waiting.state, JobState::Available, "never claimed here");
+    assert_eq!(waiting.attempt, 0);
+}

@@ -308,11 +308,11 @@ fn queues(l: &Layered, errors: &mut Vec<String>) -> Vec<rwa_jobs::worker::QueueC
             continue;
         };
         if let Some(n) = section.concurrency {
-            if (1..=1_000).contains(&n) {
+            if (0..=1_000).contains(&n) {
                 queue.concurrency = n;
             } else {
                 errors.push(format!(
-                    "jobs.queues.{name}.concurrency: must be between 1 and 1000"
+                    "jobs.queues.{name}.concurrency: must be between 0 (not served by this process) and 1000"
                 ));
             }
         }
