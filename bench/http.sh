@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# HTTP latency under load from a second process (wrk, 64 connections, 30 s per
-# endpoint) against a release build, plus start-up time to ready and idle RSS.
+# HTTP latency under load from a second process (wrk, 2 threads, 64
+# connections, 5 s warm-up, then 30 s per endpoint) against a release build,
+# plus start-up time to ready, RSS, and the server's CPU time per request
+# (process CPU seconds over requests served, from /proc). The write route is
+# POST /v1/tokens (auth, validation, the token, its deployment job and its
+# audit entry in one transaction); the deployment queue is not served
+# (concurrency 0) so the run measures the API, not the chain.
 # Usage: bench/http.sh [sqlite|postgres] [duration]
 # Results are recorded by hand in docs/benchmarks.md with the machine and settings.
 set -euo pipefail
@@ -11,6 +16,7 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 cargo build --release -p rwa --quiet
 
 dir="$(mktemp -d)"
+printf '[jobs.queues.token-deployment]\nconcurrency = 0\n' > "$dir/bench.toml"
 env_args=(RWA_LOG_FORMAT=json RUST_LOG=warn)
 if [ "$backend" = postgres ]; then
   scripts/services.sh
@@ -20,7 +26,7 @@ if [ "$backend" = postgres ]; then
 fi
 
 start_ns=$(date +%s%N)
-env "${env_args[@]}" RUST_LOG=info ./target/release/rwa serve --addr 127.0.0.1:0 --data-dir "$dir" 2>"$dir/log" &
+env "${env_args[@]}" RUST_LOG=info ./target/release/rwa --config "$dir/bench.toml" serve --addr 127.0.0.1:0 --data-dir "$dir" 2>"$dir/log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; [ "$backend" = postgres ] && psql -h 127.0.0.1 -U postgres -qc "drop database if exists $db with (force)"; rm -rf "$dir"' EXIT
 addr=""
@@ -35,8 +41,24 @@ sleep 2
 idle_rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 
 echo "backend=$backend ready_after_start_ms=$ready_ms idle_rss_kb=$idle_rss_kb"
-echo "--- GET /health/ready"
-wrk -t2 -c64 -d"$duration" --latency "http://$addr/health/ready"
-echo "--- GET /v1/org (authenticated)"
-wrk -t2 -c64 -d"$duration" --latency -H "Authorization: Bearer $key" "http://$addr/v1/org"
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+# One endpoint: warm-up, then the measured run with the server's CPU time
+# over the requests it completed.
+measure() {
+  local name="$1"; shift
+  wrk -t2 -c64 -d5s "$@" >/dev/null
+  local before after out requests
+  before=$(cpu_ticks)
+  out="$(wrk -t2 -c64 -d"$duration" --latency "$@")"
+  after=$(cpu_ticks)
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  echo "--- $name"
+  echo "$out"
+  awk -v t=$((after - before)) -v hz="$ticks" -v n="$requests" \
+    'BEGIN { printf "server cpu: %.2f s over %d requests = %.0f us/request\n", t / hz, n, (t / hz) / n * 1e6 }'
+}
+measure "GET /health/live" "http://$addr/health/live"
+measure "GET /v1/org (authenticated)" -H "Authorization: Bearer $key" "http://$addr/v1/org"
+measure "POST /v1/tokens (write path)" -s bench/http/tokens.lua -H "Authorization: Bearer $key" "http://$addr/v1/tokens"
 echo "rss_after_load_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)"
