@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use rwa_api::{ApiSettings, ApiState};
+use rwa_api::{ApiPorts, ApiSettings, ApiState};
 use rwa_chain::devnet::{Devnet, DevnetConfig};
 use rwa_chain::health::ChainHealth;
 use rwa_chain::rpc::{RpcChain, RpcConfig};
@@ -128,7 +128,7 @@ impl App {
             cors_origins: config.cors_origins.clone(),
             ..ApiSettings::default()
         };
-        let state = ApiState {
+        let state = ApiState::new(ApiPorts {
             orgs: store.clone(),
             keys: store.clone(),
             audit: store.clone(),
@@ -137,7 +137,7 @@ impl App {
             health: health.into(),
             metrics: crate::metrics::renderer(crate::metrics::recorder(), probe),
             settings: Arc::new(settings),
-        };
+        });
         let (router, _spec) = rwa_api::router(state);
         let listener = TcpListener::bind(config.addr)
             .await

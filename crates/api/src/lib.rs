@@ -36,7 +36,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ApiResult};
 pub use openapi::SECURITY_SCHEME;
-pub use state::{ApiSettings, ApiState, MetricsRenderer};
+pub use state::{ApiPorts, ApiSettings, ApiState, MetricsRenderer};
 
 use crate::error::ApiError as Error;
 use crate::middleware::{observe, problems, security};
