@@ -717,14 +717,7 @@ async fn metrics_are_prometheus_text_counting_requests_by_route_template() {
         after - before >= 5.0,
         "the 5 requests were counted ({before} → {after})"
     );
-    let text = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics_text().await;
     let samples = common::parse_prometheus(&text);
     let templated = samples.iter().find(|(n, l, _)| {
         n == "rwa_http_requests_total"
@@ -754,14 +747,7 @@ async fn metrics_are_prometheus_text_counting_requests_by_route_template() {
 }
 
 async fn http_requests(s: &Server, method: &str, route: &str, status: &str) -> f64 {
-    let text = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics_text().await;
     common::parse_prometheus(&text)
         .into_iter()
         .filter(|(n, l, _)| {

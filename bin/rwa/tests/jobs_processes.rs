@@ -27,6 +27,19 @@ async fn database() -> (TestDatabase, Store, PgPool) {
     (db, store, pool)
 }
 
+/// A job that sleeps ten minutes on its first attempt: still running whenever
+/// the test interrupts its worker.
+async fn enqueue_long_sleep(queue: &Queue) -> rwa_jobs::Job {
+    queue
+        .enqueue(&NewJob::new(
+            "settlement",
+            "test.sleep",
+            json!({ "ms": 600_000 }),
+        ))
+        .await
+        .unwrap()
+}
+
 fn worker(url: &str, env: &[(&str, &str)]) -> Server {
     Server::start_with_args(url, env, &["--role", "worker"], None)
 }
@@ -90,14 +103,7 @@ async fn a_job_whose_worker_is_killed_is_reclaimed_after_its_lease_by_another_pr
         ("RWA_JOBS_MAINTENANCE_INTERVAL_MS", "200"),
     ];
     let mut first = worker(&db.url, &env);
-    let job = queue
-        .enqueue(&NewJob::new(
-            "settlement",
-            "test.sleep",
-            json!({ "ms": 600_000 }),
-        ))
-        .await
-        .unwrap();
+    let job = enqueue_long_sleep(&queue).await;
     let mut holder = None;
     let running = eventually(Duration::from_secs(20), async || {
         let j = queue.get(job.id).await.unwrap();
@@ -156,14 +162,7 @@ async fn sigterm_hands_a_running_job_back_without_using_an_attempt() {
     // Jobs get the same shutdown deadline as requests; this one sleeps far
     // past it.
     let mut server = worker(&db.url, &[("RWA_HTTP_SHUTDOWN_TIMEOUT_MS", "500")]);
-    let job = queue
-        .enqueue(&NewJob::new(
-            "settlement",
-            "test.sleep",
-            json!({ "ms": 600_000 }),
-        ))
-        .await
-        .unwrap();
+    let job = enqueue_long_sleep(&queue).await;
     let running = eventually(Duration::from_secs(30), async || {
         queue.get(job.id).await.unwrap().state == JobState::Running
     })

@@ -113,14 +113,7 @@ async fn an_issued_token_is_accepted_at_once_and_deployed_by_the_worker() {
     // queue depths (refreshed by the health report) and every lane signer's
     // gas balance.
     let _ = s.detailed_health().await;
-    let text = client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics_text().await;
     let samples = common::parse_prometheus(&text);
     let value = |name: &str, label: Option<(&str, &str)>| {
         samples

@@ -118,6 +118,16 @@ impl Server {
             .expect("health is JSON")
     }
 
+    /// `GET /metrics` (public), as Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("metrics request")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Runs a CLI command against the same database and data dir.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = base_command(&self.env);
