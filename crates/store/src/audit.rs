@@ -1,15 +1,17 @@
 //! The audit trail: its statements, including the append every repository
-//! write calls inside its own transaction (`append_audit`), the building of
-//! entries, and the [`AuditTrail`] port's reads and verification.
+//! write calls inside its own transaction (`append_audit`, one unstamped
+//! insert), the chaining of pending entries that the sequencer
+//! (`sequencer.rs`) runs after commit, and the [`AuditTrail`] port's reads and
+//! verification, which see stamped entries only.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rwa_domain::audit::{
-    AuditEntry, AuditRecord, ChainVerification, GENESIS_HASH, HashInput, chain_hash, verify_run,
+    AuditEntry, ChainVerification, GENESIS_HASH, HashInput, chain_hash, verify_run,
 };
 use rwa_domain::page::{Page, PageRequest};
 use rwa_domain::ports::AuditTrail;
-use rwa_domain::{Actor, AuditId, OrgId, RepoError, RepoResult};
+use rwa_domain::{AuditId, OrgId, RepoError, RepoResult};
 use uuid::Uuid;
 
 use crate::Store;
@@ -47,50 +49,65 @@ impl From<AuditRow> for AuditEntry {
     }
 }
 
-/// The chain head read under lock before an append.
+/// The chain head, read by the sequencer in its transaction.
 #[derive(sqlx::FromRow)]
-struct HeadRow {
+pub(crate) struct HeadRow {
     seq: i64,
     hash: String,
-    now: DateTime<Utc>,
 }
 
-/// Builds the entry that follows the locked chain head.
-fn next_entry(head: HeadRow, org: OrgId, actor: &Actor, record: &AuditRecord) -> AuditEntry {
-    let seq = head.seq + 1;
-    let id = AuditId::new();
-    let actor = actor.to_string();
-    let data = record.data.to_string();
-    // Stored at microsecond precision on PostgreSQL: truncate so the hash covers
-    // exactly what is stored.
-    let created_at =
-        chrono::DurationRound::duration_trunc(head.now, chrono::TimeDelta::microseconds(1))
-            .unwrap_or(head.now);
-    let hash = chain_hash(
-        &head.hash,
-        &HashInput {
-            seq,
-            id,
-            org_id: org,
-            actor: &actor,
-            action: record.action,
-            target: &record.target,
-            data: &data,
-            created_at,
-        },
-    );
-    AuditEntry {
-        seq,
-        id,
-        org_id: org,
-        actor,
-        action: record.action.to_owned(),
-        target: record.target.clone(),
-        data,
-        created_at,
-        prev_hash: head.hash,
-        hash,
-    }
+/// An entry appended but not yet stamped, in insertion order.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PendingRow {
+    pos: i64,
+    id: Uuid,
+    org_id: Uuid,
+    actor: String,
+    action: String,
+    target: String,
+    data: String,
+    created_at: DateTime<Utc>,
+}
+
+/// What the sequencer writes into one pending row.
+pub(crate) struct Stamp {
+    pub(crate) pos: i64,
+    pub(crate) seq: i64,
+    pub(crate) prev_hash: String,
+    pub(crate) hash: String,
+}
+
+/// Chains `pending` (in order) after `head`: the stamps to write, and the new
+/// head. The hash covers exactly what is stored, `created_at` included, as
+/// read back from the database.
+pub(crate) fn chain_pending(head: HeadRow, pending: &[PendingRow]) -> (Vec<Stamp>, HeadRow) {
+    let (mut seq, mut prev) = (head.seq, head.hash);
+    let stamps = pending
+        .iter()
+        .map(|p| {
+            seq += 1;
+            let hash = chain_hash(
+                &prev,
+                &HashInput {
+                    seq,
+                    id: AuditId::from_uuid(p.id),
+                    org_id: OrgId::from_uuid(p.org_id),
+                    actor: &p.actor,
+                    action: &p.action,
+                    target: &p.target,
+                    data: &p.data,
+                    created_at: p.created_at,
+                },
+            );
+            Stamp {
+                pos: p.pos,
+                seq,
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            }
+        })
+        .collect();
+    (stamps, HeadRow { seq, hash: prev })
 }
 
 /// Entries read per round trip while verifying.
@@ -99,6 +116,8 @@ const VERIFY_BATCH: i64 = 1_000;
 #[async_trait]
 impl AuditTrail for Store {
     async fn list(&self, org: OrgId, page: PageRequest) -> RepoResult<Page<AuditEntry>> {
+        // Entries committed by this caller are listed: read your writes.
+        self.stamp_pending().await?;
         let rows = on_reader!(self, |pool, sql| {
             sql::list_audit(pool, org.as_uuid(), page.after, i64::from(page.limit) + 1)
                 .await
@@ -111,6 +130,8 @@ impl AuditTrail for Store {
     }
 
     async fn system_verify(&self) -> RepoResult<ChainVerification> {
+        // Everything committed is chained first, so the walk covers it all.
+        self.stamp_pending().await?;
         let (mut prev_hash, mut prev_seq) = (GENESIS_HASH.to_owned(), 0_i64);
         let mut entries = 0_u64;
         loop {
@@ -156,57 +177,60 @@ impl From<crate::StoreError> for RepoError {
 }
 
 crate::dialect::statements! {
-    use rwa_domain::audit::{AuditEntry, AuditRecord};
-    use rwa_domain::{Actor, OrgId};
+    use rwa_domain::audit::AuditRecord;
+    use rwa_domain::{Actor, AuditId, OrgId};
     use sqlx::{query, query_as};
     use uuid::Uuid;
 
-    use super::{AuditRow, HeadRow};
+    use super::{AuditRow, HeadRow, PendingRow};
 
-    async fn lock_audit_head(c: &mut Conn) -> sqlx::Result<HeadRow> {
-        query_as(concat!(
-            "SELECT seq, hash, ",
-            now!(),
-            " AS now FROM audit_head WHERE id = 1 ",
-            lock!()
-        ))
-        .fetch_one(c)
-        .await
-    }
-
-    /// Appends one entry to the audit chain inside the caller's transaction.
+    /// Appends one entry, unstamped, inside the caller's transaction: one
+    /// statement and no lock. The sequencer gives it its `seq` and hashes
+    /// after commit, so the entry exists exactly when the change does.
     pub(crate) async fn append_audit(
         c: &mut Conn,
         org: OrgId,
         actor: &Actor,
         record: &AuditRecord,
     ) -> sqlx::Result<()> {
-        let head = lock_audit_head(&mut *c).await?;
-        let entry = super::next_entry(head, org, actor, record);
-        insert_audit(c, &entry).await
+        query(
+            "INSERT INTO audit_log (id, org_id, actor, action, target, data) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(AuditId::new().as_uuid())
+        .bind(org.as_uuid())
+        .bind(actor.to_string())
+        .bind(record.action)
+        .bind(&record.target)
+        .bind(record.data.to_string())
+        .execute(c)
+        .await
+        .map(|_| ())
     }
 
-    async fn insert_audit(c: &mut Conn, e: &AuditEntry) -> sqlx::Result<()> {
-        query(
-            "INSERT INTO audit_log \
-             (seq, id, org_id, actor, action, target, data, created_at, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    /// The chain head, locked on PostgreSQL (the sequencer's advisory lock
+    /// already excludes other stampers; the row lock guards against anything else).
+    pub(crate) async fn lock_audit_head(c: &mut Conn) -> sqlx::Result<HeadRow> {
+        query_as(concat!("SELECT seq, hash FROM audit_head WHERE id = 1 ", lock!()))
+            .fetch_one(c)
+            .await
+    }
+
+    /// Up to `limit` unstamped entries, oldest insertion first.
+    pub(crate) async fn pending_audit(c: &mut Conn, limit: i64) -> sqlx::Result<Vec<PendingRow>> {
+        query_as(
+            "SELECT pos, id, org_id, actor, action, target, data, created_at \
+             FROM audit_log WHERE seq IS NULL ORDER BY pos LIMIT $1",
         )
-        .bind(e.seq)
-        .bind(e.id.as_uuid())
-        .bind(e.org_id.as_uuid())
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.target)
-        .bind(&e.data)
-        .bind(e.created_at)
-        .bind(&e.prev_hash)
-        .bind(&e.hash)
-        .execute(&mut *c)
-        .await?;
+        .bind(limit)
+        .fetch_all(c)
+        .await
+    }
+
+    pub(crate) async fn set_audit_head(c: &mut Conn, head: &HeadRow) -> sqlx::Result<()> {
         query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(e.seq)
-            .bind(&e.hash)
+            .bind(head.seq)
+            .bind(&head.hash)
             .execute(c)
             .await
             .map(|_| ())
@@ -220,7 +244,7 @@ crate::dialect::statements! {
     ) -> sqlx::Result<Vec<AuditRow>> {
         query_as(
             "SELECT seq, id, org_id, actor, action, target, data, created_at, prev_hash, hash \
-             FROM audit_log WHERE org_id = $1 \
+             FROM audit_log WHERE org_id = $1 AND seq IS NOT NULL \
              AND ($2 IS NULL OR seq > (SELECT seq FROM audit_log WHERE id = $2)) \
              ORDER BY seq LIMIT $3",
         )
@@ -250,5 +274,49 @@ crate::dialect::statements! {
         query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_one(pool)
             .await
+    }
+}
+
+/// Writing the stamps of many entries in one statement differs by backend:
+/// arrays bound per column on PostgreSQL, a JSON array on SQLite.
+pub(crate) mod stamp {
+    use super::Stamp;
+
+    pub(crate) async fn sqlite(
+        c: &mut sqlx::SqliteConnection,
+        stamps: &[Stamp],
+    ) -> sqlx::Result<()> {
+        let rows: Vec<serde_json::Value> = stamps
+            .iter()
+            .map(|s| serde_json::json!([s.pos, s.seq, s.prev_hash, s.hash]))
+            .collect();
+        sqlx::query(
+            "UPDATE audit_log SET seq = json_extract(j.value, '$[1]'), \
+             prev_hash = json_extract(j.value, '$[2]'), hash = json_extract(j.value, '$[3]') \
+             FROM json_each($1) AS j WHERE audit_log.pos = json_extract(j.value, '$[0]')",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(c)
+        .await
+        .map(|_| ())
+    }
+
+    pub(crate) async fn postgres(c: &mut sqlx::PgConnection, stamps: &[Stamp]) -> sqlx::Result<()> {
+        let pos: Vec<i64> = stamps.iter().map(|s| s.pos).collect();
+        let seq: Vec<i64> = stamps.iter().map(|s| s.seq).collect();
+        let prev: Vec<&str> = stamps.iter().map(|s| s.prev_hash.as_str()).collect();
+        let hash: Vec<&str> = stamps.iter().map(|s| s.hash.as_str()).collect();
+        sqlx::query(
+            "UPDATE audit_log a SET seq = u.seq, prev_hash = u.prev_hash, hash = u.hash \
+             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) \
+             AS u(pos, seq, prev_hash, hash) WHERE a.pos = u.pos",
+        )
+        .bind(pos)
+        .bind(seq)
+        .bind(prev)
+        .bind(hash)
+        .execute(c)
+        .await
+        .map(|_| ())
     }
 }

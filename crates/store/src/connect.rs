@@ -87,11 +87,13 @@ impl StoreOptions {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct SqlitePools {
     pub(crate) reader: SqlitePool,
     pub(crate) writer: SqlitePool,
 }
 
+#[derive(Clone)]
 pub(crate) enum Pools {
     Sqlite(SqlitePools),
     Postgres(PgPool),
@@ -112,6 +114,8 @@ pub struct Store {
     /// The revocation listener, started by the first authentication
     /// (PostgreSQL; CLI processes that never authenticate never start it).
     pub(crate) key_listener: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
+    /// Stamps audit entries and events after commit (see `sequencer`).
+    pub(crate) sequencer: crate::sequencer::Sequencer,
 }
 
 impl std::fmt::Debug for Store {
@@ -141,6 +145,7 @@ impl Store {
             queue,
             key_cache,
             key_listener: std::sync::OnceLock::new(),
+            sequencer: crate::sequencer::Sequencer::default(),
             sender_locks: crate::senders::SenderLocks::default(),
             max_connections: opts.max_connections,
         })
@@ -188,6 +193,7 @@ impl Store {
         if let Some(listener) = self.key_listener.get() {
             listener.abort();
         }
+        self.sequencer.stop();
         self.sender_locks.release_all().await;
         match &self.pools {
             Pools::Sqlite(p) => {
@@ -266,7 +272,8 @@ macro_rules! on_reader {
 }
 
 /// Runs `$body` inside one write transaction (`BEGIN IMMEDIATE` on the SQLite
-/// writer) and commits it if `$body` returns `Ok`. `$body` evaluates to a
+/// writer) and commits it if `$body` returns `Ok`, then wakes the sequencer
+/// (`$store.after_commit()`). `$body` evaluates to a
 /// `RepoResult`; an `Err` (or an early `?`) drops the transaction, which rolls it back.
 ///
 /// `$sql` binds the calling module's statements; each further name binds the
@@ -283,6 +290,7 @@ macro_rules! in_write_tx {
                 $(use $crate::$other::sqlite as $other;)*
                 let out = $body?;
                 $tx.commit().await.db()?;
+                $store.after_commit();
                 Ok(out)
             }
             $crate::connect::Pools::Postgres(p) => {
@@ -292,6 +300,7 @@ macro_rules! in_write_tx {
                 $(use $crate::$other::postgres as $other;)*
                 let out = $body?;
                 $tx.commit().await.db()?;
+                $store.after_commit();
                 Ok(out)
             }
         }

@@ -1,7 +1,11 @@
 //! The event log ([`EventLog`]): what happened to an organization's records, in
 //! commit order. A repository appends an event (`append_event`) inside the
 //! transaction of the change it describes, so an event exists exactly when its
-//! change does.
+//! change does. It is inserted without a `seq`; the sequencer
+//! (`sequencer.rs`) numbers committed events after commit, one stamping
+//! transaction at a time, so a reader of "after `seq`" never skips an event
+//! that commits late: it simply gets a later number. Readers see numbered
+//! events only.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -43,6 +47,8 @@ impl TryFrom<EventRow> for Event {
 #[async_trait]
 impl EventLog for Store {
     async fn list(&self, org: OrgId, after: i64, limit: u32) -> RepoResult<Vec<Event>> {
+        // Events committed by this caller are listed: read your writes.
+        self.stamp_pending().await?;
         let rows = on_reader!(self, |pool, sql| {
             sql::list_events(pool, org.as_uuid(), after, i64::from(limit))
                 .await
@@ -58,27 +64,43 @@ crate::dialect::statements! {
 
     use super::EventRow;
 
-    /// Appends an event inside the caller's transaction. Taking the next
-    /// `seq` updates (so locks, until commit) the one `event_head` row.
+    /// Appends an event, unnumbered, inside the caller's transaction: one
+    /// statement and no lock.
     pub(crate) async fn append_event(
         c: &mut Conn,
         org: Uuid,
         kind: &str,
         data: &serde_json::Value,
-    ) -> sqlx::Result<i64> {
-        let seq: i64 =
-            query_scalar("UPDATE event_head SET seq = seq + 1 WHERE id = 1 RETURNING seq")
-                .fetch_one(&mut *c)
-                .await?;
-        query("INSERT INTO events (seq, id, type, org_id, data) VALUES ($1, $2, $3, $4, $5)")
-            .bind(seq)
+    ) -> sqlx::Result<()> {
+        query("INSERT INTO events (id, type, org_id, data) VALUES ($1, $2, $3, $4)")
             .bind(Uuid::now_v7())
             .bind(kind)
             .bind(org)
             .bind(data.to_string())
             .execute(c)
+            .await
+            .map(|_| ())
+    }
+
+    /// Numbers up to `limit` unnumbered events after the highest number,
+    /// oldest insertion first; answers how many. The caller is the one
+    /// sequencer (see `sequencer.rs`), so the highest number cannot move
+    /// under it.
+    pub(crate) async fn number_pending_events(c: &mut Conn, limit: i64) -> sqlx::Result<u64> {
+        let last: i64 = query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+            .fetch_one(&mut *c)
             .await?;
-        Ok(seq)
+        query(
+            "UPDATE events SET seq = $1 + p.n FROM ( \
+                 SELECT pos, row_number() OVER (ORDER BY pos) AS n FROM events \
+                 WHERE seq IS NULL ORDER BY pos LIMIT $2 \
+             ) AS p WHERE events.pos = p.pos",
+        )
+        .bind(last)
+        .bind(limit)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
     }
 
     pub(crate) async fn list_events(

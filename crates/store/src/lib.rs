@@ -25,6 +25,7 @@ mod key_cache;
 mod keys;
 mod orgs;
 mod senders;
+mod sequencer;
 mod tokens;
 mod txs;
 
