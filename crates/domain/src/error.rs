@@ -5,7 +5,7 @@
 use thiserror::Error;
 
 /// What a repository port can fail with.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum RepoError {
     /// The row does not exist, or belongs to another organization.
     #[error("not found")]

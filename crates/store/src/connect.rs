@@ -91,6 +91,8 @@ impl StoreOptions {
 pub(crate) struct SqlitePools {
     pub(crate) reader: SqlitePool,
     pub(crate) writer: SqlitePool,
+    /// Runs the write units of [`in_write_tx!`] on the writer, batched.
+    pub(crate) group: crate::group_commit::GroupCommit,
 }
 
 #[derive(Clone)]
@@ -182,6 +184,15 @@ impl Store {
         self.queue.clone()
     }
 
+    /// What SQLite's group committer has done (`None` on PostgreSQL, where
+    /// every unit is its own transaction).
+    pub fn group_commit_stats(&self) -> Option<crate::GroupCommitStats> {
+        match &self.pools {
+            Pools::Sqlite(p) => Some(p.group.stats()),
+            Pools::Postgres(_) => None,
+        }
+    }
+
     /// Wakes this process's workers after a commit that enqueued jobs.
     pub(crate) fn wake_jobs(&self) {
         self.queue.wake();
@@ -197,6 +208,7 @@ impl Store {
         self.sender_locks.release_all().await;
         match &self.pools {
             Pools::Sqlite(p) => {
+                p.group.stop();
                 p.reader.close().await;
                 p.writer.close().await;
             }
@@ -234,7 +246,12 @@ async fn open_sqlite(opts: &StoreOptions) -> Result<SqlitePools, StoreError> {
         .connect_with(base.read_only(true))
         .await
         .map_err(StoreError::Connect)?;
-    Ok(SqlitePools { reader, writer })
+    let group = crate::group_commit::GroupCommit::start(writer.clone());
+    Ok(SqlitePools {
+        reader,
+        writer,
+        group,
+    })
 }
 
 async fn open_postgres(opts: &StoreOptions) -> Result<PgPool, StoreError> {
@@ -271,10 +288,17 @@ macro_rules! on_reader {
     };
 }
 
-/// Runs `$body` inside one write transaction (`BEGIN IMMEDIATE` on the SQLite
-/// writer) and commits it if `$body` returns `Ok`, then wakes the sequencer
-/// (`$store.after_commit()`). `$body` evaluates to a
-/// `RepoResult`; an `Err` (or an early `?`) drops the transaction, which rolls it back.
+/// Runs `$body` as one unit of work and commits it if `$body` returns `Ok`,
+/// then wakes the sequencer (`$store.after_commit()`). `$body` evaluates to a
+/// `RepoResult`; an `Err` (or an early `?`) rolls the unit back.
+///
+/// On PostgreSQL the unit is its own transaction on a pool connection. On
+/// SQLite it is handed to the group committer (`group_commit.rs`), which may
+/// run it in a savepoint of a transaction shared with other units: `$body`
+/// then runs on another task, so it must own what it uses (`move` semantics;
+/// clone borrowed arguments before the macro) and `$tx` is a
+/// `&mut SqliteConnection` rather than a transaction. Statements take
+/// `&mut $tx` or `&mut *$tx` on both.
 ///
 /// `$sql` binds the calling module's statements; each further name binds the
 /// statements of the repository module of that name, for the same backend, so a
@@ -284,12 +308,20 @@ macro_rules! in_write_tx {
     ($store:expr, |$tx:ident, $sql:ident $(, $other:ident)*| $body:expr) => {
         match &$store.pools {
             $crate::connect::Pools::Sqlite(p) => {
+                #[allow(unused_imports)]
                 use $crate::error::DbResult as _;
-                let mut $tx = p.writer.begin_with("BEGIN IMMEDIATE").await.db()?;
-                use self::sqlite as $sql;
-                $(use $crate::$other::sqlite as $other;)*
-                let out = $body?;
-                $tx.commit().await.db()?;
+                let out = p
+                    .group
+                    .run(move |conn: &mut sqlx::SqliteConnection| -> $crate::group_commit::UnitFuture<'_, _> {
+                        Box::pin(async move {
+                            #[allow(unused_mut)]
+                            let mut $tx = conn;
+                            use self::sqlite as $sql;
+                            $(use $crate::$other::sqlite as $other;)*
+                            $body
+                        })
+                    })
+                    .await?;
                 $store.after_commit();
                 Ok(out)
             }

@@ -66,9 +66,11 @@ pub(crate) fn created_record(key: &NewApiKey) -> AuditRecord {
 #[async_trait]
 impl ApiKeyRepository for Store {
     async fn create(&self, org: OrgId, key: &NewApiKey, actor: &Actor) -> RepoResult<ApiKey> {
+        // The unit may run on the SQLite writer's task: it owns its inputs.
+        let (key, actor) = (key.clone(), actor.clone());
         in_write_tx!(self, |tx, sql, audit| {
-            let row = sql::insert_key(&mut tx, org.as_uuid(), key).await.db()?;
-            audit::append_audit(&mut tx, org, actor, &created_record(key))
+            let row = sql::insert_key(&mut tx, org.as_uuid(), &key).await.db()?;
+            audit::append_audit(&mut tx, org, &actor, &created_record(&key))
                 .await
                 .db()?;
             ApiKey::try_from(row)
@@ -96,6 +98,7 @@ impl ApiKeyRepository for Store {
     }
 
     async fn revoke(&self, org: OrgId, id: ApiKeyId, actor: &Actor) -> RepoResult<ApiKey> {
+        let actor = actor.clone();
         let revoked: RepoResult<(ApiKey, String)> = in_write_tx!(self, |tx, sql, audit| {
             let row = sql::revoke_key(&mut tx, org.as_uuid(), id.as_uuid())
                 .await
@@ -112,7 +115,7 @@ impl ApiKeyRepository for Store {
                 target: format!("api_key:{id}"),
                 data: json!({ "prefix": key.prefix }),
             };
-            audit::append_audit(&mut tx, org, actor, &record)
+            audit::append_audit(&mut tx, org, &actor, &record)
                 .await
                 .db()?;
             Ok::<_, RepoError>((key, digest))

@@ -20,6 +20,7 @@ mod connect;
 mod dialect;
 mod error;
 mod events;
+mod group_commit;
 mod jobs;
 mod key_cache;
 mod keys;
@@ -31,4 +32,5 @@ mod txs;
 
 pub use connect::{Backend, Store, StoreOptions, sqlite_file};
 pub use error::StoreError;
+pub use group_commit::GroupCommitStats;
 pub use tokens::{DEPLOYMENT_ATTEMPTS, deployment_job};

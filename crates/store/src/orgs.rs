@@ -47,11 +47,12 @@ impl OrgRepository for Store {
         actor: &Actor,
     ) -> RepoResult<Organization> {
         let id = OrgId::new();
+        let (name, first_key, actor) = (name.clone(), first_key.clone(), actor.clone());
         in_write_tx!(self, |tx, sql, keys, audit| {
             let org = sql::insert_org(&mut tx, id.as_uuid(), name.as_str())
                 .await
                 .db()?;
-            let key = keys::insert_key(&mut tx, id.as_uuid(), first_key)
+            let key = keys::insert_key(&mut tx, id.as_uuid(), &first_key)
                 .await
                 .db()?;
             drop(key);
@@ -60,11 +61,11 @@ impl OrgRepository for Store {
                 target: format!("org:{id}"),
                 data: json!({ "name": name.as_str() }),
             };
-            audit::append_audit(&mut tx, id, actor, &created)
+            audit::append_audit(&mut tx, id, &actor, &created)
                 .await
                 .db()?;
-            let key_created = crate::keys::created_record(first_key);
-            audit::append_audit(&mut tx, id, actor, &key_created)
+            let key_created = crate::keys::created_record(&first_key);
+            audit::append_audit(&mut tx, id, &actor, &key_created)
                 .await
                 .db()?;
             Ok::<_, RepoError>(Organization::from(org))

@@ -179,22 +179,25 @@ impl TokenRepository for Store {
             }),
         };
         let job = deployment_job(org, token.id);
+        let symbol = token.symbol.clone();
+        // The unit may run on the SQLite writer's task: it owns its inputs.
+        let (token, actor) = (token.clone(), actor.clone());
         // The block keeps the macro's `?`s inside, so every failure of the
         // transaction passes through `symbol_taken`.
         let created: RepoResult<Token> = async {
             in_write_tx!(self, |tx, sql, jobs, audit| {
-                let row = sql::insert_token(&mut tx, org.as_uuid(), token)
+                let row = sql::insert_token(&mut tx, org.as_uuid(), &token)
                     .await
                     .db()?;
                 jobs::enqueue_job(&mut tx, &job).await?;
-                audit::append_audit(&mut tx, org, actor, &record)
+                audit::append_audit(&mut tx, org, &actor, &record)
                     .await
                     .db()?;
                 Token::try_from(row)
             })
         }
         .await;
-        let created = created.map_err(|e| symbol_taken(e, token.symbol.as_str()))?;
+        let created = created.map_err(|e| symbol_taken(e, symbol.as_str()))?;
         // Workers in this process poll; on SQLite nothing else would wake them.
         self.wake_jobs();
         Ok(created)
@@ -234,14 +237,16 @@ impl TokenRepository for Store {
         id: TokenId,
         deployment: &TokenDeployment,
     ) -> RepoResult<Token> {
+        let deployment = deployment.clone();
         transition!(self, id, event::TOKEN_DEPLOYED, |tx, sql| {
-            sql::mark_token_deployed(&mut tx, id.as_uuid(), deployment)
+            sql::mark_token_deployed(&mut tx, id.as_uuid(), &deployment)
         })
     }
 
     async fn system_mark_failed(&self, id: TokenId, reason: &str) -> RepoResult<Token> {
+        let reason = reason.to_owned();
         transition!(self, id, event::TOKEN_FAILED, |tx, sql| {
-            sql::mark_token_failed(&mut tx, id.as_uuid(), reason)
+            sql::mark_token_failed(&mut tx, id.as_uuid(), &reason)
         })
     }
 

@@ -230,6 +230,8 @@ impl TxStore for Store {
         let floor = int(nonce_floor, "nonce")?;
         let gas_limit = int(request.gas_limit, "gas limit")?;
         let from_hex = addr(from);
+        // The unit may run on the SQLite writer's task: it owns its inputs.
+        let request = request.clone();
         in_write_tx!(self, |tx, sql| {
             sql::ensure_nonce_row(&mut tx, chain, &from_hex, floor)
                 .await
@@ -243,7 +245,7 @@ impl TxStore for Store {
                 sql::set_next_nonce(&mut tx, chain, &from_hex, nonce + 1)
                     .await
                     .db()?;
-                let row = NewTxRow::new(request, chain, &from_hex, nonce, gas_limit);
+                let row = NewTxRow::new(&request, chain, &from_hex, nonce, gas_limit);
                 sql::insert_tx(&mut tx, &row).await.db()?;
                 load_tx!(tx, sql, row.id)
             }
@@ -311,6 +313,8 @@ impl TxStore for Store {
         let at = int(nonce, "nonce")?;
         let gas_limit = int(request.gas_limit, "gas limit")?;
         let from_hex = addr(from);
+        // The unit may run on the SQLite writer's task: it owns its inputs.
+        let request = request.clone();
         in_write_tx!(self, |tx, sql| {
             sql::ensure_nonce_row(&mut tx, chain, &from_hex, 0)
                 .await
@@ -325,7 +329,7 @@ impl TxStore for Store {
                     "nonce {nonce} of {from_hex} was never allocated; it is no gap"
                 )));
             }
-            let row = NewTxRow::new(request, chain, &from_hex, at, gas_limit);
+            let row = NewTxRow::new(&request, chain, &from_hex, at, gas_limit);
             // A row already at this nonce is a unique violation: Conflict.
             sql::insert_tx(&mut tx, &row).await.db()?;
             load_tx!(tx, sql, row.id)
@@ -414,8 +418,9 @@ impl TxStore for Store {
                 state.as_str()
             )));
         }
+        let error = error.map(str::to_owned);
         in_write_tx!(self, |tx, sql| {
-            let moved = sql::finish_tx(&mut tx, id.0, state.as_str(), error)
+            let moved = sql::finish_tx(&mut tx, id.0, state.as_str(), error.as_deref())
                 .await
                 .db()?;
             let current = load_tx!(tx, sql, id.0)?;

@@ -1,14 +1,17 @@
 //! The storage contract, run unchanged on SQLite and PostgreSQL
 //! (`RWA_TEST_DATABASE=sqlite|postgres`).
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rwa_domain::api_key::{KeyDigest, NewApiKey};
 use rwa_domain::org::OrgName;
 use rwa_domain::page::PageRequest;
-use rwa_domain::ports::{ApiKeyRepository, AuditTrail, DatabaseProbe, OrgRepository};
+use rwa_domain::ports::{ApiKeyRepository, AuditTrail, DatabaseProbe, EventLog, OrgRepository};
+use rwa_domain::token::{NewToken, TokenDraft};
 use rwa_domain::{Actor, ApiKeyId, OrgId, RepoError, Role};
-use rwa_store::{Store, StoreOptions};
+use rwa_store::{GroupCommitStats, Store, StoreOptions};
 use rwa_testkit::TestDatabase;
 
 async fn store() -> (Arc<Store>, TestDatabase) {
@@ -189,6 +192,8 @@ async fn every_write_is_audited_in_one_chain_that_detects_tampering() {
 async fn a_truncated_audit_tail_is_detected() {
     let (store, db) = store().await;
     org_with_admin(&store, "Tail").await;
+    // Entries are chained after commit; tamper with chained ones.
+    store.stamp_pending().await.unwrap();
     tamper(&db, "DELETE FROM audit_log WHERE seq = 2").await;
     let broken = store
         .system_verify()
@@ -209,6 +214,26 @@ async fn the_probe_pings_and_reports_pools() {
     assert!(stats.iter().all(|s| s.max >= 1 && s.idle <= s.size));
 }
 
+async fn count(db: &TestDatabase, statement: &'static str) -> i64 {
+    use sqlx::Connection;
+    match db.backend {
+        rwa_testkit::TestBackend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(statement)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+        rwa_testkit::TestBackend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(statement)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+    }
+}
+
 async fn tamper(db: &TestDatabase, statement: &'static str) {
     use sqlx::Connection;
     match db.backend {
@@ -221,4 +246,219 @@ async fn tamper(db: &TestDatabase, statement: &'static str) {
             sqlx::query(statement).execute(&mut c).await.unwrap();
         }
     }
+}
+
+fn new_token(symbol: &str) -> NewToken {
+    NewToken::parse(&TokenDraft {
+        name: format!("{symbol} Fund"),
+        symbol: symbol.into(),
+        decimals: 6,
+        compliance: None,
+    })
+    .expect("valid token")
+}
+
+/// Waits for the store's SQLite writer to reach a state (no timing window:
+/// the bound only stops a broken build from hanging CI).
+async fn until_stats(store: &Store, done: impl Fn(GroupCommitStats) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !done(store.group_commit_stats().expect("sqlite")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writer never got there"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Concurrent writes where some must fail (a symbol already taken): each
+/// failing unit gets its own error and leaves nothing behind, and the others
+/// commit. On SQLite the writer is held up by another connection's write
+/// lock while the units arrive, so they all run in one shared transaction,
+/// the failing ones rolled back to their savepoints.
+#[tokio::test]
+async fn a_unit_that_fails_among_concurrent_writes_fails_alone() {
+    let db = TestDatabase::create().await;
+    let mut opts = StoreOptions::new(&db.url);
+    // The test releases the lock it holds; no busy timeout may end the wait.
+    opts.busy_timeout = Duration::from_secs(600);
+    let store = Arc::new(Store::connect(&opts).await.expect("connect"));
+    store.migrate().await.expect("migrate");
+    let (org, admin_key) = org_with_admin(&store, "Batch").await;
+    for i in 0..5 {
+        tokens::Repo::create(&*store, org, &new_token(&format!("TAKEN{i}")), &Actor::Cli)
+            .await
+            .unwrap();
+    }
+    let base = store.group_commit_stats();
+
+    let mut blocker = None;
+    if db.backend == rwa_testkit::TestBackend::Sqlite {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        blocker = Some(c);
+        // Any write makes the writer begin a batch, which now waits for
+        // the lock: every unit submitted after that joins the next batch.
+        let plug_store = Arc::clone(&store);
+        tokio::spawn(async move {
+            tokens::Repo::create(&*plug_store, org, &new_token("PLUG"), &Actor::Cli)
+                .await
+                .unwrap();
+        });
+        let started = base.unwrap().started;
+        until_stats(&store, |s| s.started > started).await;
+    }
+
+    // Every fourth unit fails: a token symbol already taken (refused by
+    // its first insert), or a new organization whose first key is one
+    // already stored (refused after the organization row was written, which
+    // must be undone with it). A unit is handed to the writer on its first poll.
+    type Write = std::pin::Pin<Box<dyn Future<Output = Result<String, RepoError>> + Send>>;
+    let labels: Vec<String> = (0..20)
+        .map(|i| match i % 8 {
+            0 => format!("TAKEN{}", i / 8),
+            4 => format!("ORG{i}"),
+            _ => format!("NEW{i}"),
+        })
+        .collect();
+    let mut writes: Vec<Write> = labels
+        .iter()
+        .map(|label| {
+            let store = Arc::clone(&store);
+            if label.starts_with("ORG") {
+                let (name, key) = (OrgName::parse(label).unwrap(), admin_key.clone());
+                Box::pin(async move {
+                    store
+                        .system_create_with_key(&name, &key, &Actor::Cli)
+                        .await
+                        .map(|o| o.name)
+                }) as Write
+            } else {
+                let token = new_token(label);
+                Box::pin(async move {
+                    tokens::Repo::create(&*store, org, &token, &Actor::Cli)
+                        .await
+                        .map(|t| t.symbol)
+                })
+            }
+        })
+        .collect();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for w in &mut writes {
+        assert!(w.as_mut().poll(&mut cx).is_pending());
+    }
+    if let Some(mut c) = blocker {
+        sqlx::raw_sql("ROLLBACK").execute(&mut c).await.unwrap();
+    }
+    let results = futures_util::future::join_all(writes).await;
+
+    for (label, result) in labels.iter().zip(&results) {
+        match result {
+            Ok(stored) => {
+                assert!(label.starts_with("NEW"), "{label} should have failed");
+                assert_eq!(stored, label);
+            }
+            Err(RepoError::Conflict(m)) => {
+                assert!(!label.starts_with("NEW"), "{label}: {m}");
+            }
+            Err(e) => panic!("{label}: {e}"),
+        }
+    }
+    let orgs: i64 = count(
+        &db,
+        "SELECT count(*) FROM organizations WHERE name LIKE 'ORG%'",
+    )
+    .await;
+    assert_eq!(orgs, 0, "a failed unit's earlier write was kept");
+    let listed = tokens::Repo::list(
+        &*store,
+        org,
+        PageRequest {
+            limit: 100,
+            after: None,
+        },
+    )
+    .await
+    .unwrap();
+    let expected = 5 + 15 + usize::from(base.is_some());
+    assert_eq!(listed.items.len(), expected);
+    // Only the committed units left audit entries, and the chain holds.
+    let verified = store.system_verify().await.unwrap();
+    assert_eq!(verified.first_broken, None);
+    assert_eq!(verified.entries, 2 + expected as u64);
+
+    if let Some(base) = base {
+        let now = store.group_commit_stats().unwrap();
+        assert_eq!(now.rolled_back_alone - base.rolled_back_alone, 5);
+    }
+}
+
+/// Readers of the event log under concurrent writers: paging by "after seq"
+/// sees every committed event exactly once, in increasing order.
+#[tokio::test]
+async fn events_read_in_order_under_concurrent_writers_never_skip_or_repeat() {
+    let (store, _db) = store().await;
+    let (org, _) = org_with_admin(&store, "Events").await;
+    const WRITERS: usize = 6;
+    const EACH: usize = 15;
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let symbol = format!("W{w}N{i}");
+                    let token =
+                        tokens::Repo::create(&*store, org, &new_token(&symbol), &Actor::Cli)
+                            .await
+                            .unwrap();
+                    tokens::Repo::system_mark_failed(&*store, token.id, "test: no chain")
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+
+    let mut seen = Vec::new();
+    let mut after = 0;
+    let read_page = async |after: i64, seen: &mut Vec<(i64, uuid::Uuid)>| {
+        let page = EventLog::list(&*store, org, after, 7).await.unwrap();
+        seen.extend(page.iter().map(|e| (e.seq, e.id.as_uuid())));
+        page.last().map_or(after, |e| e.seq)
+    };
+    while !writers.iter().all(|w| w.is_finished()) {
+        after = read_page(after, &mut seen).await;
+        tokio::task::yield_now().await;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    loop {
+        let next = read_page(after, &mut seen).await;
+        if next == after {
+            break;
+        }
+        after = next;
+    }
+
+    assert_eq!(seen.len(), WRITERS * EACH, "every event read once");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "seq strictly increases"
+    );
+    let ids: std::collections::HashSet<_> = seen.iter().map(|(_, id)| *id).collect();
+    assert_eq!(ids.len(), seen.len(), "no event read twice");
+    // Numbers are gap-free from 1: nothing was numbered and then lost.
+    assert_eq!(seen.first().map(|e| e.0), Some(1));
+    assert_eq!(seen.last().map(|e| e.0), Some((WRITERS * EACH) as i64));
+}
+
+/// The token repository, named in full so `store.create` stays the API-key one.
+mod tokens {
+    pub(crate) use rwa_domain::token::TokenRepository as Repo;
 }
