@@ -116,7 +116,7 @@ macro_rules! on_db {
 }
 
 macro_rules! enqueue_on {
-    ($conn:expr, $d:expr, $job:expr, notify = $notify:expr) => {{
+    ($conn:expr, $d:expr, $job:expr) => {{
         let job: &NewJob = $job;
         let args =
             serde_json::to_string(&job.args).map_err(|e| RepoError::Internal(e.to_string()))?;
@@ -135,20 +135,14 @@ macro_rules! enqueue_on {
             .map_err(db_error)?;
         let row = match inserted {
             Some(row) => row,
-            // The key is active: the existing job is the answer.
+            // The key is active: the existing job is the answer (and its
+            // queue was woken when it was enqueued).
             None => sqlx::query_as(AssertSqlSafe($d.active_by_unique_key()))
                 .bind(job.unique_key.as_deref())
                 .fetch_one(&mut *$conn)
                 .await
                 .map_err(db_error)?,
         };
-        if let Some(notify) = $d.notify().filter(|_| $notify) {
-            sqlx::query(notify)
-                .bind(&job.queue)
-                .execute(&mut *$conn)
-                .await
-                .map_err(db_error)?;
-        }
         Job::try_from(row)
     }};
 }
@@ -156,13 +150,13 @@ macro_rules! enqueue_on {
 /// Enqueues inside the caller's open SQLite transaction: the job exists if and
 /// only if that transaction commits. Call [`Queue::wake`] after the commit.
 pub async fn enqueue_sqlite(conn: &mut SqliteConnection, job: &NewJob) -> RepoResult<Job> {
-    enqueue_on!(conn, Dialect { postgres: false }, job, notify = true)
+    enqueue_on!(conn, Dialect { postgres: false }, job)
 }
 
 /// Enqueues inside the caller's open PostgreSQL transaction, with a `NOTIFY`
 /// that is delivered when (and only if) it commits.
 pub async fn enqueue_postgres(conn: &mut PgConnection, job: &NewJob) -> RepoResult<Job> {
-    enqueue_on!(conn, Dialect { postgres: true }, job, notify = true)
+    enqueue_on!(conn, Dialect { postgres: true }, job)
 }
 
 /// Enqueues many jobs inside the caller's open PostgreSQL transaction in one

@@ -35,14 +35,22 @@ impl Dialect {
         }
     }
 
+    ///
+    /// On PostgreSQL the same statement also sends the wake-up `NOTIFY` for
+    /// the queue (delivered at commit), saving a round trip per enqueue.
     pub(crate) fn enqueue(self) -> String {
-        format!(
+        let insert = format!(
             "INSERT INTO jobs (id, queue, kind, args, state, priority, max_attempts, scheduled_at, unique_key, org_id) \
              VALUES ($1, $2, $3, $4, CASE WHEN $5 > 0 THEN 'scheduled' ELSE 'available' END, $6, $7, {later}, $8, $9) \
              ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN {ACTIVE} DO NOTHING \
              RETURNING {COLUMNS}",
             later = self.later("$5"),
-        )
+        );
+        if self.postgres {
+            format!("WITH ins AS ({insert}) SELECT ins.* FROM ins, pg_notify('rwa_jobs', $2)")
+        } else {
+            insert
+        }
     }
 
     /// PostgreSQL: many jobs in one statement, one array per column. Rows
