@@ -296,9 +296,9 @@ macro_rules! on_reader {
 /// SQLite it is handed to the group committer (`group_commit.rs`), which may
 /// run it in a savepoint of a transaction shared with other units: `$body`
 /// then runs on another task, so it must own what it uses (`move` semantics;
-/// clone borrowed arguments before the macro) and `$tx` is a
-/// `&mut SqliteConnection` rather than a transaction. Statements take
-/// `&mut $tx` or `&mut *$tx` on both.
+/// clone borrowed arguments before the macro), and `$tx` is the writer
+/// connection wrapped like a transaction. Statements take `&mut $tx` or
+/// `&mut *$tx` on both.
 ///
 /// `$sql` binds the calling module's statements; each further name binds the
 /// statements of the repository module of that name, for the same backend, so a
@@ -315,7 +315,7 @@ macro_rules! in_write_tx {
                     .run(move |conn: &mut sqlx::SqliteConnection| -> $crate::group_commit::UnitFuture<'_, _> {
                         Box::pin(async move {
                             #[allow(unused_mut)]
-                            let mut $tx = conn;
+                            let mut $tx = $crate::group_commit::UnitConn(conn);
                             use self::sqlite as $sql;
                             $(use $crate::$other::sqlite as $other;)*
                             $body

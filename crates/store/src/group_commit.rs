@@ -36,11 +36,33 @@ pub(crate) type UnitFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>
 /// of a batch waits for the others.
 const MAX_BATCH: usize = 256;
 
-/// A unit that ran: whether to keep its writes, and how to answer its caller
-/// once the fate of the whole transaction is known.
+/// The writer connection as a unit sees it: like a sqlx transaction, it
+/// dereferences to the connection, so statements take `&mut tx` or
+/// `&mut *tx` whichever backend the unit was written for.
+pub(crate) struct UnitConn<'c>(pub(crate) &'c mut SqliteConnection);
+
+impl std::ops::Deref for UnitConn<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        self.0
+    }
+}
+
+impl std::ops::DerefMut for UnitConn<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.0
+    }
+}
+
+/// Answers a unit's caller once the fate of the whole transaction is known
+/// (`Some` error: the transaction did not commit).
+type Answer = Box<dyn FnOnce(Option<&RepoError>) + Send>;
+
+/// A unit that ran: whether to keep its writes, and how to answer its caller.
 struct Ran {
     ok: bool,
-    answer: Box<dyn FnOnce(Option<&RepoError>) + Send>,
+    answer: Answer,
 }
 
 type Unit = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> UnitFuture<'c, Ran> + Send>;
@@ -201,7 +223,8 @@ async fn write_batch(writer: &SqlitePool, units: Vec<Unit>, counters: &Counters)
             break;
         }
     }
-    let keep = !(alone && !ran.first().is_some_and(|r| r.ok));
+    // A lone unit has no savepoint: its failure rolls the transaction back.
+    let keep = !alone || ran.first().is_some_and(|r| r.ok);
     let end = match failed {
         Some(e) => Err(e),
         None if keep => exec(conn, "COMMIT").await,

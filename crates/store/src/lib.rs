@@ -11,8 +11,11 @@
 //! SQLite runs with WAL, `synchronous=NORMAL`, foreign keys and a busy timeout. All
 //! writes go through a single writer connection and open their transactions with
 //! `BEGIN IMMEDIATE`, so a transaction never fails half-way upgrading a read lock;
-//! reads use a separate read-only pool. On PostgreSQL every pool connection reads
-//! and writes. A `sqlx::Error` never leaves this crate: callers see
+//! concurrent write units share a transaction, a savepoint each
+//! (`group_commit.rs`); reads use a separate read-only pool. On PostgreSQL every pool connection reads
+//! and writes. Audit entries and events are inserted unstamped and stamped
+//! after commit by the sequencer (`sequencer.rs`), so no write holds a shared
+//! lock until its commit. A `sqlx::Error` never leaves this crate: callers see
 //! [`rwa_domain::RepoError`].
 
 mod audit;
