@@ -191,48 +191,48 @@ async fn write_batches(
 
 /// Runs one batch in one transaction. Every unit that ran is answered here;
 /// an error returned means the transaction as a whole failed.
+///
+/// Each statement is a hand-off to sqlx's SQLite thread, so the statements
+/// around units are merged: one `exec` ends a unit's savepoint and begins the
+/// next one's (or commits after the last).
 async fn write_batch(writer: &SqlitePool, units: Vec<Unit>, counters: &Counters) -> RepoResult<()> {
     let mut conn = writer.acquire().await.db()?;
     let conn: &mut SqliteConnection = &mut conn;
-    let alone = units.len() == 1;
-    exec(conn, "BEGIN IMMEDIATE").await?;
-    let mut ran = Vec::with_capacity(units.len());
-    let mut failed = None;
-    for unit in units {
-        if !alone && let Err(e) = exec(conn, "SAVEPOINT unit").await {
-            failed = Some(e);
-            break;
-        }
+    let total = units.len();
+    let alone = total == 1;
+    let begin = if alone {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN IMMEDIATE; SAVEPOINT unit"
+    };
+    exec(conn, begin).await?;
+    let mut ran = Vec::with_capacity(total);
+    let mut end = Ok(());
+    for (i, unit) in units.into_iter().enumerate() {
         // A unit that panics is a failed unit, not a dead writer.
         let outcome = AssertUnwindSafe(unit(conn)).catch_unwind().await.ok();
         let ok = outcome.as_ref().is_some_and(|r| r.ok);
-        let step = match (alone, ok) {
-            (true, _) => Ok(()),
-            (false, true) => exec(conn, "RELEASE unit").await,
-            (false, false) => {
-                let undone = exec(conn, "ROLLBACK TO unit; RELEASE unit").await;
-                if undone.is_ok() {
-                    counters.rolled_back_alone.fetch_add(1, Ordering::AcqRel);
-                }
-                undone
-            }
-        };
         ran.extend(outcome);
-        if let Err(e) = step {
-            failed = Some(e);
+        let step = match (alone, ok, i + 1 == total) {
+            // A lone unit has no savepoint: its failure rolls back the transaction.
+            (true, true, _) => "COMMIT",
+            (true, false, _) => "ROLLBACK",
+            (false, true, false) => "RELEASE unit; SAVEPOINT unit",
+            (false, true, true) => "RELEASE unit; COMMIT",
+            (false, false, false) => "ROLLBACK TO unit; RELEASE unit; SAVEPOINT unit",
+            (false, false, true) => "ROLLBACK TO unit; RELEASE unit; COMMIT",
+        };
+        end = exec(conn, step).await;
+        if end.is_err() {
             break;
         }
+        if !alone && !ok {
+            counters.rolled_back_alone.fetch_add(1, Ordering::AcqRel);
+        }
     }
-    // A lone unit has no savepoint: its failure rolls the transaction back.
-    let keep = !alone || ran.first().is_some_and(|r| r.ok);
-    let end = match failed {
-        Some(e) => Err(e),
-        None if keep => exec(conn, "COMMIT").await,
-        None => Ok(()),
-    };
-    if end.is_err() || !keep {
-        // Best effort: a connection left in a transaction would be rolled
-        // back by the pool when it is returned anyway.
+    if end.is_err() {
+        // Best effort: the pool rolls back a connection returned inside a
+        // transaction anyway.
         let _ = exec(conn, "ROLLBACK").await;
     }
     let commit_error = end.as_ref().err();
