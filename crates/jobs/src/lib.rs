@@ -37,6 +37,7 @@ pub mod worker;
 pub use health::QueueHealth;
 pub use job::{NewJob, Outcome};
 pub use queue::{
-    Db, Fence, Queue, QueueCount, enqueue_many_postgres, enqueue_postgres, enqueue_sqlite,
+    Db, ENQUEUE_CTE_PARAMS, Fence, Queue, QueueCount, bind_enqueue_cte, enqueue_cte_postgres,
+    enqueue_many_postgres, enqueue_postgres, enqueue_sqlite,
 };
 pub use rwa_domain::jobs::{AttemptError, Job, JobState};

@@ -147,6 +147,34 @@ macro_rules! enqueue_on {
     }};
 }
 
+/// Parameters [`enqueue_cte_postgres`] takes.
+pub const ENQUEUE_CTE_PARAMS: usize = 9;
+
+/// PostgreSQL: the enqueue of one job as common table expressions (`job`,
+/// and `job_wake`, which the caller's final `SELECT` must read), numbered
+/// from `$first`, for a unit of work that is one statement. Bind them with
+/// [`bind_enqueue_cte`] right after the parameters before `$first`.
+pub fn enqueue_cte_postgres(first: usize) -> String {
+    crate::sql::enqueue_cte_postgres(first)
+}
+
+/// Binds the parameters of [`enqueue_cte_postgres`] for `job`.
+pub fn bind_enqueue_cte<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    job: &NewJob,
+) -> RepoResult<sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>> {
+    let args = serde_json::to_string(&job.args).map_err(|e| RepoError::Internal(e.to_string()))?;
+    Ok(q.bind(Uuid::now_v7())
+        .bind(job.queue.clone())
+        .bind(job.kind.clone())
+        .bind(args)
+        .bind(seconds(job.delay))
+        .bind(job.priority)
+        .bind(job.max_attempts)
+        .bind(job.unique_key.clone())
+        .bind(job.org_id))
+}
+
 /// Enqueues inside the caller's open SQLite transaction: the job exists if and
 /// only if that transaction commits. Call [`Queue::wake`] after the commit.
 pub async fn enqueue_sqlite(conn: &mut SqliteConnection, job: &NewJob) -> RepoResult<Job> {

@@ -17,6 +17,32 @@ const RUNNABLE: &str = "('scheduled', 'available', 'retryable')";
 const ACTIVE: &str = "('scheduled', 'available', 'running', 'retryable')";
 const FINAL: &str = "('completed', 'discarded', 'cancelled')";
 
+/// PostgreSQL: one job's enqueue as two common table expressions for a
+/// caller's single-statement unit of work: `job` (the insert, skipped when its
+/// unique key is active, as in [`Dialect::enqueue`]) and `job_wake` (the
+/// queue's `NOTIFY`, delivered at commit; the caller's final `SELECT` must
+/// read it, or PostgreSQL never evaluates it). Its parameters are `$first`
+/// to `$first + 8`, in the order `bind_enqueue_cte` binds them.
+pub(crate) fn enqueue_cte_postgres(first: usize) -> String {
+    let p: Vec<String> = (first..first + 9).map(|i| format!("${i}")).collect();
+    format!(
+        "job AS (INSERT INTO jobs (id, queue, kind, args, state, priority, max_attempts, scheduled_at, unique_key, org_id) \
+         VALUES ({id}, {queue}, {kind}, {args}, CASE WHEN {delay} > 0 THEN 'scheduled' ELSE 'available' END, \
+         {priority}, {max_attempts}, (now() + make_interval(secs => {delay})), {unique_key}, {org_id}) \
+         ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN {ACTIVE} DO NOTHING), \
+         job_wake AS (SELECT pg_notify('rwa_jobs', {queue}))",
+        id = p[0],
+        queue = p[1],
+        kind = p[2],
+        args = p[3],
+        delay = p[4],
+        priority = p[5],
+        max_attempts = p[6],
+        unique_key = p[7],
+        org_id = p[8],
+    )
+}
+
 impl Dialect {
     pub(crate) fn now(self) -> &'static str {
         if self.postgres {

@@ -277,6 +277,34 @@ crate::dialect::statements! {
     }
 }
 
+/// PostgreSQL: the append of one unstamped entry as a common table
+/// expression (`audit`), numbered from `$first`, for a unit of work that is
+/// one statement; bind it with [`bind_audit_cte`]. The same insert as
+/// `append_audit`.
+pub(crate) fn append_audit_cte(first: usize) -> String {
+    let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
+    format!(
+        "audit AS (INSERT INTO audit_log (id, org_id, actor, action, target, data) \
+         VALUES ({}))",
+        p.join(", ")
+    )
+}
+
+/// Binds the parameters of [`append_audit_cte`].
+pub(crate) fn bind_audit_cte<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    org: OrgId,
+    actor: &rwa_domain::Actor,
+    record: &rwa_domain::audit::AuditRecord,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    q.bind(AuditId::new().as_uuid())
+        .bind(org.as_uuid())
+        .bind(actor.to_string())
+        .bind(record.action)
+        .bind(record.target.clone())
+        .bind(record.data.to_string())
+}
+
 /// Writing the stamps of many entries in one statement differs by backend:
 /// arrays bound per column on PostgreSQL, a JSON array on SQLite.
 pub(crate) mod stamp {
