@@ -5,11 +5,11 @@
 # the ones the server enforces (what the spec allows is accepted, what it
 # forbids is refused). Runs against a real `rwa serve` on the embedded default
 # with data present (an organization, keys of every role, a token).
-# Usage: scripts/fuzz-api.sh [path/to/rwa] (default: target/debug/rwa)
+# Usage: scripts/fuzz-api.sh [path/to/rwa] (default: $CARGO_TARGET_DIR or target, then debug/rwa)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin="${1:-target/debug/rwa}"
+bin="${1:-${CARGO_TARGET_DIR:-target}/debug/rwa}"
 tools="$(scripts/install-tools.sh)"
 dir="$(mktemp -d)"
 export RWA_DATA_DIR="$dir" RUST_LOG="${RUST_LOG:-warn,rwa=info}"

@@ -63,7 +63,7 @@ run_suite postgres "${DATABASE_PACKAGES[@]}"
 # The API contract: the served /openapi.json against the server itself, once
 # (it does not depend on the database backend).
 step "API contract fuzzing (schemathesis against the served /openapi.json)"
-if ! scripts/fuzz-api.sh target/debug/rwa; then
+if ! scripts/fuzz-api.sh "${CARGO_TARGET_DIR:-target}/debug/rwa"; then
   echo "the API does not do what /openapi.json says (see the failures above)"
   status=1; failed=$((failed + 1))
 fi
