@@ -80,6 +80,10 @@ uuid_id!(
     /// A domain event (`token.deployed`, ...).
     EventId
 );
+uuid_id!(
+    /// An investor of an organization (a person or an entity that may hold tokens).
+    InvestorId
+);
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,9 @@
 //!
 //! This crate owns the vocabulary every other crate speaks: identifiers (UUIDv7
 //! newtypes), validated values parsed at the edge ([`org::OrgName`],
-//! [`role::Role`], [`country::Country`], [`amount::Amount`], [`token::NewToken`]), the records the service keeps (organizations, API keys, audit
+//! [`role::Role`], [`country::Country`], [`amount::Amount`], [`token::NewToken`],
+//! [`investor::NewInvestor`] with the KYC state machine), the sealing of
+//! personal data at rest ([`pii`]), the records the service keeps (organizations, API keys, audit
 //! entries), and the port traits ([`ports`]) that storage and other adapters
 //! implement. It performs no IO: no tokio, no sqlx, no axum, no HTTP client.
 //! Adapters hold ports as `Arc<dyn Port>` and only the composition root
@@ -19,9 +21,11 @@ pub mod error;
 pub mod event;
 pub mod health;
 pub mod ids;
+pub mod investor;
 pub mod jobs;
 pub mod org;
 pub mod page;
+pub mod pii;
 pub mod ports;
 pub mod role;
 pub mod token;
@@ -29,5 +33,5 @@ pub mod tx;
 
 pub use actor::Actor;
 pub use error::{RepoError, RepoResult, ValidationError};
-pub use ids::{ApiKeyId, AuditId, EventId, OrgId, TokenId};
+pub use ids::{ApiKeyId, AuditId, EventId, InvestorId, OrgId, TokenId};
 pub use role::Role;

@@ -1,0 +1,655 @@
+//! Investors: the people and entities an organization onboards before they
+//! may hold its tokens. This module validates onboarding requests (every
+//! problem reported at once, each naming its field), holds the KYC state
+//! machine, checks wallet addresses (EIP-55), and normalises names the way
+//! search and sanctions screening compare them.
+//!
+//! Personal data (name, e-mail, external reference) is plain text here; it is
+//! sealed before it is stored (see [`crate::pii`]) and never goes on-chain:
+//! the identity registry only learns a wallet, the investor id, a numeric
+//! country and the KYC expiry.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+use crate::chain::Address;
+use crate::country::Country;
+use crate::{InvestorId, ValidationError};
+
+/// Longest accepted name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest accepted e-mail address (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// Longest accepted external reference.
+pub const MAX_EXTERNAL_REF_CHARS: usize = 100;
+/// Longest accepted KYC decision reason.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A person or a legal entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvestorKind {
+    /// A natural person.
+    Individual,
+    /// A company, fund or other legal entity.
+    Entity,
+}
+
+impl InvestorKind {
+    /// The API's and the database's spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InvestorKind::Individual => "individual",
+            InvestorKind::Entity => "entity",
+        }
+    }
+}
+
+impl FromStr for InvestorKind {
+    type Err = ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "individual" => Ok(InvestorKind::Individual),
+            "entity" => Ok(InvestorKind::Entity),
+            _ => Err(ValidationError::new("type", "must be individual or entity")),
+        }
+    }
+}
+
+/// An onboarding request as received.
+#[derive(Clone, Debug, Deserialize)]
+pub struct InvestorDraft {
+    /// Legal name.
+    pub name: String,
+    /// Contact e-mail.
+    pub email: String,
+    /// ISO 3166-1 alpha-2 country of residence or incorporation.
+    pub country: String,
+    /// `individual` or `entity`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether the investor is accredited (qualified).
+    pub accredited: bool,
+    /// When the accreditation lapses, if it does.
+    #[serde(default)]
+    pub accreditation_expires_at: Option<DateTime<Utc>>,
+    /// The organization's own reference (a CRM id, a KYC provider's applicant id).
+    #[serde(default)]
+    pub external_ref: Option<String>,
+}
+
+/// Accreditation: absent, or held until an optional expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accreditation {
+    /// Not accredited.
+    None,
+    /// Accredited, until `expires_at` if given.
+    Accredited {
+        /// When it lapses.
+        expires_at: Option<DateTime<Utc>>,
+    },
+}
+
+impl Accreditation {
+    /// Validates the two request fields together; `now` is the clock the
+    /// request is judged by (an expiry must lie after it).
+    pub fn parse(
+        accredited: bool,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ValidationError> {
+        match (accredited, expires_at) {
+            (false, None) => Ok(Accreditation::None),
+            (false, Some(_)) => Err(ValidationError::new(
+                "accreditation_expires_at",
+                "may only be given with accredited: true",
+            )),
+            (true, Some(at)) if at <= now => Err(ValidationError::new(
+                "accreditation_expires_at",
+                "must be in the future",
+            )),
+            (true, expires_at) => Ok(Accreditation::Accredited { expires_at }),
+        }
+    }
+
+    /// Whether it holds at `now`.
+    pub fn holds_at(self, now: DateTime<Utc>) -> bool {
+        match self {
+            Accreditation::None => false,
+            Accreditation::Accredited { expires_at } => expires_at.is_none_or(|at| at > now),
+        }
+    }
+}
+
+/// A validated onboarding request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewInvestor {
+    /// Chosen before storage, so events and jobs can name it.
+    pub id: InvestorId,
+    /// Legal name, trimmed.
+    pub name: String,
+    /// E-mail, trimmed, domain in lower case.
+    pub email: String,
+    /// Country of residence or incorporation.
+    pub country: Country,
+    /// Person or entity.
+    pub kind: InvestorKind,
+    /// Accreditation.
+    pub accreditation: Accreditation,
+    /// The organization's own reference.
+    pub external_ref: Option<String>,
+}
+
+impl NewInvestor {
+    /// Validates a request, reporting every problem at once.
+    pub fn parse(draft: &InvestorDraft, now: DateTime<Utc>) -> Result<Self, Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        let e = &mut errors;
+        let name = keep(e, parse_name(&draft.name, "name"));
+        let email = keep(e, parse_email(&draft.email, "email"));
+        let country = keep(e, Country::parse(&draft.country, "country"));
+        let kind = keep(e, draft.kind.parse::<InvestorKind>());
+        let accreditation = keep(
+            e,
+            Accreditation::parse(draft.accredited, draft.accreditation_expires_at, now),
+        );
+        let external_ref = keep(
+            e,
+            draft
+                .external_ref
+                .as_deref()
+                .map(|r| parse_external_ref(r, "external_ref"))
+                .transpose(),
+        );
+        match (name, email, country, kind, accreditation, external_ref) {
+            (
+                Some(name),
+                Some(email),
+                Some(country),
+                Some(kind),
+                Some(accreditation),
+                Some(external_ref),
+            ) if errors.is_empty() => Ok(NewInvestor {
+                id: InvestorId::new(),
+                name,
+                email,
+                country,
+                kind,
+                accreditation,
+                external_ref,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The value, or `None` with its error collected.
+fn keep<T>(errors: &mut Vec<ValidationError>, r: Result<T, ValidationError>) -> Option<T> {
+    r.map_err(|e| errors.push(e)).ok()
+}
+
+/// A legal name: trimmed, 1 to [`MAX_NAME_CHARS`] characters, no control
+/// characters.
+pub fn parse_name(raw: &str, field: &str) -> Result<String, ValidationError> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err(ValidationError::new(
+            field,
+            format!("must be 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// An e-mail address, checked for shape only (deliverability is the KYC
+/// provider's concern): one `@`, a non-empty local part of at most 64
+/// characters, a domain of dot-separated non-empty labels, no spaces. The
+/// domain is lower-cased; the local part is kept as given.
+pub fn parse_email(raw: &str, field: &str) -> Result<String, ValidationError> {
+    let bad = || ValidationError::new(field, "must be an e-mail address such as ana@example.com");
+    let email = raw.trim();
+    if email.is_empty() || email.chars().count() > MAX_EMAIL_CHARS {
+        return Err(ValidationError::new(
+            field,
+            format!("must be 1 to {MAX_EMAIL_CHARS} characters"),
+        ));
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let labels_ok = domain.contains('.')
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+    if local.is_empty()
+        || local.chars().count() > 64
+        || local.contains('@')
+        || local.chars().any(|c| c.is_whitespace() || c.is_control())
+        || !labels_ok
+    {
+        return Err(bad());
+    }
+    Ok(format!("{local}@{}", domain.to_lowercase()))
+}
+
+/// An organization's own reference: 1 to [`MAX_EXTERNAL_REF_CHARS`] of
+/// letters, digits and `. _ : -`.
+pub fn parse_external_ref(raw: &str, field: &str) -> Result<String, ValidationError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= MAX_EXTERNAL_REF_CHARS
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!("must be 1 to {MAX_EXTERNAL_REF_CHARS} letters, digits, '.', '_', ':' or '-'"),
+        ))
+    }
+}
+
+/// A wallet address: `0x` and 40 hex digits. A mixed-case address carries an
+/// EIP-55 checksum and must match it (a typo in one character is caught); an
+/// all-lower- or all-upper-case one carries none and is taken as written.
+pub fn parse_wallet(raw: &str, field: &str) -> Result<Address, ValidationError> {
+    let hex = raw
+        .strip_prefix("0x")
+        .filter(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| ValidationError::new(field, "must be 0x followed by 40 hex digits"))?;
+    let address: Address = raw
+        .parse()
+        .map_err(|_| ValidationError::new(field, "must be 0x followed by 40 hex digits"))?;
+    let has_lower = hex.bytes().any(|b| b.is_ascii_lowercase());
+    let has_upper = hex.bytes().any(|b| b.is_ascii_uppercase());
+    if has_lower && has_upper && address.to_checksum(None) != raw {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "fails its EIP-55 checksum (a character is mistyped?); the checksummed form of these digits is {}",
+                address.to_checksum(None)
+            ),
+        ));
+    }
+    Ok(address)
+}
+
+/// A name as search and sanctions screening compare it: accents removed
+/// (compatibility decomposition, combining marks dropped), lower case,
+/// punctuation as word breaks, words sorted, one space between. "Müller,
+/// Hans-Peter" and "hans peter MULLER" normalise alike.
+pub fn normalize_name(raw: &str) -> String {
+    let folded: String = raw
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    let mut words: Vec<&str> = folded.split_whitespace().collect();
+    words.sort_unstable();
+    words.join(" ")
+}
+
+/// Where an investor's KYC stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KycStatus {
+    /// No decision yet.
+    Pending,
+    /// Approved until its expiry.
+    Approved,
+    /// Refused (or an approval revoked).
+    Rejected,
+    /// An approval that reached its expiry.
+    Expired,
+}
+
+impl KycStatus {
+    /// The API's and the database's spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KycStatus::Pending => "pending",
+            KycStatus::Approved => "approved",
+            KycStatus::Rejected => "rejected",
+            KycStatus::Expired => "expired",
+        }
+    }
+
+    /// The status after a decision. Every decision applies from every
+    /// status: a later decision replaces the current one (an approval renews
+    /// an approval or re-approves on new evidence; a rejection refuses or
+    /// revokes).
+    pub const fn after(self, decision: &KycDecision) -> KycStatus {
+        match decision {
+            KycDecision::Approve { .. } => KycStatus::Approved,
+            KycDecision::Reject => KycStatus::Rejected,
+        }
+    }
+
+    /// The status once the approval's `expires_at` has passed at `now`: only
+    /// an approval expires.
+    pub fn expired(self, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<KycStatus> {
+        (self == KycStatus::Approved && expires_at <= now).then_some(KycStatus::Expired)
+    }
+
+    /// Whether wallets of an investor in this status belong in the identity
+    /// registry.
+    pub const fn registers_on_chain(self) -> bool {
+        matches!(self, KycStatus::Approved)
+    }
+}
+
+impl fmt::Display for KycStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KycStatus {
+    type Err = ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "pending" => Ok(KycStatus::Pending),
+            "approved" => Ok(KycStatus::Approved),
+            "rejected" => Ok(KycStatus::Rejected),
+            "expired" => Ok(KycStatus::Expired),
+            _ => Err(ValidationError::new(
+                "kyc_status",
+                "must be pending, approved, rejected or expired",
+            )),
+        }
+    }
+}
+
+/// A KYC decision, validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KycDecision {
+    /// Approved until `expires_at`.
+    Approve {
+        /// When the approval lapses.
+        expires_at: DateTime<Utc>,
+    },
+    /// Refused, or an approval revoked.
+    Reject,
+}
+
+/// A KYC decision as received (from a compliance officer or a provider).
+#[derive(Clone, Debug, Deserialize)]
+pub struct KycDecisionDraft {
+    /// `approved` or `rejected`.
+    pub decision: String,
+    /// Required for an approval, refused with a rejection.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why; kept in the audit trail.
+    pub reason: String,
+}
+
+impl KycDecisionDraft {
+    /// Validates the decision and its reason, reporting every problem at once.
+    pub fn parse(&self, now: DateTime<Utc>) -> Result<(KycDecision, String), Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        let decision = match (self.decision.as_str(), self.expires_at) {
+            ("approved", Some(at)) if at > now => Some(KycDecision::Approve { expires_at: at }),
+            ("approved", Some(_)) => {
+                errors.push(ValidationError::new("expires_at", "must be in the future"));
+                None
+            }
+            ("approved", None) => {
+                errors.push(ValidationError::new(
+                    "expires_at",
+                    "is required with an approval",
+                ));
+                None
+            }
+            ("rejected", None) => Some(KycDecision::Reject),
+            ("rejected", Some(_)) => {
+                errors.push(ValidationError::new(
+                    "expires_at",
+                    "may only be given with an approval",
+                ));
+                None
+            }
+            _ => {
+                errors.push(ValidationError::new(
+                    "decision",
+                    "must be approved or rejected",
+                ));
+                None
+            }
+        };
+        let reason = self.reason.trim();
+        let reason_chars = reason.chars().count();
+        if reason_chars == 0 || reason_chars > MAX_REASON_CHARS {
+            errors.push(ValidationError::new(
+                "reason",
+                format!("must be 1 to {MAX_REASON_CHARS} characters"),
+            ));
+        }
+        match decision {
+            Some(d) if errors.is_empty() => Ok((d, reason.to_owned())),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-12-02T10:00:00Z".parse().unwrap()
+    }
+
+    fn draft() -> InvestorDraft {
+        InvestorDraft {
+            name: "  Ana Müller ".into(),
+            email: "Ana.Muller@Example.COM".into(),
+            country: "DE".into(),
+            kind: "individual".into(),
+            accredited: true,
+            accreditation_expires_at: Some(now() + TimeDelta::days(365)),
+            external_ref: Some("crm:4711".into()),
+        }
+    }
+
+    fn fields(errors: &[ValidationError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn a_valid_request_is_normalised() {
+        let inv = NewInvestor::parse(&draft(), now()).unwrap();
+        assert_eq!(inv.name, "Ana Müller");
+        assert_eq!(inv.email, "Ana.Muller@example.com");
+        assert_eq!(inv.country.alpha2(), "DE");
+        assert_eq!(inv.kind, InvestorKind::Individual);
+        assert!(inv.accreditation.holds_at(now()));
+        assert!(!inv.accreditation.holds_at(now() + TimeDelta::days(366)));
+        assert_eq!(inv.external_ref.as_deref(), Some("crm:4711"));
+    }
+
+    #[test]
+    fn every_bad_field_is_named_at_once() {
+        let bad = InvestorDraft {
+            name: " ".into(),
+            email: "ana@localhost".into(),
+            country: "de".into(),
+            kind: "trust".into(),
+            accredited: false,
+            accreditation_expires_at: Some(now() + TimeDelta::days(1)),
+            external_ref: Some("has space".into()),
+        };
+        let errors = NewInvestor::parse(&bad, now()).unwrap_err();
+        assert_eq!(
+            fields(&errors),
+            [
+                "name",
+                "email",
+                "country",
+                "type",
+                "accreditation_expires_at",
+                "external_ref"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_accreditation_expiry_must_lie_ahead() {
+        let mut d = draft();
+        d.accreditation_expires_at = Some(now());
+        let errors = NewInvestor::parse(&d, now()).unwrap_err();
+        assert_eq!(fields(&errors), ["accreditation_expires_at"]);
+        d.accreditation_expires_at = None;
+        let open = NewInvestor::parse(&d, now()).unwrap();
+        assert_eq!(
+            open.accreditation,
+            Accreditation::Accredited { expires_at: None }
+        );
+    }
+
+    #[test]
+    fn emails_are_checked_for_shape() {
+        for ok in ["a@b.co", "first.last+tag@sub.example.org", "ü@exämple.de"] {
+            assert!(parse_email(ok, "email").is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@b..com",
+            "a@b_c.com",
+        ] {
+            assert!(parse_email(bad, "email").is_err(), "{bad}");
+        }
+        let long = format!("{}@example.com", "a".repeat(65));
+        assert!(parse_email(&long, "email").is_err());
+    }
+
+    #[test]
+    fn names_have_bounds_and_no_control_characters() {
+        assert!(parse_name(&"x".repeat(MAX_NAME_CHARS), "name").is_ok());
+        assert!(parse_name(&"x".repeat(MAX_NAME_CHARS + 1), "name").is_err());
+        assert!(parse_name("Ana\u{0}", "name").is_err());
+    }
+
+    #[test]
+    fn wallets_are_checked_against_their_eip55_checksum() {
+        let good = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+        assert_eq!(
+            parse_wallet(good, "address").unwrap().to_checksum(None),
+            good
+        );
+        // Unchecksummed forms are taken as written.
+        assert!(parse_wallet(&good.to_lowercase(), "address").is_ok());
+        assert!(parse_wallet(&format!("0x{}", &good[2..].to_uppercase()), "address").is_ok());
+        // One letter's case flipped: the checksum catches it and names the field.
+        let typo = "0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+        let e = parse_wallet(typo, "address").unwrap_err();
+        assert_eq!(e.field, "address");
+        assert!(e.message.contains("EIP-55"), "{}", e.message);
+        assert!(e.message.contains(good), "{}", e.message);
+        for bad in [
+            "",
+            "0x",
+            "5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAe",
+            "0xZZAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        ] {
+            assert!(parse_wallet(bad, "address").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_normalise_across_case_accents_punctuation_and_word_order() {
+        let a = normalize_name("Müller, Hans-Peter");
+        assert_eq!(a, "hans muller peter");
+        assert_eq!(normalize_name("hans peter MULLER"), a);
+        assert_eq!(normalize_name("  PETER   Hans.Müller "), a);
+        assert_eq!(normalize_name("Ｍüｌｌｅｒ"), "muller");
+        assert_eq!(normalize_name("!!"), "");
+    }
+
+    #[test]
+    fn a_later_decision_replaces_the_current_one_and_only_approvals_expire() {
+        let approve = KycDecision::Approve {
+            expires_at: now() + TimeDelta::days(30),
+        };
+        for from in [
+            KycStatus::Pending,
+            KycStatus::Approved,
+            KycStatus::Rejected,
+            KycStatus::Expired,
+        ] {
+            assert_eq!(from.after(&approve), KycStatus::Approved);
+            assert_eq!(from.after(&KycDecision::Reject), KycStatus::Rejected);
+        }
+        let at = now();
+        assert_eq!(
+            KycStatus::Approved.expired(at, at),
+            Some(KycStatus::Expired)
+        );
+        assert_eq!(
+            KycStatus::Approved.expired(at + TimeDelta::seconds(1), at),
+            None
+        );
+        assert_eq!(KycStatus::Rejected.expired(at, at), None);
+        assert_eq!(KycStatus::Pending.expired(at, at), None);
+        assert!(KycStatus::Approved.registers_on_chain());
+        assert!(!KycStatus::Expired.registers_on_chain());
+        for s in ["pending", "approved", "rejected", "expired"] {
+            assert_eq!(s.parse::<KycStatus>().unwrap().as_str(), s);
+        }
+    }
+
+    #[test]
+    fn kyc_decisions_need_an_expiry_to_approve_and_a_reason_always() {
+        let d = |decision: &str, expires_at, reason: &str| KycDecisionDraft {
+            decision: decision.into(),
+            expires_at,
+            reason: reason.into(),
+        };
+        let year = now() + TimeDelta::days(365);
+        let later = Some(year);
+        assert_eq!(
+            d("approved", later, " documents checked ")
+                .parse(now())
+                .unwrap(),
+            (
+                KycDecision::Approve { expires_at: year },
+                "documents checked".to_owned()
+            )
+        );
+        assert_eq!(
+            d("rejected", None, "sanctions").parse(now()).unwrap().0,
+            KycDecision::Reject
+        );
+        let errors = d("approved", None, "").parse(now()).unwrap_err();
+        assert_eq!(fields(&errors), ["expires_at", "reason"]);
+        let errors = d("approved", Some(now()), "x").parse(now()).unwrap_err();
+        assert_eq!(fields(&errors), ["expires_at"]);
+        let errors = d("rejected", later, "x").parse(now()).unwrap_err();
+        assert_eq!(fields(&errors), ["expires_at"]);
+        let errors = d("maybe", None, "x").parse(now()).unwrap_err();
+        assert_eq!(fields(&errors), ["decision"]);
+    }
+}
