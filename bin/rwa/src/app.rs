@@ -51,6 +51,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     opts.max_connections = config.database.max_connections;
     opts.min_connections = config.database.min_connections;
     opts.acquire_timeout = config.database.acquire_timeout;
+    // Personal data is sealed under keys derived from the server secret
+    // (resolved before the store opens in `serve`).
+    opts.pii = config
+        .secret_key
+        .as_ref()
+        .map(|s| Arc::new(rwa_domain::pii::PiiKeys::new(s.expose().as_bytes(), None)));
     let store = Store::connect(&opts)
         .await
         .with_context(|| format!("database {}", config.database.url.redacted()))?;

@@ -17,9 +17,12 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
+use async_trait::async_trait;
+
 use crate::chain::Address;
 use crate::country::Country;
-use crate::{InvestorId, ValidationError};
+use crate::page::{Page, PageRequest};
+use crate::{Actor, InvestorId, OrgId, RepoResult, ValidationError};
 
 /// Longest accepted name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -444,6 +447,76 @@ impl KycDecisionDraft {
             _ => Err(errors),
         }
     }
+}
+
+/// A stored investor, its personal data opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Investor {
+    /// Id.
+    pub id: InvestorId,
+    /// Organization.
+    pub org_id: OrgId,
+    /// Legal name.
+    pub name: String,
+    /// Contact e-mail.
+    pub email: String,
+    /// Country of residence or incorporation.
+    pub country: Country,
+    /// Person or entity.
+    pub kind: InvestorKind,
+    /// Accreditation.
+    pub accreditation: Accreditation,
+    /// The organization's own reference.
+    pub external_ref: Option<String>,
+    /// Where KYC stands.
+    pub kyc_status: KycStatus,
+    /// When the current approval lapses.
+    pub kyc_expires_at: Option<DateTime<Utc>>,
+    /// Database time of creation.
+    pub created_at: DateTime<Utc>,
+    /// Database time of the last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which investors a list returns (every given condition holds).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InvestorFilter {
+    /// In this KYC status.
+    pub kyc_status: Option<KycStatus>,
+    /// In this country.
+    pub country: Option<Country>,
+    /// Exactly this name (compared normalised: case, accents, punctuation
+    /// and word order do not matter) or exactly this external reference.
+    pub q: Option<String>,
+}
+
+/// `investor.*` events and audit entries carry no personal data: they name
+/// the investor by id.
+pub const INVESTOR_CREATED: &str = "investor.created";
+
+/// Investors of an organization, their personal data sealed at rest.
+#[async_trait]
+pub trait InvestorRepository: Send + Sync {
+    /// Stores a new investor (`kyc_status: pending`) with its audit entry and
+    /// its `investor.created` event, in one transaction. An external
+    /// reference already used in the organization is a conflict.
+    async fn create(
+        &self,
+        org: OrgId,
+        investor: &NewInvestor,
+        actor: &Actor,
+    ) -> RepoResult<Investor>;
+
+    /// One investor of `org`.
+    async fn get(&self, org: OrgId, id: InvestorId) -> RepoResult<Investor>;
+
+    /// Investors of `org` matching `filter`, oldest first.
+    async fn list(
+        &self,
+        org: OrgId,
+        filter: &InvestorFilter,
+        page: PageRequest,
+    ) -> RepoResult<Page<Investor>>;
 }
 
 #[cfg(test)]

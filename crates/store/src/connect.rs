@@ -72,6 +72,9 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits on a lock held by another connection.
     pub busy_timeout: Duration,
+    /// The keys that seal personal data (investors); without them the
+    /// investor repository answers an error.
+    pub pii: Option<std::sync::Arc<rwa_domain::pii::PiiKeys>>,
 }
 
 impl StoreOptions {
@@ -83,6 +86,7 @@ impl StoreOptions {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(3),
             busy_timeout: Duration::from_secs(5),
+            pii: None,
         }
     }
 }
@@ -118,6 +122,8 @@ pub struct Store {
     pub(crate) key_listener: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
     /// Stamps audit entries and events after commit (see `sequencer`).
     pub(crate) sequencer: crate::sequencer::Sequencer,
+    /// Seals personal data (see `investors`).
+    pub(crate) pii: Option<std::sync::Arc<rwa_domain::pii::PiiKeys>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -148,6 +154,7 @@ impl Store {
             key_cache,
             key_listener: std::sync::OnceLock::new(),
             sequencer: crate::sequencer::Sequencer::default(),
+            pii: opts.pii.clone(),
             sender_locks: crate::senders::SenderLocks::default(),
             max_connections: opts.max_connections,
         })

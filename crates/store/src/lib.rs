@@ -24,6 +24,7 @@ mod dialect;
 mod error;
 mod events;
 mod group_commit;
+mod investors;
 mod jobs;
 mod key_cache;
 mod keys;

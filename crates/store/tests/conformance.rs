@@ -8,18 +8,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rwa_domain::api_key::{KeyDigest, NewApiKey};
+use rwa_domain::investor::{InvestorDraft, InvestorFilter, KycStatus, NewInvestor};
 use rwa_domain::org::OrgName;
 use rwa_domain::page::PageRequest;
+use rwa_domain::pii::PiiKeys;
 use rwa_domain::ports::{ApiKeyRepository, AuditTrail, DatabaseProbe, EventLog, OrgRepository};
 use rwa_domain::token::{NewToken, TokenDraft};
 use rwa_domain::{Actor, ApiKeyId, OrgId, RepoError, Role};
 use rwa_store::{GroupCommitStats, Store, StoreOptions};
 use rwa_testkit::TestDatabase;
 
+const SECRET: &[u8] = b"conformance-secret-of-at-least-32-bytes";
+
 async fn store() -> (Arc<Store>, TestDatabase) {
     let db = TestDatabase::create().await;
     let mut opts = StoreOptions::new(&db.url);
     opts.max_connections = 4;
+    opts.pii = Some(Arc::new(PiiKeys::new(SECRET, None)));
     let store = Store::connect(&opts).await.expect("connect");
     store.migrate().await.expect("migrate");
     store.migrate().await.expect("migrating twice is a no-op");
@@ -327,7 +332,7 @@ async fn a_unit_that_fails_among_concurrent_writes_fails_alone() {
             _ => format!("NEW{i}"),
         })
         .collect();
-    let mut writes: Vec<Write> = labels
+    let writes: Vec<Write> = labels
         .iter()
         .map(|label| {
             let store = Arc::clone(&store);
@@ -471,4 +476,174 @@ async fn events_read_in_order_under_concurrent_writers_never_skip_or_repeat() {
 /// The token repository, named in full so `store.create` stays the API-key one.
 mod tokens {
     pub(crate) use rwa_domain::token::TokenRepository as Repo;
+}
+
+fn investor(name: &str, email: &str, country: &str, external_ref: Option<&str>) -> NewInvestor {
+    let draft = InvestorDraft {
+        name: name.into(),
+        email: email.into(),
+        country: country.into(),
+        kind: "individual".into(),
+        accredited: false,
+        accreditation_expires_at: None,
+        external_ref: external_ref.map(Into::into),
+    };
+    NewInvestor::parse(&draft, chrono::Utc::now()).expect("valid investor")
+}
+
+async fn column(db: &TestDatabase, statement: &'static str) -> Vec<String> {
+    use sqlx::Connection;
+    match db.backend {
+        rwa_testkit::TestBackend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(statement)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+        rwa_testkit::TestBackend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(statement)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+/// Investors are stored with their personal data sealed: the columns hold
+/// ciphertext, reads open it, search matches normalised names and exact
+/// references by keyed hash, and an external reference names one investor.
+#[tokio::test]
+async fn investors_keep_personal_data_sealed_and_are_found_by_keyed_hash() {
+    let (store, db) = store().await;
+    let (org, _) = org_with_admin(&store, "Onboarding").await;
+    let (other_org, _) = org_with_admin(&store, "Other").await;
+    let ana = investor("Ana Müller", "ana@example.com", "DE", Some("crm:1"));
+    let created = investors::Repo::create(&*store, org, &ana, &Actor::Cli)
+        .await
+        .unwrap();
+    assert_eq!(created.name, "Ana Müller");
+    assert_eq!(created.email, "ana@example.com");
+    assert_eq!(created.kyc_status, KycStatus::Pending);
+    let bo = investor("Bo Chen", "bo@example.org", "SG", None);
+    investors::Repo::create(&*store, org, &bo, &Actor::Cli)
+        .await
+        .unwrap();
+
+    // The same reference again in the organization is a conflict; in
+    // another organization it is free.
+    let again = investor("Someone Else", "x@example.com", "FR", Some("crm:1"));
+    let refused = investors::Repo::create(&*store, org, &again, &Actor::Cli).await;
+    assert!(matches!(refused, Err(RepoError::Conflict(m)) if m.contains("external_ref")));
+    investors::Repo::create(&*store, other_org, &again, &Actor::Cli)
+        .await
+        .unwrap();
+
+    // Only ciphertext is stored.
+    let sealed = column(&db, "SELECT name_sealed FROM investors").await;
+    let emails = column(&db, "SELECT email_sealed FROM investors").await;
+    for value in sealed.iter().chain(&emails) {
+        assert!(value.starts_with("v1."), "{value}");
+        assert!(
+            !value.contains("Ana") && !value.contains("example"),
+            "{value}"
+        );
+    }
+
+    let read = investors::Repo::get(&*store, org, ana.id).await.unwrap();
+    assert_eq!(read, created);
+    assert!(matches!(
+        investors::Repo::get(&*store, other_org, ana.id).await,
+        Err(RepoError::NotFound)
+    ));
+
+    let find = |filter: InvestorFilter| {
+        let store = Arc::clone(&store);
+        async move {
+            investors::Repo::list(&*store, org, &filter, PageRequest::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|i| i.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    let q = |q: &str| InvestorFilter {
+        q: Some(q.into()),
+        ..InvestorFilter::default()
+    };
+    assert_eq!(find(q("muller, ANA")).await, ["Ana Müller"]);
+    assert_eq!(find(q("crm:1")).await, ["Ana Müller"]);
+    assert!(find(q("Ana")).await.is_empty(), "exact matches only");
+    let in_country = InvestorFilter {
+        country: Some(rwa_domain::country::Country::parse("SG", "country").unwrap()),
+        ..InvestorFilter::default()
+    };
+    assert_eq!(find(in_country).await, ["Bo Chen"]);
+    let pending = InvestorFilter {
+        kyc_status: Some(KycStatus::Pending),
+        ..InvestorFilter::default()
+    };
+    assert_eq!(find(pending).await.len(), 2);
+    let approved = InvestorFilter {
+        kyc_status: Some(KycStatus::Approved),
+        ..InvestorFilter::default()
+    };
+    assert!(find(approved).await.is_empty());
+
+    // The audit trail and the event log name the investor, never its data.
+    let entries = AuditTrail::list(&*store, org, PageRequest::default())
+        .await
+        .unwrap();
+    let created_entry = entries
+        .items
+        .iter()
+        .find(|e| e.action == "investor.created")
+        .expect("audited");
+    assert_eq!(created_entry.target, format!("investor:{}", ana.id));
+    let events = EventLog::list(&*store, org, 0, 10).await.unwrap();
+    assert_eq!(events.len(), 2);
+    for text in entries
+        .items
+        .iter()
+        .map(|e| e.data.clone())
+        .chain(events.iter().map(|e| e.data.to_string()))
+    {
+        assert!(!text.contains("Ana") && !text.contains("example"), "{text}");
+    }
+
+    // Under another secret, the rows do not open (and say why).
+    let mut opts = StoreOptions::new(&db.url);
+    opts.pii = Some(Arc::new(PiiKeys::new(
+        b"another-secret-of-at-least-32-bytes!!",
+        None,
+    )));
+    let foreign = Store::connect(&opts).await.unwrap();
+    let e = investors::Repo::get(&foreign, org, ana.id)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not configured"), "{e}");
+    // With the previous secret kept for a rotation, they do.
+    let mut opts = StoreOptions::new(&db.url);
+    opts.pii = Some(Arc::new(PiiKeys::new(
+        b"another-secret-of-at-least-32-bytes!!",
+        Some(SECRET),
+    )));
+    let rotating = Store::connect(&opts).await.unwrap();
+    assert_eq!(
+        investors::Repo::get(&rotating, org, ana.id)
+            .await
+            .unwrap()
+            .email,
+        "ana@example.com"
+    );
+    foreign.close().await;
+    rotating.close().await;
+}
+
+/// The investor repository, named in full like the token one.
+mod investors {
+    pub(crate) use rwa_domain::investor::InvestorRepository as Repo;
 }

@@ -1,0 +1,354 @@
+//! Investors ([`InvestorRepository`]), their personal data sealed at rest.
+//!
+//! Name, e-mail and external reference are sealed with the store's personal
+//! data keys (`rwa_domain::pii`) before they reach a statement, each bound to
+//! its row and column, and opened after reading; the database and its backups
+//! hold ciphertext only. A search by name or external reference compares
+//! keyed hashes of the normalised value. An investor, its audit entry and its
+//! `investor.created` event are one transaction; neither carries personal
+//! data, only the investor's id.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rwa_domain::audit::AuditRecord;
+use rwa_domain::country::Country;
+use rwa_domain::investor::{
+    Accreditation, INVESTOR_CREATED, Investor, InvestorFilter, InvestorRepository, KycStatus,
+    NewInvestor, normalize_name,
+};
+use rwa_domain::page::{Page, PageRequest};
+use rwa_domain::pii::PiiKeys;
+use rwa_domain::{Actor, InvestorId, OrgId, RepoError, RepoResult};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::Store;
+use crate::connect::{in_write_tx, on_reader};
+use crate::error::DbResult;
+
+/// Namespaces of the keyed hashes (equal strings of two kinds never match).
+const NAME: &str = "name";
+const EXTERNAL_REF: &str = "external_ref";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InvestorRow {
+    id: Uuid,
+    org_id: Uuid,
+    name_sealed: String,
+    email_sealed: String,
+    external_ref_sealed: Option<String>,
+    country: String,
+    kind: String,
+    accredited: bool,
+    accreditation_expires_at: Option<DateTime<Utc>>,
+    kyc_status: String,
+    kyc_expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// What `insert_investor` writes: the request with its personal data sealed.
+pub(crate) struct SealedInvestor {
+    id: Uuid,
+    org_id: Uuid,
+    pii_key: String,
+    name_sealed: String,
+    email_sealed: String,
+    external_ref_sealed: Option<String>,
+    name_index: String,
+    external_ref_index: Option<String>,
+    country: String,
+    kind: &'static str,
+    accredited: bool,
+    accreditation_expires_at: Option<DateTime<Utc>>,
+}
+
+/// The associated data a sealed column is bound to.
+fn context(id: Uuid, column: &str) -> String {
+    format!("investor:{id}:{column}")
+}
+
+fn seal(keys: &PiiKeys, org: OrgId, i: &NewInvestor) -> SealedInvestor {
+    let id = i.id.as_uuid();
+    let (accredited, accreditation_expires_at) = match i.accreditation {
+        Accreditation::None => (false, None),
+        Accreditation::Accredited { expires_at } => (true, expires_at),
+    };
+    SealedInvestor {
+        id,
+        org_id: org.as_uuid(),
+        pii_key: keys.current_id().to_owned(),
+        name_sealed: keys.seal(&i.name, &context(id, "name")),
+        email_sealed: keys.seal(&i.email, &context(id, "email")),
+        external_ref_sealed: i
+            .external_ref
+            .as_deref()
+            .map(|r| keys.seal(r, &context(id, "external_ref"))),
+        name_index: keys.blind_index(NAME, &normalize_name(&i.name)),
+        external_ref_index: i
+            .external_ref
+            .as_deref()
+            .map(|r| keys.blind_index(EXTERNAL_REF, r)),
+        country: i.country.alpha2().to_owned(),
+        kind: i.kind.as_str(),
+        accredited,
+        accreditation_expires_at,
+    }
+}
+
+fn open(keys: &PiiKeys, r: InvestorRow) -> RepoResult<Investor> {
+    let broken = |what: &str, e: &dyn std::fmt::Display| {
+        RepoError::Internal(format!("investor {}: stored {what}: {e}", r.id))
+    };
+    let unseal = |sealed: &str, column: &str| {
+        keys.open(sealed, &context(r.id, column))
+            .map_err(|e| broken(column, &e))
+    };
+    let name = unseal(&r.name_sealed, "name")?;
+    let email = unseal(&r.email_sealed, "email")?;
+    let external_ref = r
+        .external_ref_sealed
+        .as_deref()
+        .map(|s| unseal(s, "external_ref"))
+        .transpose()?;
+    let country = Country::parse(&r.country, "country").map_err(|e| broken("country", &e))?;
+    let kind = r.kind.parse().map_err(|e| broken("type", &e))?;
+    let kyc_status: KycStatus = r.kyc_status.parse().map_err(|e| broken("kyc_status", &e))?;
+    Ok(Investor {
+        id: InvestorId::from_uuid(r.id),
+        org_id: OrgId::from_uuid(r.org_id),
+        name,
+        email,
+        country,
+        kind,
+        accreditation: if r.accredited {
+            Accreditation::Accredited {
+                expires_at: r.accreditation_expires_at,
+            }
+        } else {
+            Accreditation::None
+        },
+        external_ref,
+        kyc_status,
+        kyc_expires_at: r.kyc_expires_at,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    })
+}
+
+/// What `investor.*` events carry: the investor without personal data.
+fn event_data(i: &Investor) -> serde_json::Value {
+    json!({
+        "investor": {
+            "id": i.id,
+            "country": i.country,
+            "type": i.kind.as_str(),
+            "accredited": !matches!(i.accreditation, Accreditation::None),
+            "kyc_status": i.kyc_status.as_str(),
+        }
+    })
+}
+
+fn reference_taken(e: RepoError) -> RepoError {
+    match e {
+        RepoError::Conflict(_) => RepoError::Conflict(
+            "external_ref is already used by another investor of this organization".into(),
+        ),
+        other => other,
+    }
+}
+
+impl Store {
+    fn pii_keys(&self) -> RepoResult<std::sync::Arc<PiiKeys>> {
+        self.pii.clone().ok_or_else(|| {
+            RepoError::Internal("personal data keys are not configured (RWA_SECRET_KEY)".into())
+        })
+    }
+}
+
+#[async_trait]
+impl InvestorRepository for Store {
+    async fn create(
+        &self,
+        org: OrgId,
+        investor: &NewInvestor,
+        actor: &Actor,
+    ) -> RepoResult<Investor> {
+        let keys = self.pii_keys()?;
+        let sealed = seal(&keys, org, investor);
+        let record = AuditRecord {
+            action: INVESTOR_CREATED,
+            target: format!("investor:{}", investor.id),
+            data: json!({
+                "country": investor.country,
+                "type": investor.kind.as_str(),
+                "accredited": !matches!(investor.accreditation, Accreditation::None),
+            }),
+        };
+        let actor = actor.clone();
+        // The block keeps the macro's `?`s inside, so a duplicate reference
+        // passes through `reference_taken`.
+        let created: RepoResult<Investor> = async {
+            in_write_tx!(self, |tx, sql, audit, events| {
+                let row = sql::insert_investor(&mut tx, &sealed).await.db()?;
+                let investor = open(&keys, row)?;
+                audit::append_audit(&mut tx, org, &actor, &record)
+                    .await
+                    .db()?;
+                events::append_event(
+                    &mut tx,
+                    org.as_uuid(),
+                    INVESTOR_CREATED,
+                    &event_data(&investor),
+                )
+                .await
+                .db()?;
+                Ok::<_, RepoError>(investor)
+            })
+        }
+        .await;
+        created.map_err(reference_taken)
+    }
+
+    async fn get(&self, org: OrgId, id: InvestorId) -> RepoResult<Investor> {
+        let keys = self.pii_keys()?;
+        let row = on_reader!(self, |pool, sql| {
+            sql::get_investor(pool, org.as_uuid(), id.as_uuid())
+                .await
+                .db()?
+        });
+        open(&keys, row.ok_or(RepoError::NotFound)?)
+    }
+
+    async fn list(
+        &self,
+        org: OrgId,
+        filter: &InvestorFilter,
+        page: PageRequest,
+    ) -> RepoResult<Page<Investor>> {
+        let keys = self.pii_keys()?;
+        let (name_index, ref_index) = match filter.q.as_deref() {
+            Some(q) => (
+                Some(keys.blind_index(NAME, &normalize_name(q))),
+                Some(keys.blind_index(EXTERNAL_REF, q)),
+            ),
+            None => (None, None),
+        };
+        let query = sql_list::ListQuery {
+            org: org.as_uuid(),
+            kyc_status: filter.kyc_status.map(KycStatus::as_str),
+            country: filter.country.map(|c| c.alpha2().to_owned()),
+            name_index: name_index.as_deref(),
+            ref_index: ref_index.as_deref(),
+            after: page.after,
+            fetch: i64::from(page.limit) + 1,
+        };
+        let rows = on_reader!(self, |pool, sql| {
+            sql::list_investors(pool, &query).await.db()?
+        });
+        let investors = rows
+            .into_iter()
+            .map(|r| open(&keys, r))
+            .collect::<RepoResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(investors, page.limit, |i| {
+            i.id.as_uuid()
+        }))
+    }
+}
+
+/// The parameters of a list, named.
+pub(crate) mod sql_list {
+    pub(crate) struct ListQuery<'a> {
+        pub(crate) org: uuid::Uuid,
+        pub(crate) kyc_status: Option<&'a str>,
+        pub(crate) country: Option<String>,
+        pub(crate) name_index: Option<&'a str>,
+        pub(crate) ref_index: Option<&'a str>,
+        pub(crate) after: Option<uuid::Uuid>,
+        pub(crate) fetch: i64,
+    }
+}
+
+/// Columns of `investors`, in [`InvestorRow`] order.
+macro_rules! investor_columns {
+    () => {
+        "id, org_id, name_sealed, email_sealed, external_ref_sealed, country, kind, accredited, \
+         accreditation_expires_at, kyc_status, kyc_expires_at, created_at, updated_at"
+    };
+}
+
+crate::dialect::statements! {
+    use sqlx::query_as;
+    use uuid::Uuid;
+
+    use super::sql_list::ListQuery;
+    use super::{InvestorRow, SealedInvestor};
+
+    pub(crate) async fn insert_investor(
+        c: &mut Conn,
+        i: &SealedInvestor,
+    ) -> sqlx::Result<InvestorRow> {
+        query_as(concat!(
+            "INSERT INTO investors (id, org_id, pii_key, name_sealed, email_sealed, \
+             external_ref_sealed, name_index, external_ref_index, country, kind, accredited, \
+             accreditation_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
+            investor_columns!()
+        ))
+        .bind(i.id)
+        .bind(i.org_id)
+        .bind(&i.pii_key)
+        .bind(&i.name_sealed)
+        .bind(&i.email_sealed)
+        .bind(i.external_ref_sealed.as_deref())
+        .bind(&i.name_index)
+        .bind(i.external_ref_index.as_deref())
+        .bind(&i.country)
+        .bind(i.kind)
+        .bind(i.accredited)
+        .bind(i.accreditation_expires_at)
+        .fetch_one(c)
+        .await
+    }
+
+    pub(crate) async fn get_investor(
+        pool: &Pool,
+        org: Uuid,
+        id: Uuid,
+    ) -> sqlx::Result<Option<InvestorRow>> {
+        query_as(concat!(
+            "SELECT ",
+            investor_columns!(),
+            " FROM investors WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+    }
+
+    pub(crate) async fn list_investors(
+        pool: &Pool,
+        q: &ListQuery<'_>,
+    ) -> sqlx::Result<Vec<InvestorRow>> {
+        query_as(concat!(
+            "SELECT ",
+            investor_columns!(),
+            " FROM investors WHERE org_id = $1 \
+             AND ($2 IS NULL OR kyc_status = $2) \
+             AND ($3 IS NULL OR country = $3) \
+             AND ($4 IS NULL OR name_index = $4 OR external_ref_index = $5) \
+             AND ($6 IS NULL OR id > $6) \
+             ORDER BY id LIMIT $7"
+        ))
+        .bind(q.org)
+        .bind(q.kyc_status)
+        .bind(q.country.as_deref())
+        .bind(q.name_index)
+        .bind(q.ref_index)
+        .bind(q.after)
+        .bind(q.fetch)
+        .fetch_all(pool)
+        .await
+    }
+}
