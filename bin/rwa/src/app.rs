@@ -47,16 +47,27 @@ pub struct App {
 
 /// Opens the database named by the configuration and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    open_store_rotating(config, None).await
+}
+
+/// [`open_store`], with personal data sealed under `previous` (the server
+/// secret before a rotation) still readable.
+pub async fn open_store_rotating(
+    config: &Config,
+    previous: Option<&[u8]>,
+) -> anyhow::Result<Store> {
     let mut opts = StoreOptions::new(config.database.url.expose());
     opts.max_connections = config.database.max_connections;
     opts.min_connections = config.database.min_connections;
     opts.acquire_timeout = config.database.acquire_timeout;
     // Personal data is sealed under keys derived from the server secret
     // (resolved before the store opens in `serve`).
-    opts.pii = config
-        .secret_key
-        .as_ref()
-        .map(|s| Arc::new(rwa_domain::pii::PiiKeys::new(s.expose().as_bytes(), None)));
+    opts.pii = config.secret_key.as_ref().map(|s| {
+        Arc::new(rwa_domain::pii::PiiKeys::new(
+            s.expose().as_bytes(),
+            previous,
+        ))
+    });
     let store = Store::connect(&opts)
         .await
         .with_context(|| format!("database {}", config.database.url.redacted()))?;

@@ -41,6 +41,19 @@ pub enum Command {
     /// Background job commands (every organization's jobs and the platform's own).
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Server secret commands.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+/// `rwa secrets …`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// After `RWA_SECRET_KEY` changed: re-seal the personal data sealed under
+    /// the previous secret (given in `RWA_PREVIOUS_SECRET_KEY`) under the
+    /// current one and re-key its search hashes; prints `{"resealed","key_id"}`.
+    /// Safe to interrupt and run again.
+    Rotate(DataArgs),
 }
 
 /// Flags of `serve`.

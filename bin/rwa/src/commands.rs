@@ -8,7 +8,7 @@ use rwa_domain::ports::{ApiKeyRepository, AuditTrail, OrgRepository};
 use rwa_domain::{Actor, OrgId, Role};
 use serde_json::json;
 
-use crate::app::{App, open_store};
+use crate::app::{App, open_store, open_store_rotating};
 use crate::config::Config;
 
 /// Exit code for invalid input (configuration, arguments).
@@ -224,4 +224,30 @@ pub async fn jobs_steer(config: Config, id: &str, steer: Steer) -> anyhow::Resul
 fn usage(message: &str) -> i32 {
     eprintln!("{message}");
     EXIT_USAGE
+}
+
+/// `rwa secrets rotate`: re-seals personal data sealed under the previous
+/// server secret (`RWA_PREVIOUS_SECRET_KEY`) under the current one (the
+/// configured `RWA_SECRET_KEY`, or in development the data dir's generated
+/// secret, as `serve` uses).
+pub async fn secrets_rotate(mut config: Config) -> anyhow::Result<i32> {
+    let previous = std::env::var("RWA_PREVIOUS_SECRET_KEY").map_err(|_| {
+        anyhow::anyhow!(
+            "RWA_PREVIOUS_SECRET_KEY: required: the secret the personal data is sealed under now"
+        )
+    })?;
+    if config.secret_key.is_none() {
+        config.secret_key = Some(crate::secrets::development_secret(&config.data_dir)?);
+    }
+    let store = open_store_rotating(&config, Some(previous.as_bytes())).await?;
+    let resealed = store.reseal_personal_data().await.context(
+        "re-sealing personal data (is RWA_PREVIOUS_SECRET_KEY the secret it was sealed under?)",
+    );
+    store.close().await;
+    let current = config.secret_key.as_ref().expect("resolved above");
+    let key_id = rwa_domain::pii::PiiKey::derive(current.expose().as_bytes())
+        .id()
+        .to_owned();
+    println!("{}", json!({ "resealed": resealed?, "key_id": key_id }));
+    Ok(0)
 }

@@ -4,6 +4,7 @@
 use clap::Parser;
 use rwa::cli::{
     AuditCommand, Cli, Command, ConfigCommand, DataArgs, JobsCommand, KeysCommand, OrgCommand,
+    SecretsCommand,
 };
 use rwa::commands::{self, EXIT_USAGE};
 use rwa::config::{Config, Overrides};
@@ -21,6 +22,7 @@ fn main() {
         | Command::Org(OrgCommand::Create { data: d, .. })
         | Command::Keys(KeysCommand::Create { data: d, .. })
         | Command::Audit(AuditCommand::Verify(d))
+        | Command::Secrets(SecretsCommand::Rotate(d))
         | Command::Jobs(
             JobsCommand::List { data: d, .. }
             | JobsCommand::Retry { data: d, .. }
@@ -63,6 +65,7 @@ fn main() {
                 org, role, label, ..
             }) => commands::keys_create(config, &org, &role, label.as_deref()).await,
             Command::Audit(AuditCommand::Verify(_)) => commands::audit_verify(config).await,
+            Command::Secrets(SecretsCommand::Rotate(_)) => commands::secrets_rotate(config).await,
             Command::Jobs(JobsCommand::List {
                 queue,
                 state,

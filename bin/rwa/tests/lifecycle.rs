@@ -277,3 +277,114 @@ async fn audit_verify_exits_one_at_an_altered_or_removed_entry() {
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["first_broken"]["seq"], 4, "{report}");
 }
+
+/// `rwa secrets rotate` after the server secret changed: every investor row
+/// sealed under the previous secret is re-sealed under the current one, its
+/// search hashes re-keyed, and the command is idempotent; without the
+/// previous secret it refuses and names the variable.
+#[tokio::test]
+async fn secrets_rotate_reseals_personal_data_under_the_new_secret() {
+    use rwa_domain::investor::{InvestorDraft, InvestorFilter, InvestorRepository, NewInvestor};
+    use rwa_domain::pii::PiiKeys;
+    use rwa_domain::ports::OrgRepository;
+    use std::sync::Arc;
+
+    const OLD: &str = "0ld5ecret0ld5ecret0ld5ecret0ld5ecret0ld5ecret0ld5ecret0ld5ecret00";
+    const NEW: &str = "9e7f3a0c2b4d6e8f1a3c5e7092b4d6f8a1c3e5f7092b4d6e8f0a2c4e6f8091b3";
+    let db = rwa_testkit::TestDatabase::create().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let open = async |secret: &str, previous: Option<&str>| {
+        let mut opts = rwa_store::StoreOptions::new(&db.url);
+        opts.pii = Some(Arc::new(PiiKeys::new(
+            secret.as_bytes(),
+            previous.map(str::as_bytes),
+        )));
+        let store = rwa_store::Store::connect(&opts).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    };
+    let before = open(OLD, None).await;
+    let (key, _) = rwa_domain::api_key::NewApiKey::generate(rwa_domain::Role::Admin, None);
+    let org = before
+        .system_create_with_key(
+            &rwa_domain::org::OrgName::parse("Rotating").unwrap(),
+            &key,
+            &rwa_domain::Actor::Cli,
+        )
+        .await
+        .unwrap()
+        .id;
+    let mut ids = Vec::new();
+    for (name, reference) in [("Ana Müller", Some("crm:1")), ("Bo Chen", None)] {
+        let draft = InvestorDraft {
+            name: name.into(),
+            email: "someone@example.com".into(),
+            country: "DE".into(),
+            kind: "individual".into(),
+            accredited: false,
+            accreditation_expires_at: None,
+            external_ref: reference.map(Into::into),
+        };
+        let investor = NewInvestor::parse(&draft, chrono::Utc::now()).unwrap();
+        InvestorRepository::create(&before, org, &investor, &rwa_domain::Actor::Cli)
+            .await
+            .unwrap();
+        ids.push(investor.id);
+    }
+    before.close().await;
+
+    let rotate = |previous: Option<&str>| {
+        let mut env = vec![
+            ("RWA_DATABASE_URL".to_owned(), db.url.clone()),
+            ("RWA_SECRET_KEY".to_owned(), NEW.to_owned()),
+        ];
+        if let Some(p) = previous {
+            env.push(("RWA_PREVIOUS_SECRET_KEY".to_owned(), p.to_owned()));
+        }
+        common::base_command(&env)
+            .args(["secrets", "rotate", "--data-dir"])
+            .arg(data_dir.path())
+            .output()
+            .unwrap()
+    };
+    let refused = rotate(None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("RWA_PREVIOUS_SECRET_KEY"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let out = rotate(Some(OLD));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["resealed"], 2);
+    let again: Value = serde_json::from_slice(&rotate(Some(OLD)).stdout).unwrap();
+    assert_eq!(again["resealed"], 0, "a second run finds nothing to do");
+
+    // Only the new secret is needed now: rows open and search finds them.
+    let after = open(NEW, None).await;
+    for id in &ids {
+        InvestorRepository::get(&after, org, *id).await.unwrap();
+    }
+    for q in ["muller ana", "crm:1"] {
+        let filter = InvestorFilter {
+            q: Some(q.into()),
+            ..InvestorFilter::default()
+        };
+        let found = InvestorRepository::list(&after, org, &filter, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(found.items.len(), 1, "{q}");
+        assert_eq!(found.items[0].name, "Ana Müller");
+    }
+    assert_eq!(
+        printed["key_id"].as_str().unwrap(),
+        rwa_domain::pii::PiiKey::derive(NEW.as_bytes()).id()
+    );
+    after.close().await;
+}

@@ -158,11 +158,99 @@ fn reference_taken(e: RepoError) -> RepoError {
     }
 }
 
+/// Rows re-sealed per transaction by a rotation.
+const ROTATION_BATCH: i64 = 200;
+
+/// A row still sealed under an old key, as a rotation reads it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StaleRow {
+    id: Uuid,
+    pii_key: String,
+    name_sealed: String,
+    email_sealed: String,
+    external_ref_sealed: Option<String>,
+}
+
+/// What a rotation writes back into one row.
+pub(crate) struct Resealed {
+    id: Uuid,
+    old_key: String,
+    pii_key: String,
+    name_sealed: String,
+    email_sealed: String,
+    external_ref_sealed: Option<String>,
+    name_index: String,
+    external_ref_index: Option<String>,
+}
+
+fn reseal(keys: &PiiKeys, r: StaleRow) -> RepoResult<Resealed> {
+    let broken = |column: &str, e: rwa_domain::pii::PiiError| {
+        RepoError::Internal(format!("investor {}: stored {column}: {e}", r.id))
+    };
+    let unseal = |sealed: &str, column: &str| {
+        keys.open(sealed, &context(r.id, column))
+            .map_err(|e| broken(column, e))
+    };
+    let name = unseal(&r.name_sealed, "name")?;
+    let email = unseal(&r.email_sealed, "email")?;
+    let external_ref = r
+        .external_ref_sealed
+        .as_deref()
+        .map(|s| unseal(s, "external_ref"))
+        .transpose()?;
+    Ok(Resealed {
+        id: r.id,
+        old_key: r.pii_key.clone(),
+        pii_key: keys.current_id().to_owned(),
+        name_sealed: keys.seal(&name, &context(r.id, "name")),
+        email_sealed: keys.seal(&email, &context(r.id, "email")),
+        external_ref_sealed: external_ref
+            .as_deref()
+            .map(|x| keys.seal(x, &context(r.id, "external_ref"))),
+        name_index: keys.blind_index(NAME, &normalize_name(&name)),
+        external_ref_index: external_ref
+            .as_deref()
+            .map(|x| keys.blind_index(EXTERNAL_REF, x)),
+    })
+}
+
 impl Store {
     fn pii_keys(&self) -> RepoResult<std::sync::Arc<PiiKeys>> {
         self.pii.clone().ok_or_else(|| {
             RepoError::Internal("personal data keys are not configured (RWA_SECRET_KEY)".into())
         })
+    }
+
+    /// For `rwa secrets rotate`: re-seals every investor row sealed under a
+    /// key other than the current one (it must open under the current or the
+    /// previous key the store was given), and recomputes its search hashes
+    /// under the current key, in batches of one transaction each; answers how
+    /// many rows. Safe to interrupt and run again: a batch commits whole, and
+    /// rows already re-sealed are not touched twice. Rotation events are not
+    /// audited per row; the command's caller is.
+    pub async fn reseal_personal_data(&self) -> RepoResult<u64> {
+        let keys = self.pii_keys()?;
+        let current = keys.current_id().to_owned();
+        let mut total = 0;
+        loop {
+            let (keys, current) = (keys.clone(), current.clone());
+            let done: RepoResult<u64> = in_write_tx!(self, |tx, sql| {
+                let stale = sql::stale_investors(&mut tx, &current, ROTATION_BATCH)
+                    .await
+                    .db()?;
+                let count = stale.len() as u64;
+                for row in stale {
+                    let resealed = reseal(&keys, row)?;
+                    sql::write_resealed(&mut tx, &resealed).await.db()?;
+                }
+                Ok::<_, RepoError>(count)
+            });
+            let done = done?;
+            total += done;
+            if done < ROTATION_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 }
 
@@ -282,7 +370,42 @@ crate::dialect::statements! {
     use uuid::Uuid;
 
     use super::sql_list::ListQuery;
-    use super::{InvestorRow, SealedInvestor};
+    use super::{InvestorRow, Resealed, SealedInvestor, StaleRow};
+
+    pub(crate) async fn stale_investors(
+        c: &mut Conn,
+        current_key: &str,
+        limit: i64,
+    ) -> sqlx::Result<Vec<StaleRow>> {
+        query_as(
+            "SELECT id, pii_key, name_sealed, email_sealed, external_ref_sealed FROM investors \
+             WHERE pii_key <> $1 ORDER BY id LIMIT $2",
+        )
+        .bind(current_key)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+    }
+
+    pub(crate) async fn write_resealed(c: &mut Conn, r: &Resealed) -> sqlx::Result<()> {
+        // Not `updated_at`: re-sealing changes no business data.
+        sqlx::query(
+            "UPDATE investors SET pii_key = $1, name_sealed = $2, email_sealed = $3, \
+             external_ref_sealed = $4, name_index = $5, external_ref_index = $6 \
+             WHERE id = $7 AND pii_key = $8",
+        )
+        .bind(&r.pii_key)
+        .bind(&r.name_sealed)
+        .bind(&r.email_sealed)
+        .bind(r.external_ref_sealed.as_deref())
+        .bind(&r.name_index)
+        .bind(r.external_ref_index.as_deref())
+        .bind(r.id)
+        .bind(&r.old_key)
+        .execute(c)
+        .await
+        .map(|_| ())
+    }
 
     pub(crate) async fn insert_investor(
         c: &mut Conn,
