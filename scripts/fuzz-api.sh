@@ -4,7 +4,8 @@
 # its schema, and the request constraints the spec declares must be exactly
 # the ones the server enforces (what the spec allows is accepted, what it
 # forbids is refused). Runs against a real `rwa serve` on the embedded default
-# with data present (an organization, keys of every role, a token).
+# with data present (an organization, keys of every role, a token, an
+# investor).
 # Usage: scripts/fuzz-api.sh [path/to/rwa] (default: $CARGO_TARGET_DIR or target, then debug/rwa)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,9 @@ for role in operator compliance auditor; do "$bin" keys create --org "$org" --ro
 curl -sf -o /dev/null -X POST "$base/v1/tokens" -H "Authorization: Bearer $admin" \
   -H 'content-type: application/json' \
   -d '{"name":"Fuzzed Token","symbol":"FZZ","decimals":6,"compliance":{"country_allow":["FR"],"max_holders":10}}'
+curl -sf -o /dev/null -X POST "$base/v1/investors" -H "Authorization: Bearer $admin" \
+  -H 'content-type: application/json' \
+  -d '{"name":"Fuzzed Investor","email":"fuzz@example.com","country":"FR","type":"entity","accredited":false,"external_ref":"fuzz:1"}'
 
 # One worker: the generator's threads race in Python 3.11's parser (a
 # SystemError inside the tool, not a finding). Every check but the

@@ -151,6 +151,7 @@ impl App {
             audit: store.clone(),
             jobs: Arc::new(queue.clone()),
             tokens: store.clone(),
+            investors: store.clone(),
             health: health.into(),
             metrics: crate::metrics::renderer(crate::metrics::recorder(), probe),
             settings: Arc::new(settings),

@@ -51,6 +51,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::audit::router())
         .merge(routes::jobs::router())
         .merge(routes::tokens::router())
+        .merge(routes::investors::router())
         .split_for_parts();
     openapi::add_problem_responses(&mut spec);
 

@@ -75,6 +75,8 @@ pub struct ApiPorts {
     pub jobs: Arc<dyn JobAdmin>,
     /// Security tokens.
     pub tokens: Arc<dyn TokenRepository>,
+    /// Investors.
+    pub investors: Arc<dyn rwa_domain::investor::InvestorRepository>,
     /// Dependencies reported by `/health/*`.
     pub health: Arc<[Arc<dyn HealthCheck>]>,
     /// `/metrics` body.

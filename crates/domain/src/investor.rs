@@ -87,46 +87,31 @@ pub struct InvestorDraft {
     pub external_ref: Option<String>,
 }
 
-/// Accreditation: absent, or held until an optional expiry.
+/// Accreditation (qualified-investor status) and when it ends or ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Accreditation {
-    /// Not accredited.
-    None,
-    /// Accredited, until `expires_at` if given.
-    Accredited {
-        /// When it lapses.
-        expires_at: Option<DateTime<Utc>>,
-    },
+pub struct Accreditation {
+    /// Whether the investor is accredited (and, with an expiry, until then).
+    pub accredited: bool,
+    /// When the accreditation ends, or ended (kept for the record when the
+    /// investor is no longer accredited).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Accreditation {
-    /// Validates the two request fields together; `now` is the clock the
-    /// request is judged by (an expiry must lie after it).
-    pub fn parse(
-        accredited: bool,
-        expires_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> Result<Self, ValidationError> {
-        match (accredited, expires_at) {
-            (false, None) => Ok(Accreditation::None),
-            (false, Some(_)) => Err(ValidationError::new(
-                "accreditation_expires_at",
-                "may only be given with accredited: true",
-            )),
-            (true, Some(at)) if at <= now => Err(ValidationError::new(
-                "accreditation_expires_at",
-                "must be in the future",
-            )),
-            (true, expires_at) => Ok(Accreditation::Accredited { expires_at }),
+    /// The two request fields, judged at `now`: an expiry that has already
+    /// passed means the accreditation has lapsed, so the investor is stored
+    /// as not accredited, as the expiry sweep would leave it. Every
+    /// combination is meaningful; none is refused.
+    pub fn at(accredited: bool, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+        Accreditation {
+            accredited: accredited && expires_at.is_none_or(|at| at > now),
+            expires_at,
         }
     }
 
     /// Whether it holds at `now`.
     pub fn holds_at(self, now: DateTime<Utc>) -> bool {
-        match self {
-            Accreditation::None => false,
-            Accreditation::Accredited { expires_at } => expires_at.is_none_or(|at| at > now),
-        }
+        self.accredited && self.expires_at.is_none_or(|at| at > now)
     }
 }
 
@@ -158,10 +143,11 @@ impl NewInvestor {
         let email = keep(e, parse_email(&draft.email, "email"));
         let country = keep(e, Country::parse(&draft.country, "country"));
         let kind = keep(e, draft.kind.parse::<InvestorKind>());
-        let accreditation = keep(
-            e,
-            Accreditation::parse(draft.accredited, draft.accreditation_expires_at, now),
-        );
+        let accreditation = Some(Accreditation::at(
+            draft.accredited,
+            draft.accreditation_expires_at,
+            now,
+        ));
         let external_ref = keep(
             e,
             draft
@@ -197,12 +183,11 @@ fn keep<T>(errors: &mut Vec<ValidationError>, r: Result<T, ValidationError>) -> 
     r.map_err(|e| errors.push(e)).ok()
 }
 
-/// A legal name: trimmed, 1 to [`MAX_NAME_CHARS`] characters, no control
-/// characters.
+/// A legal name: at most [`MAX_NAME_CHARS`] characters as sent, not blank, no
+/// control characters; stored without surrounding spaces.
 pub fn parse_name(raw: &str, field: &str) -> Result<String, ValidationError> {
     let name = raw.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS {
+    if name.is_empty() || raw.chars().count() > MAX_NAME_CHARS {
         return Err(ValidationError::new(
             field,
             format!("must be 1 to {MAX_NAME_CHARS} characters"),
@@ -218,33 +203,49 @@ pub fn parse_name(raw: &str, field: &str) -> Result<String, ValidationError> {
 }
 
 /// An e-mail address, checked for shape only (deliverability is the KYC
-/// provider's concern): one `@`, a non-empty local part of at most 64
-/// characters, a domain of dot-separated non-empty labels, no spaces. The
-/// domain is lower-cased; the local part is kept as given.
+/// provider's concern), exactly as [`EMAIL_PATTERN`] states it: a local part
+/// of 1 to 64 characters that are not `@`, white space or control
+/// characters, then `@` and a domain of at least two dot-separated labels of
+/// ASCII letters, digits and hyphens; at most [`MAX_EMAIL_CHARS`] in all.
+/// The domain is lower-cased; the local part is kept as given.
 pub fn parse_email(raw: &str, field: &str) -> Result<String, ValidationError> {
-    let bad = || ValidationError::new(field, "must be an e-mail address such as ana@example.com");
-    let email = raw.trim();
-    if email.is_empty() || email.chars().count() > MAX_EMAIL_CHARS {
-        return Err(ValidationError::new(
+    let bad = || {
+        ValidationError::new(
             field,
-            format!("must be 1 to {MAX_EMAIL_CHARS} characters"),
-        ));
-    }
-    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
-    let labels_ok = domain.contains('.')
-        && domain
-            .split('.')
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
-    if local.is_empty()
-        || local.chars().count() > 64
-        || local.contains('@')
-        || local.chars().any(|c| c.is_whitespace() || c.is_control())
-        || !labels_ok
-    {
+            format!(
+                "must be an e-mail address such as ana@example.com, at most {MAX_EMAIL_CHARS} characters"
+            ),
+        )
+    };
+    if raw.chars().count() > MAX_EMAIL_CHARS {
         return Err(bad());
     }
-    Ok(format!("{local}@{}", domain.to_lowercase()))
+    let (local, domain) = raw.split_once('@').ok_or_else(bad)?;
+    let local_ok = (1..=64).contains(&local.chars().count())
+        && local
+            .chars()
+            .all(|c| c != '@' && !c.is_whitespace() && !c.is_control());
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !local_ok || !domain_ok {
+        return Err(bad());
+    }
+    Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
 }
+
+/// [`parse_email`]'s rule as a regular expression, for the API description.
+pub const EMAIL_PATTERN: &str = r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$";
+
+/// [`parse_name`]'s rule as a regular expression (with at most
+/// [`MAX_NAME_CHARS`] characters).
+pub const NAME_PATTERN: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+/// [`parse_external_ref`]'s rule as a regular expression.
+pub const EXTERNAL_REF_PATTERN: &str = "^[A-Za-z0-9._:-]{1,100}$";
 
 /// An organization's own reference: 1 to [`MAX_EXTERNAL_REF_CHARS`] of
 /// letters, digits and `. _ : -`.
@@ -571,35 +572,42 @@ mod tests {
         let errors = NewInvestor::parse(&bad, now()).unwrap_err();
         assert_eq!(
             fields(&errors),
-            [
-                "name",
-                "email",
-                "country",
-                "type",
-                "accreditation_expires_at",
-                "external_ref"
-            ]
+            ["name", "email", "country", "type", "external_ref"]
         );
     }
 
     #[test]
-    fn an_accreditation_expiry_must_lie_ahead() {
+    fn an_accreditation_that_has_ended_is_stored_as_lapsed() {
         let mut d = draft();
         d.accreditation_expires_at = Some(now());
-        let errors = NewInvestor::parse(&d, now()).unwrap_err();
-        assert_eq!(fields(&errors), ["accreditation_expires_at"]);
-        d.accreditation_expires_at = None;
-        let open = NewInvestor::parse(&d, now()).unwrap();
+        let lapsed = NewInvestor::parse(&d, now()).unwrap().accreditation;
         assert_eq!(
-            open.accreditation,
-            Accreditation::Accredited { expires_at: None }
+            lapsed,
+            Accreditation {
+                accredited: false,
+                expires_at: Some(now())
+            }
         );
+        d.accreditation_expires_at = None;
+        let open = NewInvestor::parse(&d, now()).unwrap().accreditation;
+        assert!(open.accredited && open.holds_at(now() + TimeDelta::days(10_000)));
+        // Not accredited, with the date a past accreditation ended: kept.
+        d.accredited = false;
+        d.accreditation_expires_at = Some(now() - TimeDelta::days(3));
+        let former = NewInvestor::parse(&d, now()).unwrap().accreditation;
+        assert!(!former.accredited && former.expires_at.is_some());
     }
 
     #[test]
     fn emails_are_checked_for_shape() {
-        for ok in ["a@b.co", "first.last+tag@sub.example.org", "ü@exämple.de"] {
+        let pattern = regex::Regex::new(EMAIL_PATTERN).unwrap();
+        for ok in [
+            "a@b.co",
+            "first.last+tag@sub.example.org",
+            "ü@xn--exmple-cua.de",
+        ] {
             assert!(parse_email(ok, "email").is_ok(), "{ok}");
+            assert!(pattern.is_match(ok), "{ok}");
         }
         for bad in [
             "",
@@ -611,8 +619,12 @@ mod tests {
             "a b@c.com",
             "a@b..com",
             "a@b_c.com",
+            "ü@exämple.de",
+            " a@b.co",
+            "a\u{85}@b.co",
         ] {
             assert!(parse_email(bad, "email").is_err(), "{bad}");
+            assert!(!pattern.is_match(bad), "{bad}");
         }
         let long = format!("{}@example.com", "a".repeat(65));
         assert!(parse_email(&long, "email").is_err());

@@ -70,10 +70,10 @@ fn context(id: Uuid, column: &str) -> String {
 
 fn seal(keys: &PiiKeys, org: OrgId, i: &NewInvestor) -> SealedInvestor {
     let id = i.id.as_uuid();
-    let (accredited, accreditation_expires_at) = match i.accreditation {
-        Accreditation::None => (false, None),
-        Accreditation::Accredited { expires_at } => (true, expires_at),
-    };
+    let Accreditation {
+        accredited,
+        expires_at: accreditation_expires_at,
+    } = i.accreditation;
     SealedInvestor {
         id,
         org_id: org.as_uuid(),
@@ -121,12 +121,9 @@ fn open(keys: &PiiKeys, r: InvestorRow) -> RepoResult<Investor> {
         email,
         country,
         kind,
-        accreditation: if r.accredited {
-            Accreditation::Accredited {
-                expires_at: r.accreditation_expires_at,
-            }
-        } else {
-            Accreditation::None
+        accreditation: Accreditation {
+            accredited: r.accredited,
+            expires_at: r.accreditation_expires_at,
         },
         external_ref,
         kyc_status,
@@ -143,7 +140,7 @@ fn event_data(i: &Investor) -> serde_json::Value {
             "id": i.id,
             "country": i.country,
             "type": i.kind.as_str(),
-            "accredited": !matches!(i.accreditation, Accreditation::None),
+            "accredited": i.accreditation.accredited,
             "kyc_status": i.kyc_status.as_str(),
         }
     })
@@ -270,7 +267,7 @@ impl InvestorRepository for Store {
             data: json!({
                 "country": investor.country,
                 "type": investor.kind.as_str(),
-                "accredited": !matches!(investor.accreditation, Accreditation::None),
+                "accredited": investor.accreditation.accredited,
             }),
         };
         let actor = actor.clone();

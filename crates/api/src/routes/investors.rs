@@ -1,0 +1,261 @@
+//! Investors of the caller's organization: onboard (201, `kyc_status:
+//! pending`), read one, list with filters. Admin and operator keys onboard
+//! (DESIGN's roles: operators handle investors and wallets); every role reads. Personal data in these bodies is sealed at
+//! rest and never logged.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use rwa_domain::InvestorId;
+use rwa_domain::country::Country;
+use rwa_domain::investor::{
+    Investor, InvestorDraft, InvestorFilter, KycStatus, MAX_NAME_CHARS, NewInvestor,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Authorized, roles};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{Json, Query, path_id};
+use crate::routes::ListView;
+use crate::schema::CountryCode;
+use crate::state::ApiState;
+
+pub(crate) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_investor, list_investors))
+        .routes(routes!(get_investor))
+}
+
+/// A person or an entity.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum InvestorType {
+    Individual,
+    Entity,
+}
+
+/// Body of `POST /v1/investors`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateInvestor {
+    /// Legal name: not blank, no control characters; stored without
+    /// surrounding spaces.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    name: String,
+    /// Contact e-mail; the domain in ASCII (internationalised domains in
+    /// their `xn--` form).
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )]
+    email: String,
+    #[schema(value_type = CountryCode)]
+    country: String,
+    #[serde(rename = "type")]
+    kind: InvestorType,
+    /// Whether the investor is accredited (qualified).
+    accredited: bool,
+    /// When the accreditation ends, or ended. A date already past means it
+    /// has lapsed: the investor is stored as not accredited.
+    #[serde(default)]
+    accreditation_expires_at: Option<DateTime<Utc>>,
+    /// The organization's own reference (a CRM id, a KYC provider's
+    /// applicant id), unique in the organization (409 otherwise); `q=`
+    /// finds it exactly.
+    #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,100}$")]
+    external_ref: Option<String>,
+}
+
+/// An investor.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InvestorView {
+    id: uuid::Uuid,
+    name: String,
+    email: String,
+    #[schema(value_type = CountryCode)]
+    country: String,
+    #[serde(rename = "type")]
+    kind: InvestorType,
+    accredited: bool,
+    accreditation_expires_at: Option<DateTime<Utc>>,
+    external_ref: Option<String>,
+    /// `pending`, `approved`, `rejected` or `expired`.
+    kyc_status: String,
+    /// When the current KYC approval lapses.
+    kyc_expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Investor> for InvestorView {
+    fn from(i: Investor) -> Self {
+        Self {
+            id: i.id.as_uuid(),
+            name: i.name,
+            email: i.email,
+            country: i.country.to_string(),
+            kind: match i.kind {
+                rwa_domain::investor::InvestorKind::Individual => InvestorType::Individual,
+                rwa_domain::investor::InvestorKind::Entity => InvestorType::Entity,
+            },
+            accredited: i.accreditation.accredited,
+            accreditation_expires_at: i.accreditation.expires_at,
+            external_ref: i.external_ref,
+            kyc_status: i.kyc_status.as_str().to_owned(),
+            kyc_expires_at: i.kyc_expires_at,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+/// Filters and page.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct InvestorListParams {
+    /// Only investors in this KYC status.
+    #[param(pattern = "^(pending|approved|rejected|expired)$")]
+    kyc_status: Option<String>,
+    /// Only investors of this country.
+    #[param(value_type = Option<CountryCode>)]
+    country: Option<String>,
+    /// Exactly this name (case, accents, punctuation and word order do not
+    /// matter) or exactly this external reference.
+    #[param(min_length = 1, max_length = 200)]
+    q: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page (empty: the first page).
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
+    cursor: Option<String>,
+}
+
+/// Onboards an investor, `kyc_status: pending`.
+#[utoipa::path(post, path = "/v1/investors", tag = "investors",
+    security(("api_key" = ["admin", "operator"])),
+    request_body = CreateInvestor,
+    responses(
+        (status = 201, body = InvestorView),
+        (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
+            description = "`/problems/conflict`: the external reference names another investor of the organization"),
+    ))]
+async fn create_investor(
+    caller: Authorized<roles::AdminOrOperator>,
+    State(state): State<ApiState>,
+    Json(body): Json<CreateInvestor>,
+) -> ApiResult<(StatusCode, axum::Json<InvestorView>)> {
+    let draft = InvestorDraft {
+        name: body.name,
+        email: body.email,
+        country: body.country,
+        kind: match body.kind {
+            InvestorType::Individual => "individual".into(),
+            InvestorType::Entity => "entity".into(),
+        },
+        accredited: body.accredited,
+        accreditation_expires_at: body.accreditation_expires_at,
+        external_ref: body.external_ref,
+    };
+    let investor = NewInvestor::parse(&draft, Utc::now()).map_err(|errors| {
+        ApiError::Validation(errors.into_iter().map(FieldError::from).collect())
+    })?;
+    let stored = state
+        .investors
+        .create(caller.org_id, &investor, &caller.actor())
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(stored.into())))
+}
+
+/// Lists the organization's investors, oldest first.
+#[utoipa::path(get, path = "/v1/investors", tag = "investors",
+    security(("api_key" = ["admin", "operator", "compliance", "auditor"])),
+    params(InvestorListParams),
+    responses((status = 200, body = ListView<InvestorView>)))]
+async fn list_investors(
+    caller: Authorized<roles::Anyone>,
+    State(state): State<ApiState>,
+    Query(params): Query<InvestorListParams>,
+) -> ApiResult<axum::Json<ListView<InvestorView>>> {
+    let mut errors = Vec::new();
+    let kyc_status = params
+        .kyc_status
+        .as_deref()
+        .map(str::parse::<KycStatus>)
+        .transpose()
+        .map_err(|e| errors.push(FieldError::from(e)))
+        .ok()
+        .flatten();
+    let country = params
+        .country
+        .as_deref()
+        .map(|c| Country::parse(c, "country"))
+        .transpose()
+        .map_err(|e| errors.push(FieldError::from(e)))
+        .ok()
+        .flatten();
+    if let Some(q) = &params.q
+        && !(1..=MAX_NAME_CHARS).contains(&q.chars().count())
+    {
+        errors.push(FieldError {
+            field: "q".into(),
+            message: format!("must be 1 to {MAX_NAME_CHARS} characters"),
+        });
+    }
+    let page = rwa_domain::page::PageRequest::parse(params.limit, params.cursor.as_deref());
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let filter = InvestorFilter {
+        kyc_status,
+        country,
+        q: params.q,
+    };
+    let investors = state.investors.list(caller.org_id, &filter, page?).await?;
+    Ok(axum::Json(ListView::from_page(investors)))
+}
+
+/// One investor of the organization.
+#[utoipa::path(get, path = "/v1/investors/{id}", tag = "investors",
+    security(("api_key" = ["admin", "operator", "compliance", "auditor"])),
+    params(("id" = uuid::Uuid, Path, description = "investor id")),
+    responses((status = 200, body = InvestorView)))]
+async fn get_investor(
+    caller: Authorized<roles::Anyone>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<InvestorView>> {
+    let id: InvestorId = path_id(&id)?;
+    let investor = state.investors.get(caller.org_id, id).await?;
+    Ok(axum::Json(investor.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use rwa_domain::investor::{EMAIL_PATTERN, EXTERNAL_REF_PATTERN, NAME_PATTERN};
+    use utoipa::PartialSchema;
+
+    /// The request schema states the domain's rules, not a copy that drifts.
+    #[test]
+    fn the_schema_states_the_domain_rules() {
+        let schema = serde_json::to_value(super::CreateInvestor::schema()).unwrap();
+        let p = &schema["properties"];
+        assert_eq!(p["name"]["pattern"], NAME_PATTERN);
+        assert_eq!(p["name"]["maxLength"], super::MAX_NAME_CHARS);
+        assert_eq!(p["email"]["pattern"], EMAIL_PATTERN);
+        assert_eq!(
+            p["email"]["maxLength"],
+            rwa_domain::investor::MAX_EMAIL_CHARS
+        );
+        assert_eq!(p["external_ref"]["pattern"], EXTERNAL_REF_PATTERN);
+    }
+}
