@@ -619,6 +619,11 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/tokens", "post"),
         ("/v1/tokens", "get"),
         ("/v1/tokens/{id}", "get"),
+        ("/v1/investors", "post"),
+        ("/v1/investors", "get"),
+        ("/v1/investors/{id}", "get"),
+        ("/v1/investors/{id}/wallets", "post"),
+        ("/v1/investors/{id}/wallets/{address}", "delete"),
     ];
     for (path, method) in expected {
         assert!(

@@ -1,8 +1,9 @@
 //! Onboarding investors through the running service, on the backend
 //! `RWA_TEST_DATABASE` names: 201 with `kyc_status: pending`, every bad field
 //! named, a reused external reference refused, roles and organizations
-//! enforced, search by normalised name or exact reference, personal data
-//! stored sealed and absent from the logs.
+//! enforced, search by normalised name or exact reference, wallets checked
+//! against their EIP-55 checksum and owned by one investor per organization,
+//! personal data stored sealed and absent from the logs.
 
 mod common;
 
@@ -157,6 +158,81 @@ async fn investors_are_onboarded_found_and_kept_private() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+
+    // Wallets: EIP-55 checked, one investor per wallet in the organization.
+    let wallet = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+    let wallets = format!("/v1/investors/{id}/wallets");
+    let typo = json!({ "address": "0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed" });
+    let (status, problem) = send(&s, &admin, post.clone(), &wallets, Some(typo)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "address", "{problem}");
+    let (status, with_wallet) = send(
+        &s,
+        &admin,
+        post.clone(),
+        &wallets,
+        Some(json!({ "address": wallet })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{with_wallet}");
+    assert_eq!(with_wallet["wallets"][0]["address"], wallet);
+    let second = json!({
+        "name": "Bo Chen", "email": "bo@example.org", "country": "SG",
+        "type": "entity", "accredited": false
+    });
+    let (_, bo) = send(
+        &s,
+        &admin,
+        post.clone(),
+        "/v1/investors",
+        Some(second.clone()),
+    )
+    .await;
+    let bo_wallets = format!("/v1/investors/{}/wallets", bo["id"].as_str().unwrap());
+    let lower = json!({ "address": wallet.to_lowercase() });
+    let (status, problem) = send(&s, &admin, post.clone(), &bo_wallets, Some(lower.clone())).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "the same wallet in any case: {problem}"
+    );
+    // Another organization's investor may hold it: wallets are per organization.
+    let (_, theirs) = send(
+        &s,
+        &other_admin,
+        post.clone(),
+        "/v1/investors",
+        Some(second),
+    )
+    .await;
+    let their_wallets = format!("/v1/investors/{}/wallets", theirs["id"].as_str().unwrap());
+    let (status, _) = send(&s, &other_admin, post.clone(), &their_wallets, Some(lower)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = send(
+        &s,
+        &other_admin,
+        post.clone(),
+        &wallets,
+        Some(json!({ "address": wallet })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not their investor");
+    let (_, read) = send(&s, &auditor, get.clone(), &path, None).await;
+    assert_eq!(read["wallets"].as_array().unwrap().len(), 1);
+    let listed = send(&s, &admin, get.clone(), "/v1/investors?country=DE", None)
+        .await
+        .1;
+    assert_eq!(listed["items"][0]["wallets"][0]["address"], wallet);
+    let delete = reqwest::Method::DELETE;
+    let one = format!("{wallets}/{}", wallet.to_lowercase());
+    let (status, _) = send(&s, &auditor, delete.clone(), &one, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = send(&s, &admin, delete.clone(), &one, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send(&s, &admin, delete.clone(), &one, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "already removed");
+    let (_, read) = send(&s, &admin, get.clone(), &path, None).await;
+    assert!(read["wallets"].as_array().unwrap().is_empty());
 
     // Stored sealed; the logs have the request lines and none of the data.
     for value in stored_column(&s.database_url, "SELECT name_sealed FROM investors").await {

@@ -473,10 +473,21 @@ pub struct Investor {
     pub kyc_status: KycStatus,
     /// When the current approval lapses.
     pub kyc_expires_at: Option<DateTime<Utc>>,
+    /// Its wallets, oldest first.
+    pub wallets: Vec<Wallet>,
     /// Database time of creation.
     pub created_at: DateTime<Utc>,
     /// Database time of the last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A wallet of an investor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wallet {
+    /// The address.
+    pub address: Address,
+    /// When it was added.
+    pub added_at: DateTime<Utc>,
 }
 
 /// Which investors a list returns (every given condition holds).
@@ -494,6 +505,10 @@ pub struct InvestorFilter {
 /// `investor.*` events and audit entries carry no personal data: they name
 /// the investor by id.
 pub const INVESTOR_CREATED: &str = "investor.created";
+/// A wallet was added to an investor.
+pub const INVESTOR_WALLET_ADDED: &str = "investor.wallet_added";
+/// A wallet was removed from an investor.
+pub const INVESTOR_WALLET_REMOVED: &str = "investor.wallet_removed";
 
 /// Investors of an organization, their personal data sealed at rest.
 #[async_trait]
@@ -518,6 +533,29 @@ pub trait InvestorRepository: Send + Sync {
         filter: &InvestorFilter,
         page: PageRequest,
     ) -> RepoResult<Page<Investor>>;
+
+    /// Adds a wallet to an investor of `org`, with its audit entry and
+    /// `investor.wallet_added` event; answers the investor. A wallet that
+    /// belongs to an investor of the organization already (this one or
+    /// another) is a conflict; an unknown investor is not found.
+    async fn add_wallet(
+        &self,
+        org: OrgId,
+        id: InvestorId,
+        address: Address,
+        actor: &Actor,
+    ) -> RepoResult<Investor>;
+
+    /// Removes a wallet of an investor, with its audit entry and
+    /// `investor.wallet_removed` event. Not found if the investor has no
+    /// such wallet.
+    async fn remove_wallet(
+        &self,
+        org: OrgId,
+        id: InvestorId,
+        address: Address,
+        actor: &Actor,
+    ) -> RepoResult<()>;
 }
 
 #[cfg(test)]

@@ -11,10 +11,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rwa_domain::audit::AuditRecord;
+use rwa_domain::chain::Address;
 use rwa_domain::country::Country;
 use rwa_domain::investor::{
-    Accreditation, INVESTOR_CREATED, Investor, InvestorFilter, InvestorRepository, KycStatus,
-    NewInvestor, normalize_name,
+    Accreditation, INVESTOR_CREATED, INVESTOR_WALLET_ADDED, INVESTOR_WALLET_REMOVED, Investor,
+    InvestorFilter, InvestorRepository, KycStatus, NewInvestor, Wallet, normalize_name,
 };
 use rwa_domain::page::{Page, PageRequest};
 use rwa_domain::pii::PiiKeys;
@@ -45,6 +46,37 @@ pub(crate) struct InvestorRow {
     kyc_expires_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct WalletRow {
+    investor_id: Uuid,
+    address: String,
+    created_at: DateTime<Utc>,
+}
+
+/// Gives each investor its wallets (rows ordered by investor, then age).
+fn attach(investors: &mut [Investor], rows: Vec<WalletRow>) -> RepoResult<()> {
+    for row in rows {
+        let address: Address = row.address.parse().map_err(|_| {
+            RepoError::Internal(format!("stored wallet {:?} does not parse", row.address))
+        })?;
+        if let Some(i) = investors
+            .iter_mut()
+            .find(|i| i.id.as_uuid() == row.investor_id)
+        {
+            i.wallets.push(Wallet {
+                address,
+                added_at: row.created_at,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// How wallets are stored: lower-case hex.
+fn stored_address(a: Address) -> String {
+    format!("{a:#x}")
 }
 
 /// What `insert_investor` writes: the request with its personal data sealed.
@@ -128,6 +160,7 @@ fn open(keys: &PiiKeys, r: InvestorRow) -> RepoResult<Investor> {
         external_ref,
         kyc_status,
         kyc_expires_at: r.kyc_expires_at,
+        wallets: Vec::new(),
         created_at: r.created_at,
         updated_at: r.updated_at,
     })
@@ -144,6 +177,15 @@ fn event_data(i: &Investor) -> serde_json::Value {
             "kyc_status": i.kyc_status.as_str(),
         }
     })
+}
+
+/// The audit entry (and event data) of a wallet change: ids and the address.
+fn wallet_record(action: &'static str, id: InvestorId, address: &str) -> AuditRecord {
+    AuditRecord {
+        action,
+        target: format!("investor:{id}"),
+        data: json!({ "investor_id": id, "address": address }),
+    }
 }
 
 fn reference_taken(e: RepoError) -> RepoError {
@@ -302,7 +344,15 @@ impl InvestorRepository for Store {
                 .await
                 .db()?
         });
-        open(&keys, row.ok_or(RepoError::NotFound)?)
+        let mut investor = [open(&keys, row.ok_or(RepoError::NotFound)?)?];
+        let wallets = on_reader!(self, |pool, sql| {
+            sql::wallets_between(pool, org.as_uuid(), id.as_uuid(), id.as_uuid())
+                .await
+                .db()?
+        });
+        attach(&mut investor, wallets)?;
+        let [investor] = investor;
+        Ok(investor)
     }
 
     async fn list(
@@ -335,9 +385,89 @@ impl InvestorRepository for Store {
             .into_iter()
             .map(|r| open(&keys, r))
             .collect::<RepoResult<Vec<_>>>()?;
-        Ok(Page::from_overfetch(investors, page.limit, |i| {
-            i.id.as_uuid()
-        }))
+        let mut page = Page::from_overfetch(investors, page.limit, |i| i.id.as_uuid());
+        if let (Some(first), Some(last)) = (page.items.first(), page.items.last()) {
+            // One read for the page: ids are in order, so the page's wallets
+            // are those of investors between its first and last id.
+            let (first, last) = (first.id.as_uuid(), last.id.as_uuid());
+            let wallets = on_reader!(self, |pool, sql| {
+                sql::wallets_between(pool, org.as_uuid(), first, last)
+                    .await
+                    .db()?
+            });
+            attach(&mut page.items, wallets)?;
+        }
+        Ok(page)
+    }
+
+    async fn add_wallet(
+        &self,
+        org: OrgId,
+        id: InvestorId,
+        address: Address,
+        actor: &Actor,
+    ) -> RepoResult<Investor> {
+        let stored = stored_address(address);
+        let record = wallet_record(INVESTOR_WALLET_ADDED, id, &stored);
+        let actor = actor.clone();
+        let added: RepoResult<()> = async {
+            in_write_tx!(self, |tx, sql, audit, events| {
+                let inserted = sql::insert_wallet(&mut tx, org.as_uuid(), id.as_uuid(), &stored)
+                    .await
+                    .db()?;
+                if inserted == 0 {
+                    return Err(RepoError::NotFound);
+                }
+                audit::append_audit(&mut tx, org, &actor, &record)
+                    .await
+                    .db()?;
+                events::append_event(&mut tx, org.as_uuid(), INVESTOR_WALLET_ADDED, &record.data)
+                    .await
+                    .db()?;
+                Ok::<_, RepoError>(())
+            })
+        }
+        .await;
+        added.map_err(|e| match e {
+            RepoError::Conflict(_) => RepoError::Conflict(format!(
+                "wallet {} already belongs to an investor of this organization",
+                address.to_checksum(None)
+            )),
+            other => other,
+        })?;
+        InvestorRepository::get(self, org, id).await
+    }
+
+    async fn remove_wallet(
+        &self,
+        org: OrgId,
+        id: InvestorId,
+        address: Address,
+        actor: &Actor,
+    ) -> RepoResult<()> {
+        let stored = stored_address(address);
+        let record = wallet_record(INVESTOR_WALLET_REMOVED, id, &stored);
+        let actor = actor.clone();
+        in_write_tx!(self, |tx, sql, audit, events| {
+            let removed = sql::delete_wallet(&mut tx, org.as_uuid(), id.as_uuid(), &stored)
+                .await
+                .db()?;
+            if removed == 0 {
+                return Err(RepoError::NotFound);
+            }
+            audit::append_audit(&mut tx, org, &actor, &record)
+                .await
+                .db()?;
+            events::append_event(
+                &mut tx,
+                org.as_uuid(),
+                INVESTOR_WALLET_REMOVED,
+                &record.data,
+            )
+            .await
+            .db()?;
+            Ok::<_, RepoError>(())
+        })
     }
 }
 
@@ -367,7 +497,64 @@ crate::dialect::statements! {
     use uuid::Uuid;
 
     use super::sql_list::ListQuery;
-    use super::{InvestorRow, Resealed, SealedInvestor, StaleRow};
+    use super::{InvestorRow, Resealed, SealedInvestor, StaleRow, WalletRow};
+
+    /// Adds the wallet if the investor is the organization's; answers the
+    /// rows written (0: no such investor).
+    pub(crate) async fn insert_wallet(
+        c: &mut Conn,
+        org: Uuid,
+        investor: Uuid,
+        address: &str,
+    ) -> sqlx::Result<u64> {
+        sqlx::query(
+            "INSERT INTO investor_wallets (org_id, address, investor_id) \
+             SELECT org_id, $3, id FROM investors WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org)
+        .bind(investor)
+        .bind(address)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    }
+
+    pub(crate) async fn delete_wallet(
+        c: &mut Conn,
+        org: Uuid,
+        investor: Uuid,
+        address: &str,
+    ) -> sqlx::Result<u64> {
+        sqlx::query(
+            "DELETE FROM investor_wallets WHERE org_id = $1 AND investor_id = $2 AND address = $3",
+        )
+        .bind(org)
+        .bind(investor)
+        .bind(address)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    }
+
+    /// Wallets of the organization's investors with ids from `first` to
+    /// `last`, by investor then age.
+    pub(crate) async fn wallets_between(
+        pool: &Pool,
+        org: Uuid,
+        first: Uuid,
+        last: Uuid,
+    ) -> sqlx::Result<Vec<WalletRow>> {
+        query_as(
+            "SELECT investor_id, address, created_at FROM investor_wallets \
+             WHERE org_id = $1 AND investor_id >= $2 AND investor_id <= $3 \
+             ORDER BY investor_id, created_at, address",
+        )
+        .bind(org)
+        .bind(first)
+        .bind(last)
+        .fetch_all(pool)
+        .await
+    }
 
     pub(crate) async fn stale_investors(
         c: &mut Conn,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rwa_domain::InvestorId;
 use rwa_domain::country::Country;
 use rwa_domain::investor::{
-    Investor, InvestorDraft, InvestorFilter, KycStatus, MAX_NAME_CHARS, NewInvestor,
+    Investor, InvestorDraft, InvestorFilter, KycStatus, MAX_NAME_CHARS, NewInvestor, parse_wallet,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -27,6 +27,28 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_investor, list_investors))
         .routes(routes!(get_investor))
+        .routes(routes!(add_wallet))
+        .routes(routes!(remove_wallet))
+}
+
+/// A wallet of an investor.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WalletView {
+    /// EIP-55 checksummed.
+    address: String,
+    added_at: DateTime<Utc>,
+}
+
+/// Body of `POST /v1/investors/{id}/wallets`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddWallet {
+    /// `0x` and 40 hex digits. In mixed case the digits carry an EIP-55
+    /// checksum and must match it (a mistyped character is a 422 naming
+    /// `address`; JSON Schema cannot state a checksum); all lower or all
+    /// upper case carries none.
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
+    address: String,
 }
 
 /// A person or an entity.
@@ -86,6 +108,8 @@ pub(crate) struct InvestorView {
     accredited: bool,
     accreditation_expires_at: Option<DateTime<Utc>>,
     external_ref: Option<String>,
+    /// Its wallets, oldest first.
+    wallets: Vec<WalletView>,
     /// `pending`, `approved`, `rejected` or `expired`.
     kyc_status: String,
     /// When the current KYC approval lapses.
@@ -108,6 +132,14 @@ impl From<Investor> for InvestorView {
             accredited: i.accreditation.accredited,
             accreditation_expires_at: i.accreditation.expires_at,
             external_ref: i.external_ref,
+            wallets: i
+                .wallets
+                .iter()
+                .map(|w| WalletView {
+                    address: w.address.to_checksum(None),
+                    added_at: w.added_at,
+                })
+                .collect(),
             kyc_status: i.kyc_status.as_str().to_owned(),
             kyc_expires_at: i.kyc_expires_at,
             created_at: i.created_at,
@@ -237,6 +269,58 @@ async fn get_investor(
     let id: InvestorId = path_id(&id)?;
     let investor = state.investors.get(caller.org_id, id).await?;
     Ok(axum::Json(investor.into()))
+}
+
+/// Adds a wallet to the investor; answers the investor with its wallets.
+#[utoipa::path(post, path = "/v1/investors/{id}/wallets", tag = "investors",
+    security(("api_key" = ["admin", "operator"])),
+    params(("id" = uuid::Uuid, Path, description = "investor id")),
+    request_body = AddWallet,
+    responses(
+        (status = 201, body = InvestorView),
+        (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
+            description = "`/problems/conflict`: the wallet already belongs to an investor of the organization"),
+    ))]
+async fn add_wallet(
+    caller: Authorized<roles::AdminOrOperator>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Json(body): Json<AddWallet>,
+) -> ApiResult<(StatusCode, axum::Json<InvestorView>)> {
+    let id: InvestorId = path_id(&id)?;
+    let address = parse_wallet(&body.address, "address")
+        .map_err(|e| ApiError::Validation(vec![FieldError::from(e)]))?;
+    let investor = state
+        .investors
+        .add_wallet(caller.org_id, id, address, &caller.actor())
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(investor.into())))
+}
+
+/// Removes a wallet from the investor.
+#[utoipa::path(delete, path = "/v1/investors/{id}/wallets/{address}", tag = "investors",
+    security(("api_key" = ["admin", "operator"])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "investor id"),
+        ("address" = String, Path, description = "the wallet, in any letter case", pattern = "^0x[0-9a-fA-F]{40}$"),
+    ),
+    responses((status = 204, description = "removed")))]
+async fn remove_wallet(
+    caller: Authorized<roles::AdminOrOperator>,
+    State(state): State<ApiState>,
+    Path((id, address)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let id: InvestorId = path_id(&id)?;
+    // Any letter case names the same wallet here: the checksum guards
+    // against typos when a wallet is added, and a mistyped address to
+    // remove is simply not found.
+    let address =
+        parse_wallet(&address.to_ascii_lowercase(), "address").map_err(|_| ApiError::NotFound)?;
+    state
+        .investors
+        .remove_wallet(caller.org_id, id, address, &caller.actor())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]
