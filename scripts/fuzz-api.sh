@@ -9,6 +9,7 @@
 # Usage: scripts/fuzz-api.sh [path/to/rwa] (default: $CARGO_TARGET_DIR or target, then debug/rwa)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo="$PWD"
 
 bin="${1:-${CARGO_TARGET_DIR:-target}/debug/rwa}"
 tools="$(scripts/install-tools.sh)"
@@ -45,7 +46,7 @@ curl -sf -o /dev/null -X POST "$base/v1/investors" -H "Authorization: Bearer $ad
 # key the run itself uses, and roles and tenants have their own tests.
 # Run from the scratch dir: the tool keeps a cache in its working directory.
 cd "$dir"
-"$tools/st" run "$base/openapi.json" \
+"$tools/st" --config-file "$repo/scripts/schemathesis.toml" run "$base/openapi.json" \
   --header "Authorization: Bearer $admin" \
   --checks all \
   --exclude-checks ignored_auth,object_level_authorization,use_after_free,ensure_resource_availability \

@@ -623,6 +623,7 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/investors", "get"),
         ("/v1/investors/{id}", "get"),
         ("/v1/investors/{id}/wallets", "post"),
+        ("/v1/investors/{id}/kyc", "post"),
         ("/v1/investors/{id}/wallets/{address}", "delete"),
     ];
     for (path, method) in expected {

@@ -234,6 +234,56 @@ async fn investors_are_onboarded_found_and_kept_private() {
     let (_, read) = send(&s, &admin, get.clone(), &path, None).await;
     assert!(read["wallets"].as_array().unwrap().is_empty());
 
+    // KYC decisions: compliance (or admin) decides; a later one replaces it.
+    let compliance = s.create_key(&org, "compliance");
+    let kyc = format!("/v1/investors/{id}/kyc");
+    let approve = json!({
+        "decision": "approved", "expires_at": "2099-06-30T00:00:00Z",
+        "reason": "passport and proof of address checked"
+    });
+    let operator = s.create_key(&org, "operator");
+    let (status, _) = send(&s, &operator, post.clone(), &kyc, Some(approve.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "operators do not decide KYC");
+    let (status, approved) = send(&s, &compliance, post.clone(), &kyc, Some(approve)).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["kyc_status"], "approved");
+    assert_eq!(approved["kyc_expires_at"], "2099-06-30T00:00:00Z");
+    let no_expiry = json!({ "decision": "approved", "reason": "x" });
+    let (status, problem) = send(&s, &compliance, post.clone(), &kyc, Some(no_expiry)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let blank = json!({ "decision": "rejected", "reason": "  " });
+    let (status, problem) = send(&s, &compliance, post.clone(), &kyc, Some(blank)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "reason", "{problem}");
+    let reject = json!({ "decision": "rejected", "reason": "document forged" });
+    let (_, rejected) = send(&s, &admin, post.clone(), &kyc, Some(reject)).await;
+    assert_eq!(rejected["kyc_status"], "rejected");
+    assert_eq!(rejected["kyc_expires_at"], Value::Null);
+    let stale = json!({
+        "decision": "approved", "expires_at": "2001-01-01T00:00:00Z", "reason": "old evidence"
+    });
+    let (_, expired) = send(&s, &admin, post.clone(), &kyc, Some(stale)).await;
+    assert_eq!(
+        expired["kyc_status"], "expired",
+        "an approval already past expires at once"
+    );
+    let (_, trail) = send(&s, &auditor, get.clone(), "/v1/audit?limit=200", None).await;
+    let actions: Vec<&str> = trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .filter(|a| a.starts_with("investor.kyc"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "investor.kyc_approved",
+            "investor.kyc_rejected",
+            "investor.kyc_expired"
+        ]
+    );
+
     // Stored sealed; the logs have the request lines and none of the data.
     for value in stored_column(&s.database_url, "SELECT name_sealed FROM investors").await {
         assert!(

@@ -136,6 +136,12 @@ pub mod roles {
         const ROLES: &'static [Role] = &[Role::Admin, Role::Operator];
     }
 
+    /// Administrators and compliance officers (KYC decisions, screening).
+    pub struct AdminOrCompliance;
+    impl Allowed for AdminOrCompliance {
+        const ROLES: &'static [Role] = &[Role::Admin, Role::Compliance];
+    }
+
     /// Administrators and auditors (read-only views of sensitive records).
     pub struct AdminOrAuditor;
     impl Allowed for AdminOrAuditor {

@@ -186,11 +186,17 @@ fn keep<T>(errors: &mut Vec<ValidationError>, r: Result<T, ValidationError>) -> 
 /// A legal name: at most [`MAX_NAME_CHARS`] characters as sent, not blank, no
 /// control characters; stored without surrounding spaces.
 pub fn parse_name(raw: &str, field: &str) -> Result<String, ValidationError> {
+    parse_text(raw, field, MAX_NAME_CHARS)
+}
+
+/// Free text (a name, a reason): at most `max` characters as sent, not
+/// blank, no control characters ([`NAME_PATTERN`]); stored trimmed.
+pub fn parse_text(raw: &str, field: &str, max: usize) -> Result<String, ValidationError> {
     let name = raw.trim();
-    if name.is_empty() || raw.chars().count() > MAX_NAME_CHARS {
+    if name.is_empty() || raw.chars().count() > max {
         return Err(ValidationError::new(
             field,
-            format!("must be 1 to {MAX_NAME_CHARS} characters"),
+            format!("must be 1 to {max} characters, not blank"),
         ));
     }
     if name.chars().any(char::is_control) {
@@ -331,12 +337,14 @@ impl KycStatus {
         }
     }
 
-    /// The status after a decision. Every decision applies from every
-    /// status: a later decision replaces the current one (an approval renews
-    /// an approval or re-approves on new evidence; a rejection refuses or
-    /// revokes).
-    pub const fn after(self, decision: &KycDecision) -> KycStatus {
+    /// The status after a decision taken at `now`. Every decision applies
+    /// from every status: a later decision replaces the current one (an
+    /// approval renews an approval or re-approves on new evidence; a
+    /// rejection refuses or revokes). An approval whose expiry has already
+    /// passed is recorded, and is expired at once.
+    pub fn after(self, decision: &KycDecision, now: DateTime<Utc>) -> KycStatus {
         match decision {
+            KycDecision::Approve { expires_at } if *expires_at <= now => KycStatus::Expired,
             KycDecision::Approve { .. } => KycStatus::Approved,
             KycDecision::Reject => KycStatus::Rejected,
         }
@@ -404,14 +412,10 @@ pub struct KycDecisionDraft {
 
 impl KycDecisionDraft {
     /// Validates the decision and its reason, reporting every problem at once.
-    pub fn parse(&self, now: DateTime<Utc>) -> Result<(KycDecision, String), Vec<ValidationError>> {
+    pub fn parse(&self) -> Result<(KycDecision, String), Vec<ValidationError>> {
         let mut errors = Vec::new();
         let decision = match (self.decision.as_str(), self.expires_at) {
-            ("approved", Some(at)) if at > now => Some(KycDecision::Approve { expires_at: at }),
-            ("approved", Some(_)) => {
-                errors.push(ValidationError::new("expires_at", "must be in the future"));
-                None
-            }
+            ("approved", Some(at)) => Some(KycDecision::Approve { expires_at: at }),
             ("approved", None) => {
                 errors.push(ValidationError::new(
                     "expires_at",
@@ -435,16 +439,11 @@ impl KycDecisionDraft {
                 None
             }
         };
-        let reason = self.reason.trim();
-        let reason_chars = reason.chars().count();
-        if reason_chars == 0 || reason_chars > MAX_REASON_CHARS {
-            errors.push(ValidationError::new(
-                "reason",
-                format!("must be 1 to {MAX_REASON_CHARS} characters"),
-            ));
-        }
-        match decision {
-            Some(d) if errors.is_empty() => Ok((d, reason.to_owned())),
+        let reason = parse_text(&self.reason, "reason", MAX_REASON_CHARS)
+            .map_err(|e| errors.push(e))
+            .ok();
+        match (decision, reason) {
+            (Some(d), Some(r)) if errors.is_empty() => Ok((d, r)),
             _ => Err(errors),
         }
     }
@@ -509,6 +508,24 @@ pub const INVESTOR_CREATED: &str = "investor.created";
 pub const INVESTOR_WALLET_ADDED: &str = "investor.wallet_added";
 /// A wallet was removed from an investor.
 pub const INVESTOR_WALLET_REMOVED: &str = "investor.wallet_removed";
+/// A KYC approval (or renewal).
+pub const INVESTOR_KYC_APPROVED: &str = "investor.kyc_approved";
+/// A KYC rejection (or revocation).
+pub const INVESTOR_KYC_REJECTED: &str = "investor.kyc_rejected";
+/// A KYC approval reached its expiry (or was recorded already expired).
+pub const INVESTOR_KYC_EXPIRED: &str = "investor.kyc_expired";
+
+impl KycStatus {
+    /// The event (and audit action) of entering this status.
+    pub const fn event(self) -> &'static str {
+        match self {
+            KycStatus::Approved => INVESTOR_KYC_APPROVED,
+            KycStatus::Rejected => INVESTOR_KYC_REJECTED,
+            KycStatus::Expired => INVESTOR_KYC_EXPIRED,
+            KycStatus::Pending => INVESTOR_CREATED,
+        }
+    }
+}
 
 /// Investors of an organization, their personal data sealed at rest.
 #[async_trait]
@@ -543,6 +560,18 @@ pub trait InvestorRepository: Send + Sync {
         org: OrgId,
         id: InvestorId,
         address: Address,
+        actor: &Actor,
+    ) -> RepoResult<Investor>;
+
+    /// Records a KYC decision taken at `now` (see [`KycStatus::after`]),
+    /// with its audit entry (carrying the reason) and its event, in one
+    /// transaction; answers the investor.
+    async fn decide_kyc(
+        &self,
+        org: OrgId,
+        id: InvestorId,
+        decision: KycDecision,
+        reason: &str,
         actor: &Actor,
     ) -> RepoResult<Investor>;
 
@@ -723,8 +752,11 @@ mod tests {
             KycStatus::Rejected,
             KycStatus::Expired,
         ] {
-            assert_eq!(from.after(&approve), KycStatus::Approved);
-            assert_eq!(from.after(&KycDecision::Reject), KycStatus::Rejected);
+            assert_eq!(from.after(&approve, now()), KycStatus::Approved);
+            assert_eq!(from.after(&KycDecision::Reject, now()), KycStatus::Rejected);
+            // An approval whose expiry has passed is recorded, expired.
+            let stale = KycDecision::Approve { expires_at: now() };
+            assert_eq!(from.after(&stale, now()), KycStatus::Expired);
         }
         let at = now();
         assert_eq!(
@@ -754,25 +786,29 @@ mod tests {
         let year = now() + TimeDelta::days(365);
         let later = Some(year);
         assert_eq!(
-            d("approved", later, " documents checked ")
-                .parse(now())
-                .unwrap(),
+            d("approved", later, " documents checked ").parse().unwrap(),
             (
                 KycDecision::Approve { expires_at: year },
                 "documents checked".to_owned()
             )
         );
         assert_eq!(
-            d("rejected", None, "sanctions").parse(now()).unwrap().0,
+            d("rejected", None, "sanctions").parse().unwrap().0,
             KycDecision::Reject
         );
-        let errors = d("approved", None, "").parse(now()).unwrap_err();
+        let errors = d("approved", None, "").parse().unwrap_err();
         assert_eq!(fields(&errors), ["expires_at", "reason"]);
-        let errors = d("approved", Some(now()), "x").parse(now()).unwrap_err();
+        let long = "x".repeat(MAX_REASON_CHARS + 1);
+        let errors = d("approved", later, &long).parse().unwrap_err();
+        assert_eq!(fields(&errors), ["reason"]);
+        assert!(
+            d("approved", later, &"x".repeat(MAX_REASON_CHARS))
+                .parse()
+                .is_ok()
+        );
+        let errors = d("rejected", later, "x").parse().unwrap_err();
         assert_eq!(fields(&errors), ["expires_at"]);
-        let errors = d("rejected", later, "x").parse(now()).unwrap_err();
-        assert_eq!(fields(&errors), ["expires_at"]);
-        let errors = d("maybe", None, "x").parse(now()).unwrap_err();
+        let errors = d("maybe", None, "x").parse().unwrap_err();
         assert_eq!(fields(&errors), ["decision"]);
     }
 }

@@ -15,7 +15,8 @@ use rwa_domain::chain::Address;
 use rwa_domain::country::Country;
 use rwa_domain::investor::{
     Accreditation, INVESTOR_CREATED, INVESTOR_WALLET_ADDED, INVESTOR_WALLET_REMOVED, Investor,
-    InvestorFilter, InvestorRepository, KycStatus, NewInvestor, Wallet, normalize_name,
+    InvestorFilter, InvestorRepository, KycDecision, KycStatus, NewInvestor, Wallet,
+    normalize_name,
 };
 use rwa_domain::page::{Page, PageRequest};
 use rwa_domain::pii::PiiKeys;
@@ -438,6 +439,58 @@ impl InvestorRepository for Store {
         InvestorRepository::get(self, org, id).await
     }
 
+    async fn decide_kyc(
+        &self,
+        org: OrgId,
+        id: InvestorId,
+        decision: KycDecision,
+        reason: &str,
+        actor: &Actor,
+    ) -> RepoResult<Investor> {
+        let now = chrono::Utc::now();
+        // The status does not depend on the current one: a later decision
+        // replaces it (see `KycStatus::after`).
+        let status = KycStatus::Pending.after(&decision, now);
+        let expires_at = match decision {
+            KycDecision::Approve { expires_at } => Some(expires_at),
+            KycDecision::Reject => None,
+        };
+        let record = AuditRecord {
+            action: status.event(),
+            target: format!("investor:{id}"),
+            data: json!({
+                "kyc_status": status.as_str(),
+                "kyc_expires_at": expires_at,
+                "reason": reason,
+            }),
+        };
+        let event = json!({ "investor_id": id, "kyc_status": status.as_str(), "kyc_expires_at": expires_at });
+        let actor = actor.clone();
+        let decided: RepoResult<()> = in_write_tx!(self, |tx, sql, audit, events| {
+            let changed = sql::set_kyc(
+                &mut tx,
+                org.as_uuid(),
+                id.as_uuid(),
+                status.as_str(),
+                expires_at,
+            )
+            .await
+            .db()?;
+            if changed == 0 {
+                return Err(RepoError::NotFound);
+            }
+            audit::append_audit(&mut tx, org, &actor, &record)
+                .await
+                .db()?;
+            events::append_event(&mut tx, org.as_uuid(), status.event(), &event)
+                .await
+                .db()?;
+            Ok::<_, RepoError>(())
+        });
+        decided?;
+        InvestorRepository::get(self, org, id).await
+    }
+
     async fn remove_wallet(
         &self,
         org: OrgId,
@@ -498,6 +551,27 @@ crate::dialect::statements! {
 
     use super::sql_list::ListQuery;
     use super::{InvestorRow, Resealed, SealedInvestor, StaleRow, WalletRow};
+
+    pub(crate) async fn set_kyc(
+        c: &mut Conn,
+        org: Uuid,
+        id: Uuid,
+        status: &str,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> sqlx::Result<u64> {
+        sqlx::query(concat!(
+            "UPDATE investors SET kyc_status = $3, kyc_expires_at = $4, updated_at = ",
+            now!(),
+            " WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org)
+        .bind(id)
+        .bind(status)
+        .bind(expires_at)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    }
 
     /// Adds the wallet if the investor is the organization's; answers the
     /// rows written (0: no such investor).

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use rwa_domain::InvestorId;
 use rwa_domain::country::Country;
 use rwa_domain::investor::{
-    Investor, InvestorDraft, InvestorFilter, KycStatus, MAX_NAME_CHARS, NewInvestor, parse_wallet,
+    Investor, InvestorDraft, InvestorFilter, KycDecisionDraft, KycStatus, MAX_NAME_CHARS,
+    NewInvestor, parse_wallet,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -28,6 +29,7 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(create_investor, list_investors))
         .routes(routes!(get_investor))
         .routes(routes!(add_wallet))
+        .routes(routes!(decide_kyc))
         .routes(routes!(remove_wallet))
 }
 
@@ -38,6 +40,70 @@ pub(crate) struct WalletView {
     address: String,
     added_at: DateTime<Utc>,
 }
+
+/// Body of `POST /v1/investors/{id}/kyc`: a decision replaces the current
+/// one, whatever it is. `approved` needs `expires_at` (one already past is
+/// recorded, and the KYC is `expired` at once); `rejected` takes none. The
+/// reason (kept in the audit trail) is not blank, has no control characters
+/// and at most 500 characters.
+#[derive(Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum KycDecisionBody {
+    Approved {
+        expires_at: DateTime<Utc>,
+        reason: String,
+    },
+    Rejected {
+        reason: String,
+    },
+}
+
+/// Written by hand: the derived schema of a tagged enum would not say that
+/// other properties are refused, and this one does.
+impl utoipa::PartialSchema for KycDecisionBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        let text = |s: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(s))
+        };
+        let variant = |decision: &str, expires: bool| {
+            let mut o = ObjectBuilder::new()
+                .property(
+                    "decision",
+                    text("The decision.").enum_values(Some([decision])),
+                )
+                .required("decision")
+                .property(
+                    "reason",
+                    text("Why; kept in the audit trail.")
+                        .max_length(Some(rwa_domain::investor::MAX_REASON_CHARS))
+                        .pattern(Some(rwa_domain::investor::NAME_PATTERN)),
+                )
+                .required("reason")
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+            if expires {
+                o = o
+                    .property(
+                        "expires_at",
+                        text("When the approval lapses.")
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+                    )
+                    .required("expires_at");
+            }
+            o
+        };
+        OneOfBuilder::new()
+            .item(variant("approved", true))
+            .item(variant("rejected", false))
+            .into()
+    }
+}
+
+impl ToSchema for KycDecisionBody {}
 
 /// Body of `POST /v1/investors/{id}/wallets`.
 #[derive(Deserialize, ToSchema)]
@@ -295,6 +361,42 @@ async fn add_wallet(
         .add_wallet(caller.org_id, id, address, &caller.actor())
         .await?;
     Ok((StatusCode::CREATED, axum::Json(investor.into())))
+}
+
+/// Records a KYC decision (compliance officers and admins). Not there yet:
+/// the on-chain registration that follows it.
+#[utoipa::path(post, path = "/v1/investors/{id}/kyc", tag = "investors",
+    security(("api_key" = ["admin", "compliance"])),
+    params(("id" = uuid::Uuid, Path, description = "investor id")),
+    request_body = KycDecisionBody,
+    responses((status = 200, body = InvestorView)))]
+async fn decide_kyc(
+    caller: Authorized<roles::AdminOrCompliance>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Json(body): Json<KycDecisionBody>,
+) -> ApiResult<axum::Json<InvestorView>> {
+    let id: InvestorId = path_id(&id)?;
+    let draft = match body {
+        KycDecisionBody::Approved { expires_at, reason } => KycDecisionDraft {
+            decision: "approved".into(),
+            expires_at: Some(expires_at),
+            reason,
+        },
+        KycDecisionBody::Rejected { reason } => KycDecisionDraft {
+            decision: "rejected".into(),
+            expires_at: None,
+            reason,
+        },
+    };
+    let (decision, reason) = draft.parse().map_err(|errors| {
+        ApiError::Validation(errors.into_iter().map(FieldError::from).collect())
+    })?;
+    let investor = state
+        .investors
+        .decide_kyc(caller.org_id, id, decision, &reason, &caller.actor())
+        .await?;
+    Ok(axum::Json(investor.into()))
 }
 
 /// Removes a wallet from the investor.
