@@ -28,6 +28,7 @@ pub mod page;
 pub mod pii;
 pub mod ports;
 pub mod role;
+pub mod signature;
 pub mod token;
 pub mod tx;
 
