@@ -7,25 +7,9 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, problem_fields, send};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-
-async fn send(
-    s: &Server,
-    key: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = Client::new().request(method, s.url(path)).bearer_auth(key);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 const NAME: &str = "Ana Quintessa Müller";
 const EMAIL: &str = "ana.quintessa@example.com";
@@ -50,6 +34,7 @@ async fn stored_column(url: &str, statement: &'static str) -> Vec<String> {
 #[tokio::test]
 async fn investors_are_onboarded_found_and_kept_private() {
     let s = Server::start(&[]).await;
+    let client = Client::new();
     let (org, admin) = s.create_org("Onboarding Fund");
     let auditor = s.create_key(&org, "auditor");
     let (_other_org, other_admin) = s.create_org("Other Fund");
@@ -66,6 +51,7 @@ async fn investors_are_onboarded_found_and_kept_private() {
         "external_ref": "crm:4711"
     });
     let (status, created) = send(
+        &client,
         &s,
         &admin,
         post.clone(),
@@ -83,6 +69,7 @@ async fn investors_are_onboarded_found_and_kept_private() {
 
     // The same external reference again: 409; every bad field named at once.
     let (status, problem) = send(
+        &client,
         &s,
         &admin,
         post.clone(),
@@ -99,28 +86,38 @@ async fn investors_are_onboarded_found_and_kept_private() {
         "accredited": false,
         "external_ref": "has space"
     });
-    let (status, problem) = send(&s, &admin, post.clone(), "/v1/investors", Some(bad)).await;
+    let (status, problem) = send(
+        &client,
+        &s,
+        &admin,
+        post.clone(),
+        "/v1/investors",
+        Some(bad),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        fields,
+        problem_fields(&problem),
         ["name", "email", "country", "external_ref"],
         "{problem}"
     );
     // An auditor reads but does not onboard.
-    let (status, _) = send(&s, &auditor, post.clone(), "/v1/investors", Some(body)).await;
+    let (status, _) = send(
+        &client,
+        &s,
+        &auditor,
+        post.clone(),
+        "/v1/investors",
+        Some(body),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let path = format!("/v1/investors/{id}");
-    let (status, read) = send(&s, &auditor, get.clone(), &path, None).await;
+    let (status, read) = send(&client, &s, &auditor, get.clone(), &path, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read, created);
-    let (status, _) = send(&s, &other_admin, get.clone(), &path, None).await;
+    let (status, _) = send(&client, &s, &other_admin, get.clone(), &path, None).await;
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
@@ -129,6 +126,7 @@ async fn investors_are_onboarded_found_and_kept_private() {
 
     let names = async |query: &str| {
         let (status, list) = send(
+            &client,
             &s,
             &admin,
             get.clone(),
@@ -150,6 +148,7 @@ async fn investors_are_onboarded_found_and_kept_private() {
     assert_eq!(names("country=DE&kyc_status=pending").await, [NAME]);
     assert!(names("country=FR").await.is_empty());
     let (status, problem) = send(
+        &client,
         &s,
         &admin,
         get.clone(),
@@ -163,10 +162,11 @@ async fn investors_are_onboarded_found_and_kept_private() {
     let wallet = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
     let wallets = format!("/v1/investors/{id}/wallets");
     let typo = json!({ "address": "0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed" });
-    let (status, problem) = send(&s, &admin, post.clone(), &wallets, Some(typo)).await;
+    let (status, problem) = send(&client, &s, &admin, post.clone(), &wallets, Some(typo)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "address", "{problem}");
     let (status, with_wallet) = send(
+        &client,
         &s,
         &admin,
         post.clone(),
@@ -181,6 +181,7 @@ async fn investors_are_onboarded_found_and_kept_private() {
         "type": "entity", "accredited": false
     });
     let (_, bo) = send(
+        &client,
         &s,
         &admin,
         post.clone(),
@@ -190,7 +191,15 @@ async fn investors_are_onboarded_found_and_kept_private() {
     .await;
     let bo_wallets = format!("/v1/investors/{}/wallets", bo["id"].as_str().unwrap());
     let lower = json!({ "address": wallet.to_lowercase() });
-    let (status, problem) = send(&s, &admin, post.clone(), &bo_wallets, Some(lower.clone())).await;
+    let (status, problem) = send(
+        &client,
+        &s,
+        &admin,
+        post.clone(),
+        &bo_wallets,
+        Some(lower.clone()),
+    )
+    .await;
     assert_eq!(
         status,
         StatusCode::CONFLICT,
@@ -198,6 +207,7 @@ async fn investors_are_onboarded_found_and_kept_private() {
     );
     // Another organization's investor may hold it: wallets are per organization.
     let (_, theirs) = send(
+        &client,
         &s,
         &other_admin,
         post.clone(),
@@ -206,9 +216,18 @@ async fn investors_are_onboarded_found_and_kept_private() {
     )
     .await;
     let their_wallets = format!("/v1/investors/{}/wallets", theirs["id"].as_str().unwrap());
-    let (status, _) = send(&s, &other_admin, post.clone(), &their_wallets, Some(lower)).await;
+    let (status, _) = send(
+        &client,
+        &s,
+        &other_admin,
+        post.clone(),
+        &their_wallets,
+        Some(lower),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) = send(
+        &client,
         &s,
         &other_admin,
         post.clone(),
@@ -217,21 +236,28 @@ async fn investors_are_onboarded_found_and_kept_private() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "not their investor");
-    let (_, read) = send(&s, &auditor, get.clone(), &path, None).await;
+    let (_, read) = send(&client, &s, &auditor, get.clone(), &path, None).await;
     assert_eq!(read["wallets"].as_array().unwrap().len(), 1);
-    let listed = send(&s, &admin, get.clone(), "/v1/investors?country=DE", None)
-        .await
-        .1;
+    let listed = send(
+        &client,
+        &s,
+        &admin,
+        get.clone(),
+        "/v1/investors?country=DE",
+        None,
+    )
+    .await
+    .1;
     assert_eq!(listed["items"][0]["wallets"][0]["address"], wallet);
     let delete = reqwest::Method::DELETE;
     let one = format!("{wallets}/{}", wallet.to_lowercase());
-    let (status, _) = send(&s, &auditor, delete.clone(), &one, None).await;
+    let (status, _) = send(&client, &s, &auditor, delete.clone(), &one, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = send(&s, &admin, delete.clone(), &one, None).await;
+    let (status, _) = send(&client, &s, &admin, delete.clone(), &one, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = send(&s, &admin, delete.clone(), &one, None).await;
+    let (status, _) = send(&client, &s, &admin, delete.clone(), &one, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "already removed");
-    let (_, read) = send(&s, &admin, get.clone(), &path, None).await;
+    let (_, read) = send(&client, &s, &admin, get.clone(), &path, None).await;
     assert!(read["wallets"].as_array().unwrap().is_empty());
 
     // KYC decisions: compliance (or admin) decides; a later one replaces it.
@@ -242,32 +268,57 @@ async fn investors_are_onboarded_found_and_kept_private() {
         "reason": "passport and proof of address checked"
     });
     let operator = s.create_key(&org, "operator");
-    let (status, _) = send(&s, &operator, post.clone(), &kyc, Some(approve.clone())).await;
+    let (status, _) = send(
+        &client,
+        &s,
+        &operator,
+        post.clone(),
+        &kyc,
+        Some(approve.clone()),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "operators do not decide KYC");
-    let (status, approved) = send(&s, &compliance, post.clone(), &kyc, Some(approve)).await;
+    let (status, approved) =
+        send(&client, &s, &compliance, post.clone(), &kyc, Some(approve)).await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["kyc_status"], "approved");
     assert_eq!(approved["kyc_expires_at"], "2099-06-30T00:00:00Z");
     let no_expiry = json!({ "decision": "approved", "reason": "x" });
-    let (status, problem) = send(&s, &compliance, post.clone(), &kyc, Some(no_expiry)).await;
+    let (status, problem) = send(
+        &client,
+        &s,
+        &compliance,
+        post.clone(),
+        &kyc,
+        Some(no_expiry),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     let blank = json!({ "decision": "rejected", "reason": "  " });
-    let (status, problem) = send(&s, &compliance, post.clone(), &kyc, Some(blank)).await;
+    let (status, problem) = send(&client, &s, &compliance, post.clone(), &kyc, Some(blank)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "reason", "{problem}");
     let reject = json!({ "decision": "rejected", "reason": "document forged" });
-    let (_, rejected) = send(&s, &admin, post.clone(), &kyc, Some(reject)).await;
+    let (_, rejected) = send(&client, &s, &admin, post.clone(), &kyc, Some(reject)).await;
     assert_eq!(rejected["kyc_status"], "rejected");
     assert_eq!(rejected["kyc_expires_at"], Value::Null);
     let stale = json!({
         "decision": "approved", "expires_at": "2001-01-01T00:00:00Z", "reason": "old evidence"
     });
-    let (_, expired) = send(&s, &admin, post.clone(), &kyc, Some(stale)).await;
+    let (_, expired) = send(&client, &s, &admin, post.clone(), &kyc, Some(stale)).await;
     assert_eq!(
         expired["kyc_status"], "expired",
         "an approval already past expires at once"
     );
-    let (_, trail) = send(&s, &auditor, get.clone(), "/v1/audit?limit=200", None).await;
+    let (_, trail) = send(
+        &client,
+        &s,
+        &auditor,
+        get.clone(),
+        "/v1/audit?limit=200",
+        None,
+    )
+    .await;
     let actions: Vec<&str> = trail["items"]
         .as_array()
         .unwrap()

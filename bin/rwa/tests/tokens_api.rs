@@ -7,26 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, eventually};
+use common::{Server, eventually, problem_fields, send};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-
-async fn send(
-    client: &Client,
-    s: &Server,
-    key: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = client.request(method, s.url(path)).bearer_auth(key);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 fn body(symbol: &str) -> Value {
     json!({
@@ -178,14 +161,8 @@ async fn bad_requests_name_every_field_and_roles_and_organizations_hold() {
     let (status, problem) = send(&client, &s, &admin, post.clone(), "/v1/tokens", Some(bad)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["type"], "/problems/validation");
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        fields,
+        problem_fields(&problem),
         [
             "name",
             "symbol",

@@ -370,7 +370,7 @@ impl InvestorRepository for Store {
             ),
             None => (None, None),
         };
-        let query = sql_list::ListQuery {
+        let query = ListQuery {
             org: org.as_uuid(),
             kyc_status: filter.kyc_status.map(KycStatus::as_str),
             country: filter.country.map(|c| c.alpha2().to_owned()),
@@ -525,16 +525,14 @@ impl InvestorRepository for Store {
 }
 
 /// The parameters of a list, named.
-pub(crate) mod sql_list {
-    pub(crate) struct ListQuery<'a> {
-        pub(crate) org: uuid::Uuid,
-        pub(crate) kyc_status: Option<&'a str>,
-        pub(crate) country: Option<String>,
-        pub(crate) name_index: Option<&'a str>,
-        pub(crate) ref_index: Option<&'a str>,
-        pub(crate) after: Option<uuid::Uuid>,
-        pub(crate) fetch: i64,
-    }
+pub(crate) struct ListQuery<'a> {
+    org: Uuid,
+    kyc_status: Option<&'a str>,
+    country: Option<String>,
+    name_index: Option<&'a str>,
+    ref_index: Option<&'a str>,
+    after: Option<Uuid>,
+    fetch: i64,
 }
 
 /// Columns of `investors`, in [`InvestorRow`] order.
@@ -549,8 +547,7 @@ crate::dialect::statements! {
     use sqlx::query_as;
     use uuid::Uuid;
 
-    use super::sql_list::ListQuery;
-    use super::{InvestorRow, Resealed, SealedInvestor, StaleRow, WalletRow};
+    use super::{InvestorRow, ListQuery, Resealed, SealedInvestor, StaleRow, WalletRow};
 
     pub(crate) async fn set_kyc(
         c: &mut Conn,

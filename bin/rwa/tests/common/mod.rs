@@ -304,3 +304,32 @@ fn split_labels(body: &str) -> Vec<String> {
     }
     out
 }
+
+/// Sends an authenticated request to `s` and answers its status and JSON
+/// body (`Null` when it has none).
+pub async fn send(
+    client: &reqwest::Client,
+    s: &Server,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = client.request(method, s.url(path)).bearer_auth(key);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The fields a validation problem names, in order.
+pub fn problem_fields(problem: &serde_json::Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .expect("a validation problem lists its errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect()
+}
