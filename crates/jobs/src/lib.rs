@@ -1,7 +1,8 @@
 //! The durable job queue, on the project's own database (SQLite or PostgreSQL).
 //!
 //! Jobs live in the same database as the business rows, so enqueueing is part
-//! of the caller's transaction ([`enqueue_sqlite`], [`enqueue_postgres`]): a
+//! of the caller's transaction ([`enqueue_sqlite`], [`enqueue_postgres`], or
+//! on PostgreSQL inside the caller's single statement, [`enqueue_cte_postgres`]): a
 //! rolled-back request never runs a job, a committed one always does, and
 //! nothing is lost in a crash. No existing crate does this on both SQLite and
 //! PostgreSQL with durable retry delays (apalis keeps retries in memory and
