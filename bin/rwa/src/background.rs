@@ -56,8 +56,7 @@ impl Background {
             every: jobs.maintenance_interval,
             ..MaintenanceConfig::default()
         };
-        // Periodic jobs join here with the issues that need them (reports).
-        let scheduler = Scheduler::new(queue.clone(), Vec::new());
+        let scheduler = Scheduler::new(queue.clone(), crate::handlers::periodic());
         tasks.spawn(maintenance::run(queue, maintenance, scheduler, stopped));
         let senders_stop = Arc::new(Notify::new());
         let senders = txm.spawn(senders_stop.clone());

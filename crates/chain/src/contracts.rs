@@ -233,6 +233,21 @@ impl std::fmt::Display for ReasonCode {
     }
 }
 
+/// An identity registry's custom error in revert data, for people
+/// (`AlreadyRegistered(0x…)`), if that is what the data is.
+pub fn registry_error(data: &[u8]) -> Option<String> {
+    use IdentityRegistry::IdentityRegistryErrors as E;
+    let error = <E as alloy::sol_types::SolInterface>::abi_decode(data).ok()?;
+    Some(match error {
+        E::AlreadyRegistered(e) => format!("AlreadyRegistered({})", e.wallet),
+        E::NotRegistered(e) => format!("NotRegistered({})", e.wallet),
+        E::ZeroAddress(_) => "ZeroAddress()".to_owned(),
+        E::ZeroInvestorId(_) => "ZeroInvestorId()".to_owned(),
+        E::LengthMismatch(_) => "LengthMismatch()".to_owned(),
+        other => format!("{other:?}"),
+    })
+}
+
 /// The address a contract created by `deployer` at `nonce` gets (CREATE).
 pub fn create_address(deployer: Address, nonce: u64) -> Address {
     deployer.create(nonce)

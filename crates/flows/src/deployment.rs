@@ -23,18 +23,17 @@ use std::sync::Arc;
 
 use rwa_chain::contracts::{self, Compliance, ComplianceParams, roles};
 use rwa_chain::txm::{TxManager, TxmError};
-use rwa_domain::chain::{Address, Bytes, CallRequest, ChainPort, U256};
+use rwa_domain::chain::{ChainPort, U256};
 use rwa_domain::token::{ComplianceRules, Token, TokenDeployment, TokenRepository, TokenStatus};
-use rwa_domain::tx::{Lane, ManagedTx, TxRequest, TxState, TxStore};
-use rwa_domain::{OrgId, RepoError, TokenId};
+use rwa_domain::tx::{Lane, TxState, TxStore};
+use rwa_domain::{RepoError, TokenId};
 
-/// Gas limit of `grantRole` (about 52k measured; the margin absorbs a cold
-/// access list and future OpenZeppelin changes).
-pub const GRANT_ROLE_GAS: u64 = 120_000;
+use crate::registry;
+use crate::submit::{Step, Submitter};
+
+pub use crate::submit::GRANT_ROLE_GAS;
 /// Gas limit of `bindToken` (about 47k measured).
 pub const BIND_TOKEN_GAS: u64 = 120_000;
-/// Margin over a deployment's gas estimate, in percent.
-const ESTIMATE_MARGIN_PERCENT: u64 = 20;
 
 /// The roles the platform's lanes receive on every token.
 pub const TOKEN_ROLES: [(&str, Lane); 5] = [
@@ -74,17 +73,8 @@ pub enum Progress {
 
 /// Deploys tokens through the transaction manager.
 pub struct TokenDeployer {
-    txm: Arc<TxManager>,
-    txs: Arc<dyn TxStore>,
-    chain: Arc<dyn ChainPort>,
+    sub: Submitter,
     tokens: Arc<dyn TokenRepository>,
-}
-
-/// One transaction of a deployment, with the contract it creates, if any.
-struct Step {
-    name: &'static str,
-    tx: ManagedTx,
-    creates: Option<Address>,
 }
 
 impl TokenDeployer {
@@ -97,9 +87,7 @@ impl TokenDeployer {
         tokens: Arc<dyn TokenRepository>,
     ) -> Self {
         Self {
-            txm,
-            txs,
-            chain,
+            sub: Submitter { txm, txs, chain },
             tokens,
         }
     }
@@ -111,7 +99,7 @@ impl TokenDeployer {
         if token.status != TokenStatus::PendingDeployment {
             return Ok(Progress::Finished(token));
         }
-        let chain_id = self.txm.chain_id();
+        let chain_id = self.sub.txm.chain_id();
         let steps = self.submit_all(&token, chain_id).await?;
         if let Some(failed) = steps.iter().find(|s| s.tx.state == TxState::Failed) {
             let reason = format!(
@@ -192,7 +180,8 @@ impl TokenDeployer {
     }
 
     async fn submit_all(&self, token: &Token, chain_id: u64) -> Result<Vec<Step>, DeployError> {
-        let deployer = self.txm.address(Lane::Deploy)?;
+        let sub = &self.sub;
+        let deployer = sub.txm.address(Lane::Deploy)?;
         let mut steps = Vec::new();
         let registry = match self
             .tokens
@@ -201,38 +190,11 @@ impl TokenDeployer {
         {
             Some(address) => address,
             None => {
-                let registry = self
-                    .deploy(
-                        "identity registry",
-                        registry_key(token.org_id, chain_id),
-                        contracts::identity_registry_init_code(deployer),
-                    )
-                    .await?;
-                let address = registry.creates.expect("deployments create");
-                steps.push(registry);
-                // The constructor's admin is a registrar already; another admin
-                // lane needs the role to register investors' wallets.
-                let registrar = self.txm.address(Lane::Admin)?;
-                if registrar != deployer {
-                    steps.push(
-                        self.grant(
-                            "registrar role",
-                            format!(
-                                "{}:grant:{}:{registrar:#x}",
-                                registry_key(token.org_id, chain_id),
-                                roles::REGISTRAR
-                            ),
-                            address,
-                            roles::REGISTRAR,
-                            registrar,
-                        )
-                        .await?,
-                    );
-                }
-                address
+                steps = registry::submit(sub, token.org_id).await?;
+                steps[0].creates.expect("deployments create")
             }
         };
-        let compliance = self
+        let compliance = sub
             .deploy(
                 "compliance",
                 format!("token:{}:deploy-compliance", token.id),
@@ -241,7 +203,7 @@ impl TokenDeployer {
             .await?;
         let compliance_address = compliance.creates.expect("deployments create");
         steps.push(compliance);
-        let token_step = self
+        let token_step = sub
             .deploy(
                 "token",
                 format!("token:{}:deploy-token", token.id),
@@ -258,9 +220,10 @@ impl TokenDeployer {
         let token_address = token_step.creates.expect("deployments create");
         steps.push(token_step);
         steps.push(
-            self.call(
+            sub.call(
                 "compliance binding",
                 format!("token:{}:bind-compliance", token.id),
+                Lane::Deploy,
                 compliance_address,
                 contracts::input(&Compliance::bindTokenCall {
                     token_: token_address,
@@ -270,9 +233,9 @@ impl TokenDeployer {
             .await?,
         );
         for (role, lane) in TOKEN_ROLES {
-            let account = self.txm.address(lane)?;
+            let account = sub.txm.address(lane)?;
             steps.push(
-                self.grant(
+                sub.grant(
                     "role grant",
                     format!("token:{}:grant:{role}:{account:#x}", token.id),
                     token_address,
@@ -284,96 +247,6 @@ impl TokenDeployer {
         }
         Ok(steps)
     }
-
-    /// Submits (or finds) a deployment; its address follows from its nonce.
-    async fn deploy(
-        &self,
-        name: &'static str,
-        key: String,
-        init_code: Bytes,
-    ) -> Result<Step, DeployError> {
-        let tx = match self.existing(&key).await? {
-            Some(tx) => tx,
-            None => {
-                let from = self.txm.address(Lane::Deploy)?;
-                let estimate = self
-                    .chain
-                    .estimate_gas(&CallRequest {
-                        from: Some(from),
-                        to: None,
-                        input: init_code.clone(),
-                        value: U256::ZERO,
-                        gas: None,
-                    })
-                    .await
-                    .map_err(TxmError::from)?;
-                let gas_limit = estimate + estimate * ESTIMATE_MARGIN_PERCENT / 100;
-                self.txm
-                    .submit(&TxRequest {
-                        key,
-                        lane: Lane::Deploy,
-                        to: None,
-                        value: U256::ZERO,
-                        input: init_code,
-                        gas_limit,
-                    })
-                    .await?
-            }
-        };
-        let creates = Some(contracts::create_address(tx.from, tx.nonce));
-        Ok(Step { name, tx, creates })
-    }
-
-    async fn grant(
-        &self,
-        name: &'static str,
-        key: String,
-        contract: Address,
-        role: &str,
-        account: Address,
-    ) -> Result<Step, DeployError> {
-        let input = contracts::grant_role_input(contracts::role(role), account);
-        self.call(name, key, contract, input, GRANT_ROLE_GAS).await
-    }
-
-    async fn call(
-        &self,
-        name: &'static str,
-        key: String,
-        to: Address,
-        input: Bytes,
-        gas_limit: u64,
-    ) -> Result<Step, DeployError> {
-        let tx = match self.existing(&key).await? {
-            Some(tx) => tx,
-            None => {
-                self.txm
-                    .submit(&TxRequest {
-                        key,
-                        lane: Lane::Deploy,
-                        to: Some(to),
-                        value: U256::ZERO,
-                        input,
-                        gas_limit,
-                    })
-                    .await?
-            }
-        };
-        Ok(Step {
-            name,
-            tx,
-            creates: None,
-        })
-    }
-
-    async fn existing(&self, key: &str) -> Result<Option<ManagedTx>, DeployError> {
-        Ok(self.txs.find_by_key(key).await?)
-    }
-}
-
-/// The idempotency key of an organization's registry deployment on a chain.
-fn registry_key(org: OrgId, chain_id: u64) -> String {
-    format!("org:{org}:chain:{chain_id}:identity-registry")
 }
 
 /// Constructor arguments of a token's compliance contract; "no limit" is 0 on-chain.

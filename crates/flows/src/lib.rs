@@ -10,5 +10,13 @@
 //!
 //! - [`deployment`]: token deployment (identity registry once per
 //!   organization, compliance, token, binding, the lanes' roles).
+//! - [`identity`]: investors' wallets carried to the organization's
+//!   identity registry in batches.
+//! - [`registry`]: the organization's identity registry, deployed by
+//!   whichever of the two needs it first.
+//! - [`submit`]: transactions submitted under idempotency keys.
 
 pub mod deployment;
+pub mod identity;
+pub mod registry;
+pub mod submit;

@@ -44,6 +44,7 @@ impl QueueConfig {
     pub fn defaults() -> Vec<QueueConfig> {
         [
             ("token-deployment", 5),
+            ("identity", 2),
             ("compliance-check", 10),
             ("settlement", 3),
             ("reporting", 2),

@@ -112,7 +112,7 @@ pub struct Store {
     /// The job queue on these pools. Kept here so a repository that enqueues
     /// inside its own transaction can wake this process's workers after the
     /// commit (SQLite has no NOTIFY).
-    queue: rwa_jobs::Queue,
+    pub(crate) queue: rwa_jobs::Queue,
     /// Sender locks held by this process (PostgreSQL).
     pub(crate) sender_locks: crate::senders::SenderLocks,
     /// Verified API keys (see `key_cache`).

@@ -2,14 +2,19 @@
 //! between a job and its flow's step in `rwa-flows`; [`Platform`] holds what
 //! they share and registers them with a worker.
 
+mod expiry_sweep;
+mod identity_sync;
 mod test_mint;
 mod token_deployment;
 
 use std::sync::Arc;
 
 use rwa_chain::txm::TxManager;
+use rwa_domain::identity::{EXPIRY_SWEEP_KIND, IdentityRepository, SYNC_KIND};
 use rwa_domain::token::{DEPLOYMENT_KIND, TokenRepository};
 use rwa_flows::deployment::TokenDeployer;
+use rwa_flows::identity::IdentitySync;
+use rwa_jobs::scheduler::Periodic;
 use rwa_jobs::worker::Worker;
 
 pub use token_deployment::TokenDeploymentHandler;
@@ -23,6 +28,10 @@ pub struct Platform {
     pub txm: Arc<TxManager>,
     /// Tokens.
     pub tokens: Arc<dyn TokenRepository>,
+    /// The identity registration flow.
+    pub identity: Arc<IdentitySync>,
+    /// Identity registrations and expiries.
+    pub identities: Arc<dyn IdentityRepository>,
 }
 
 impl Platform {
@@ -31,6 +40,18 @@ impl Platform {
         worker.register(
             DEPLOYMENT_KIND,
             Arc::new(TokenDeploymentHandler::new(self.deployer.clone())),
+        );
+        worker.register(
+            SYNC_KIND,
+            Arc::new(identity_sync::IdentitySyncHandler {
+                sync: self.identity.clone(),
+            }),
+        );
+        worker.register(
+            EXPIRY_SWEEP_KIND,
+            Arc::new(expiry_sweep::ExpirySweepHandler {
+                identities: self.identities.clone(),
+            }),
         );
         if rwa_jobs::testing::ENABLED {
             worker.register(
@@ -42,4 +63,16 @@ impl Platform {
             );
         }
     }
+}
+
+/// The platform's periodic jobs.
+pub fn periodic() -> Vec<Periodic> {
+    vec![
+        Periodic::new(
+            EXPIRY_SWEEP_KIND,
+            expiry_sweep::SCHEDULE,
+            rwa_store::expiry_sweep_job(),
+        )
+        .expect("the sweep's schedule parses"),
+    ]
 }
