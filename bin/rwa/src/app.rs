@@ -29,6 +29,8 @@ use crate::background::Background;
 use crate::config::{Config, Environment, ServeRole};
 use crate::handlers::Platform;
 use crate::{secrets, signers};
+use rwa_flows::identity::IdentitySync;
+use rwa_flows::submit::Submitter;
 
 /// A built, bound, not yet serving application.
 pub struct App {
@@ -127,11 +129,19 @@ impl App {
             .map_err(|e| anyhow::anyhow!("transaction manager: cannot reach the chain: {e}"))?;
             let txm = Arc::new(txm);
             health.push(Arc::new(LanesHealth(txm.clone())));
-            let deployer = TokenDeployer::new(txm.clone(), store.clone(), chain, store.clone());
+            let deployer =
+                TokenDeployer::new(txm.clone(), store.clone(), chain.clone(), store.clone());
+            let submitter = Submitter {
+                txm: txm.clone(),
+                txs: store.clone(),
+                chain,
+            };
             let platform = Platform {
                 deployer: Arc::new(deployer),
                 txm: txm.clone(),
                 tokens: store.clone(),
+                identity: Arc::new(IdentitySync::new(submitter, store.clone(), store.clone())),
+                identities: store.clone(),
             };
             Some((txm, platform))
         } else {
@@ -152,6 +162,10 @@ impl App {
             jobs: Arc::new(queue.clone()),
             tokens: store.clone(),
             investors: store.clone(),
+            kyc_callback_secret: config
+                .kyc_callback_secret
+                .as_ref()
+                .map(|s| Arc::from(s.expose().as_bytes())),
             health: health.into(),
             metrics: crate::metrics::renderer(crate::metrics::recorder(), probe),
             settings: Arc::new(settings),

@@ -218,7 +218,7 @@ fn the_toml_file_is_layered_under_the_environment() {
 fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rwa.toml");
-    std::fs::write(&path, "[kyc]\ncallback_secret = \"0123456789abcdef\"\n").unwrap();
+    std::fs::write(&path, "[compliance]\nengine_url = \"http://risk:8080\"\n").unwrap();
     let out = run(
         &["--config", path.to_str().unwrap(), "config", "check"],
         &[("RWA_REDIS_URL", "redis://cache:6379")],
@@ -241,7 +241,7 @@ fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
         "{notes:?}"
     );
     assert!(
-        notes[1].starts_with("RWA_KYC_CALLBACK_SECRET ([kyc]): not yet used"),
+        notes[1].starts_with("RWA_COMPLIANCE_ENGINE_URL ([compliance]): not yet used"),
         "{notes:?}"
     );
     let plain = check(&[]);

@@ -348,3 +348,219 @@ async fn investors_are_onboarded_found_and_kept_private() {
         assert!(!logs.contains(secret), "{secret} appears in the logs");
     }
 }
+
+const CALLBACK_SECRET: &str = "provider-shared-secret-0123456789";
+
+/// The header a KYC provider sends, computed here as a provider would
+/// (HMAC-SHA256 over `t.body`), independently of the server's code.
+fn provider_signature(secret: &str, t: i64, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn callback(
+    client: &Client,
+    s: &Server,
+    org: &str,
+    signature: Option<&str>,
+    body: &[u8],
+) -> (StatusCode, Value) {
+    let mut req = client
+        .post(s.url(&format!("/callbacks/kyc/{org}")))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(sig) = signature {
+        req = req.header("Rwa-Signature", sig);
+    }
+    let r = req.send().await.unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn investors_change_and_providers_decide_by_signed_callback() {
+    let s = Server::start(&[("RWA_KYC_CALLBACK_SECRET", CALLBACK_SECRET)]).await;
+    let client = Client::new();
+    let (org, admin) = s.create_org("Callback Fund");
+    let auditor = s.create_key(&org, "auditor");
+    let post = reqwest::Method::POST;
+    let patch = reqwest::Method::PATCH;
+    let get = reqwest::Method::GET;
+    let (status, created) = send(
+        &client,
+        &s,
+        &admin,
+        post.clone(),
+        "/v1/investors",
+        Some(json!({
+            "name": "Bea Nakamura", "email": "bea@example.com", "country": "JP",
+            "type": "individual", "accredited": false, "external_ref": "kyc:bea"
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/investors/{id}");
+    let wallet = "0x00000000000000000000000000000000000000b1";
+    let (status, _) = send(
+        &client,
+        &s,
+        &admin,
+        post.clone(),
+        &format!("{path}/wallets"),
+        Some(json!({ "address": wallet })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // PATCH: fields present change; bad ones are named; empty is refused.
+    let (status, changed) = send(
+        &client,
+        &s,
+        &admin,
+        patch.clone(),
+        &path,
+        Some(json!({ "email": "bea.n@example.com", "accredited": true,
+                     "accreditation_expires_at": "2099-01-01T00:00:00Z" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["email"], "bea.n@example.com");
+    assert_eq!(changed["name"], "Bea Nakamura");
+    assert_eq!(changed["accredited"], true);
+    let (status, cleared) = send(
+        &client,
+        &s,
+        &admin,
+        patch.clone(),
+        &path,
+        Some(json!({ "accreditation_expires_at": null })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{cleared}");
+    assert_eq!(cleared["accreditation_expires_at"], Value::Null);
+    let (status, problem) = send(
+        &client,
+        &s,
+        &admin,
+        patch.clone(),
+        &path,
+        Some(json!({ "email": "not-an-email", "country": "XX" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem_fields(&problem), ["email", "country"]);
+    let (status, problem) = send(&client, &s, &admin, patch.clone(), &path, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem_fields(&problem), ["body"]);
+    let (status, _) = send(
+        &client,
+        &s,
+        &auditor,
+        patch.clone(),
+        &path,
+        Some(json!({ "country": "FR" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "auditors read only");
+
+    // The provider approves, naming the investor by its external reference.
+    let now = chrono::Utc::now().timestamp();
+    let approval = serde_json::to_vec(&json!({
+        "external_ref": "kyc:bea", "decision": "approved",
+        "expires_at": "2099-06-30T00:00:00Z", "reason": "passport and proof of address",
+        "provider_ref": "chk_81723"
+    }))
+    .unwrap();
+    let unchanged = async || {
+        let (_, i) = send(&client, &s, &admin, get.clone(), &path, None).await;
+        assert_eq!(i["kyc_status"], "pending", "nothing changed: {i}");
+    };
+    let good = provider_signature(CALLBACK_SECRET, now, &approval);
+    // Refusals first; none of them changes anything.
+    let forged = provider_signature("not-the-secret-at-all-0123456789", now, &approval);
+    let (status, problem) = callback(&client, &s, &org, Some(&forged), &approval).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{problem}");
+    assert_eq!(problem["type"], "/problems/bad-signature");
+    let stale = provider_signature(CALLBACK_SECRET, now - 301, &approval);
+    let (status, problem) = callback(&client, &s, &org, Some(&stale), &approval).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("timestamp"),
+        "{problem}"
+    );
+    let (status, _) = callback(&client, &s, &org, None, &approval).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mut tampered = approval.clone();
+    tampered.extend_from_slice(b" ");
+    let (status, _) = callback(&client, &s, &org, Some(&good), &tampered).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the body is signed");
+    unchanged().await;
+
+    let (status, approved) = callback(&client, &s, &org, Some(&good), &approval).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["kyc_status"], "approved");
+    assert_eq!(approved["kyc_expires_at"], "2099-06-30T00:00:00Z");
+    // The same request again is a replay: 409, nothing changes (a rejection
+    // in between stays).
+    let rejection = serde_json::to_vec(&json!({
+        "investor_id": id, "decision": "rejected", "reason": "document expired",
+        "provider_ref": "chk_81724"
+    }))
+    .unwrap();
+    let reject_sig = provider_signature(CALLBACK_SECRET, now, &rejection);
+    let (status, rejected) = callback(&client, &s, &org, Some(&reject_sig), &rejection).await;
+    assert_eq!(status, StatusCode::OK, "{rejected}");
+    assert_eq!(rejected["kyc_status"], "rejected");
+    let (status, problem) = callback(&client, &s, &org, Some(&good), &approval).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (_, now_shown) = send(&client, &s, &admin, get.clone(), &path, None).await;
+    assert_eq!(
+        now_shown["kyc_status"], "rejected",
+        "the replay changed nothing"
+    );
+
+    // A valid signature over a bad body: the fields are named.
+    let bad = br#"{"decision":"approved","reason":"ok","provider_ref":"x"}"#;
+    let sig = provider_signature(CALLBACK_SECRET, now, bad);
+    let (status, problem) = callback(&client, &s, &org, Some(&sig), bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem_fields(&problem), ["investor_id", "expires_at"]);
+
+    // A fresh approval carries the wallet to the registry on the devnet.
+    let again = serde_json::to_vec(&json!({
+        "investor_id": id, "decision": "approved", "expires_at": "2099-06-30T00:00:00Z",
+        "reason": "re-verified", "provider_ref": "chk_81725"
+    }))
+    .unwrap();
+    let sig = provider_signature(CALLBACK_SECRET, now, &again);
+    let (status, approved) = callback(&client, &s, &org, Some(&sig), &again).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["registrations"][0]["status"], "pending");
+    let registered = common::eventually(std::time::Duration::from_secs(60), async || {
+        let (_, i) = send(&client, &s, &admin, get.clone(), &path, None).await;
+        i["registrations"][0]["status"] == "registered"
+    })
+    .await;
+    assert!(registered, "the wallet was registered on-chain");
+
+    // The audit trail names the provider and its reference.
+    let (_, audit) = send(
+        &client,
+        &s,
+        &admin,
+        get.clone(),
+        "/v1/audit?limit=200",
+        None,
+    )
+    .await;
+    let provider = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data"]["provider_ref"] == "chk_81725")
+        .expect("the provider's decision is audited");
+    assert_eq!(provider["actor"], "system:kyc-provider");
+}

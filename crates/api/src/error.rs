@@ -35,6 +35,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// No valid credential.
     Unauthorized,
+    /// A signed callback whose `Rwa-Signature` is missing, does not match
+    /// its body, or is too old or too new; the detail says which.
+    BadSignature(String),
     /// The credential's role may not do this.
     Forbidden,
     /// No such resource in the caller's organization.
@@ -87,7 +90,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -125,6 +128,7 @@ impl ApiError {
                 "Unauthorized",
                 "send a valid API key as Authorization: Bearer rwa_…".into(),
             ),
+            ApiError::BadSignature(d) => ("bad-signature", "Bad signature", d.clone()),
             ApiError::Forbidden => (
                 "forbidden",
                 "Forbidden",

@@ -52,6 +52,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::jobs::router())
         .merge(routes::tokens::router())
         .merge(routes::investors::router())
+        .merge(routes::callbacks::router())
         .split_for_parts();
     openapi::add_problem_responses(&mut spec);
 

@@ -77,6 +77,9 @@ pub struct ApiPorts {
     pub tokens: Arc<dyn TokenRepository>,
     /// Investors.
     pub investors: Arc<dyn rwa_domain::investor::InvestorRepository>,
+    /// The secret KYC providers sign callbacks with
+    /// (`RWA_KYC_CALLBACK_SECRET`); callbacks are refused without one.
+    pub kyc_callback_secret: Option<Arc<[u8]>>,
     /// Dependencies reported by `/health/*`.
     pub health: Arc<[Arc<dyn HealthCheck>]>,
     /// `/metrics` body.

@@ -449,6 +449,229 @@ impl KycDecisionDraft {
     }
 }
 
+/// A change to an investor as received: only the fields present change.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvestorPatchDraft {
+    /// New legal name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New contact e-mail.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// New ISO 3166-1 alpha-2 country.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// New accreditation status.
+    #[serde(default)]
+    pub accredited: Option<bool>,
+    /// New accreditation expiry; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    pub accreditation_expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// A field that may be absent (outer `None`) or `null` (inner `None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A validated change to an investor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InvestorPatch {
+    /// New legal name.
+    pub name: Option<String>,
+    /// New e-mail.
+    pub email: Option<String>,
+    /// New country.
+    pub country: Option<Country>,
+    /// New accreditation status.
+    pub accredited: Option<bool>,
+    /// New accreditation expiry (`Some(None)` clears it).
+    pub accreditation_expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+impl InvestorPatch {
+    /// Validates a change, reporting every problem at once; an empty change
+    /// is refused (it would be a request that does nothing).
+    pub fn parse(draft: &InvestorPatchDraft) -> Result<Self, Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        let e = &mut errors;
+        let name = keep(
+            e,
+            draft
+                .name
+                .as_deref()
+                .map(|n| parse_name(n, "name"))
+                .transpose(),
+        );
+        let email = keep(
+            e,
+            draft
+                .email
+                .as_deref()
+                .map(|m| parse_email(m, "email"))
+                .transpose(),
+        );
+        let country = keep(
+            e,
+            draft
+                .country
+                .as_deref()
+                .map(|c| Country::parse(c, "country"))
+                .transpose(),
+        );
+        let patch = InvestorPatch {
+            name: name.flatten(),
+            email: email.flatten(),
+            country: country.flatten(),
+            accredited: draft.accredited,
+            accreditation_expires_at: draft.accreditation_expires_at,
+        };
+        if errors.is_empty() && patch == InvestorPatch::default() {
+            errors.push(ValidationError::new(
+                "body",
+                "must change at least one of name, email, country, accredited, accreditation_expires_at",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(patch)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The investor's accreditation after this change, judged at `now` (see
+    /// [`Accreditation::at`]).
+    pub fn accreditation(&self, current: Accreditation, now: DateTime<Utc>) -> Accreditation {
+        if self.accredited.is_none() && self.accreditation_expires_at.is_none() {
+            return current;
+        }
+        Accreditation::at(
+            self.accredited.unwrap_or(current.accredited),
+            self.accreditation_expires_at.unwrap_or(current.expires_at),
+            now,
+        )
+    }
+
+    /// The names of the fields it changes, for the audit trail (never their
+    /// values: they are personal data).
+    pub fn fields(&self) -> Vec<&'static str> {
+        let mut fields = Vec::new();
+        if self.name.is_some() {
+            fields.push("name");
+        }
+        if self.email.is_some() {
+            fields.push("email");
+        }
+        if self.country.is_some() {
+            fields.push("country");
+        }
+        if self.accredited.is_some() {
+            fields.push("accredited");
+        }
+        if self.accreditation_expires_at.is_some() {
+            fields.push("accreditation_expires_at");
+        }
+        fields
+    }
+}
+
+/// A KYC provider's callback body.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderDecisionDraft {
+    /// The investor, by our id...
+    #[serde(default)]
+    pub investor_id: Option<String>,
+    /// ...or by the organization's reference (one of the two).
+    #[serde(default)]
+    pub external_ref: Option<String>,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    /// Required for an approval.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why.
+    pub reason: String,
+    /// The provider's own reference for the check.
+    pub provider_ref: String,
+}
+
+/// Which investor a provider's decision is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InvestorRef {
+    /// By id.
+    Id(InvestorId),
+    /// By the organization's external reference.
+    ExternalRef(String),
+}
+
+/// A validated provider decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderDecision {
+    /// The investor.
+    pub investor: InvestorRef,
+    /// The decision.
+    pub decision: KycDecision,
+    /// Why.
+    pub reason: String,
+    /// The provider's reference, kept in the audit trail.
+    pub provider_ref: String,
+}
+
+impl ProviderDecisionDraft {
+    /// Validates the callback, reporting every problem at once.
+    pub fn parse(&self) -> Result<ProviderDecision, Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        let investor = match (self.investor_id.as_deref(), self.external_ref.as_deref()) {
+            (Some(id), None) => keep(
+                &mut errors,
+                id.parse::<uuid::Uuid>()
+                    .map(|u| InvestorRef::Id(InvestorId::from_uuid(u)))
+                    .map_err(|_| ValidationError::new("investor_id", "must be a UUID")),
+            ),
+            (None, Some(r)) => keep(
+                &mut errors,
+                parse_external_ref(r, "external_ref").map(InvestorRef::ExternalRef),
+            ),
+            _ => {
+                errors.push(ValidationError::new(
+                    "investor_id",
+                    "exactly one of investor_id and external_ref is required",
+                ));
+                None
+            }
+        };
+        let decided = KycDecisionDraft {
+            decision: self.decision.clone(),
+            expires_at: self.expires_at,
+            reason: self.reason.clone(),
+        }
+        .parse()
+        .map_err(|mut e| errors.append(&mut e))
+        .ok();
+        let provider_ref = keep(
+            &mut errors,
+            parse_external_ref(&self.provider_ref, "provider_ref"),
+        );
+        match (investor, decided, provider_ref) {
+            (Some(investor), Some((decision, reason)), Some(provider_ref)) if errors.is_empty() => {
+                Ok(ProviderDecision {
+                    investor,
+                    decision,
+                    reason,
+                    provider_ref,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
 /// A stored investor, its personal data opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Investor {
@@ -474,6 +697,9 @@ pub struct Investor {
     pub kyc_expires_at: Option<DateTime<Utc>>,
     /// Its wallets, oldest first.
     pub wallets: Vec<Wallet>,
+    /// Where each of its wallets stands in the organization's identity
+    /// registry, including wallets removed since (by address).
+    pub registrations: Vec<crate::identity::Registration>,
     /// Database time of creation.
     pub created_at: DateTime<Utc>,
     /// Database time of the last change.
@@ -514,6 +740,11 @@ pub const INVESTOR_KYC_APPROVED: &str = "investor.kyc_approved";
 pub const INVESTOR_KYC_REJECTED: &str = "investor.kyc_rejected";
 /// A KYC approval reached its expiry (or was recorded already expired).
 pub const INVESTOR_KYC_EXPIRED: &str = "investor.kyc_expired";
+/// Personal data, country or accreditation changed (the event names the
+/// fields, not their values).
+pub const INVESTOR_UPDATED: &str = "investor.updated";
+/// An accreditation reached its expiry: the investor is no longer accredited.
+pub const INVESTOR_ACCREDITATION_EXPIRED: &str = "investor.accreditation_expired";
 
 impl KycStatus {
     /// The event (and audit action) of entering this status.
@@ -573,6 +804,27 @@ pub trait InvestorRepository: Send + Sync {
         decision: KycDecision,
         reason: &str,
         actor: &Actor,
+    ) -> RepoResult<Investor>;
+
+    /// Changes an investor's personal data, country or accreditation, with
+    /// its audit entry and `investor.updated` event; a new country is
+    /// planned for the registry; answers the investor.
+    async fn update(
+        &self,
+        org: OrgId,
+        id: InvestorId,
+        patch: &InvestorPatch,
+        actor: &Actor,
+    ) -> RepoResult<Investor>;
+
+    /// Records a KYC provider's decision as [`Self::decide_kyc`] does, and
+    /// in the same transaction the callback's signature `digest`: a digest
+    /// seen before is a conflict and nothing changes.
+    async fn decide_kyc_from_provider(
+        &self,
+        org: OrgId,
+        decision: &ProviderDecision,
+        digest: &str,
     ) -> RepoResult<Investor>;
 
     /// Removes a wallet of an investor, with its audit entry and

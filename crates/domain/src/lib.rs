@@ -20,6 +20,7 @@ mod country_codes;
 pub mod error;
 pub mod event;
 pub mod health;
+pub mod identity;
 pub mod ids;
 pub mod investor;
 pub mod jobs;

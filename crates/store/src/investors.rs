@@ -13,9 +13,11 @@ use chrono::{DateTime, Utc};
 use rwa_domain::audit::AuditRecord;
 use rwa_domain::chain::Address;
 use rwa_domain::country::Country;
+use rwa_domain::identity::SweepReport;
 use rwa_domain::investor::{
-    Accreditation, INVESTOR_CREATED, INVESTOR_WALLET_ADDED, INVESTOR_WALLET_REMOVED, Investor,
-    InvestorFilter, InvestorRepository, KycDecision, KycStatus, NewInvestor, Wallet,
+    Accreditation, INVESTOR_ACCREDITATION_EXPIRED, INVESTOR_CREATED, INVESTOR_UPDATED,
+    INVESTOR_WALLET_ADDED, INVESTOR_WALLET_REMOVED, Investor, InvestorFilter, InvestorPatch,
+    InvestorRef, InvestorRepository, KycDecision, KycStatus, NewInvestor, ProviderDecision, Wallet,
     normalize_name,
 };
 use rwa_domain::page::{Page, PageRequest};
@@ -162,9 +164,21 @@ fn open(keys: &PiiKeys, r: InvestorRow) -> RepoResult<Investor> {
         kyc_status,
         kyc_expires_at: r.kyc_expires_at,
         wallets: Vec::new(),
+        registrations: Vec::new(),
         created_at: r.created_at,
         updated_at: r.updated_at,
     })
+}
+
+/// What the registry should say about the investor's wallets (see
+/// [`crate::identity::wanted`]), from its stored row.
+fn want_of(r: &InvestorRow) -> RepoResult<Option<(i32, i64)>> {
+    let broken = |what: &str, e: &dyn std::fmt::Display| {
+        RepoError::Internal(format!("investor {}: stored {what}: {e}", r.id))
+    };
+    let status: KycStatus = r.kyc_status.parse().map_err(|e| broken("kyc_status", &e))?;
+    let country = Country::parse(&r.country, "country").map_err(|e| broken("country", &e))?;
+    Ok(crate::identity::wanted(status, r.kyc_expires_at, country))
 }
 
 /// What `investor.*` events carry: the investor without personal data.
@@ -294,6 +308,239 @@ impl Store {
     }
 }
 
+/// The audit entry of a KYC decision taken at `now`, and the status it sets.
+fn decision_record(
+    id: InvestorId,
+    decision: KycDecision,
+    reason: &str,
+    provider_ref: Option<&str>,
+    now: DateTime<Utc>,
+) -> (KycStatus, Option<DateTime<Utc>>, AuditRecord) {
+    // The status does not depend on the current one: a later decision
+    // replaces it (see `KycStatus::after`).
+    let status = KycStatus::Pending.after(&decision, now);
+    let expires_at = match decision {
+        KycDecision::Approve { expires_at } => Some(expires_at),
+        KycDecision::Reject => None,
+    };
+    let mut data = json!({
+        "kyc_status": status.as_str(),
+        "kyc_expires_at": expires_at,
+        "reason": reason,
+    });
+    if let Some(r) = provider_ref {
+        data["provider_ref"] = json!(r);
+    }
+    let record = AuditRecord {
+        action: status.event(),
+        target: format!("investor:{id}"),
+        data,
+    };
+    (status, expires_at, record)
+}
+
+/// A KYC decision's event: ids and statuses only.
+fn decision_event(
+    id: InvestorId,
+    status: KycStatus,
+    expires_at: Option<DateTime<Utc>>,
+) -> serde_json::Value {
+    json!({ "investor_id": id, "kyc_status": status.as_str(), "kyc_expires_at": expires_at })
+}
+
+/// Which investor, and the callback's receipt, of a provider's decision.
+struct ProviderReceipt {
+    external_ref_index: Option<String>,
+    digest: String,
+    provider_ref: String,
+}
+
+impl Store {
+    /// Records a KYC decision (a provider's when `receipt` is given) and
+    /// plans the registry; answers the investor's id.
+    async fn decide(
+        &self,
+        org: OrgId,
+        id: Option<InvestorId>,
+        decision: KycDecision,
+        reason: String,
+        actor: Actor,
+        receipt: Option<ProviderReceipt>,
+    ) -> RepoResult<InvestorId> {
+        let now = Utc::now();
+        let decided: RepoResult<InvestorId> =
+            in_write_tx!(self, |tx, sql, identity, audit, events| {
+                let id = match (id, &receipt) {
+                    (Some(id), _) => id,
+                    (
+                        None,
+                        Some(ProviderReceipt {
+                            external_ref_index: Some(index),
+                            ..
+                        }),
+                    ) => {
+                        let found = sql::id_by_external_ref(&mut tx, org.as_uuid(), index)
+                            .await
+                            .db()?;
+                        InvestorId::from_uuid(found.ok_or(RepoError::NotFound)?)
+                    }
+                    (None, _) => return Err(RepoError::NotFound),
+                };
+                let (status, expires_at, record) = decision_record(
+                    id,
+                    decision,
+                    &reason,
+                    receipt.as_ref().map(|r| r.provider_ref.as_str()),
+                    now,
+                );
+                let Some(row) = sql::investor_for_update(&mut tx, org.as_uuid(), id.as_uuid())
+                    .await
+                    .db()?
+                else {
+                    return Err(RepoError::NotFound);
+                };
+                if let Some(r) = &receipt {
+                    let stored = sql::insert_receipt(
+                        &mut tx,
+                        &r.digest,
+                        org.as_uuid(),
+                        id.as_uuid(),
+                        &r.provider_ref,
+                    )
+                    .await
+                    .db();
+                    if let Err(RepoError::Conflict(_)) = stored {
+                        return Err(RepoError::Conflict(
+                            "this signature was accepted before: the callback is a replay".into(),
+                        ));
+                    }
+                    stored?;
+                }
+                sql::set_kyc(
+                    &mut tx,
+                    org.as_uuid(),
+                    id.as_uuid(),
+                    status.as_str(),
+                    expires_at,
+                )
+                .await
+                .db()?;
+                audit::append_audit(&mut tx, org, &actor, &record)
+                    .await
+                    .db()?;
+                events::append_event(
+                    &mut tx,
+                    org.as_uuid(),
+                    status.event(),
+                    &decision_event(id, status, expires_at),
+                )
+                .await
+                .db()?;
+                let country = Country::parse(&row.country, "country")
+                    .map_err(|e| RepoError::Internal(e.to_string()))?;
+                let want = crate::identity::wanted(status, expires_at, country);
+                identity::plan(&mut tx, org.as_uuid(), id.as_uuid(), want).await?;
+                Ok::<_, RepoError>(id)
+            });
+        self.wake_jobs();
+        decided
+    }
+}
+
+/// Rows changed per transaction by the expiry sweep.
+const SWEEP_BATCH: i64 = 200;
+
+/// The sweep's actor in the audit trail.
+const SWEEPER: Actor = Actor::System("expiry-sweep");
+
+/// Expires KYC approvals, then accreditations, that ended before now, in
+/// batches of one transaction each; then restarts identity syncs that lost
+/// their job.
+pub(crate) async fn sweep_expiries(store: &Store) -> RepoResult<SweepReport> {
+    let now = Utc::now();
+    let mut report = SweepReport::default();
+    loop {
+        let done: RepoResult<u64> = in_write_tx!(store, |tx, sql, identity, audit, events| {
+            let due = sql::due_kyc(&mut tx, now, SWEEP_BATCH).await.db()?;
+            let count = due.len() as u64;
+            for (id, org, expires_at) in due {
+                let org = OrgId::from_uuid(org);
+                let investor = InvestorId::from_uuid(id);
+                let status = KycStatus::Expired;
+                sql::set_kyc(&mut tx, org.as_uuid(), id, status.as_str(), expires_at)
+                    .await
+                    .db()?;
+                let record = AuditRecord {
+                    action: status.event(),
+                    target: format!("investor:{investor}"),
+                    data: json!({ "kyc_status": status.as_str(), "kyc_expires_at": expires_at }),
+                };
+                audit::append_audit(&mut tx, org, &SWEEPER, &record)
+                    .await
+                    .db()?;
+                events::append_event(
+                    &mut tx,
+                    org.as_uuid(),
+                    status.event(),
+                    &decision_event(investor, status, expires_at),
+                )
+                .await
+                .db()?;
+                identity::plan(&mut tx, org.as_uuid(), id, None).await?;
+            }
+            Ok::<_, RepoError>(count)
+        });
+        let done = done?;
+        report.kyc_expired += done;
+        if done < SWEEP_BATCH as u64 {
+            break;
+        }
+    }
+    loop {
+        let done: RepoResult<u64> = in_write_tx!(store, |tx, sql, audit, events| {
+            let due = sql::due_accreditation(&mut tx, now, SWEEP_BATCH)
+                .await
+                .db()?;
+            let count = due.len() as u64;
+            for (id, org, expires_at) in due {
+                let org = OrgId::from_uuid(org);
+                let investor = InvestorId::from_uuid(id);
+                sql::lapse_accreditation(&mut tx, id).await.db()?;
+                let data = json!({
+                    "investor_id": investor,
+                    "accredited": false,
+                    "accreditation_expires_at": expires_at,
+                });
+                let record = AuditRecord {
+                    action: INVESTOR_ACCREDITATION_EXPIRED,
+                    target: format!("investor:{investor}"),
+                    data: data.clone(),
+                };
+                audit::append_audit(&mut tx, org, &SWEEPER, &record)
+                    .await
+                    .db()?;
+                events::append_event(
+                    &mut tx,
+                    org.as_uuid(),
+                    INVESTOR_ACCREDITATION_EXPIRED,
+                    &data,
+                )
+                .await
+                .db()?;
+            }
+            Ok::<_, RepoError>(count)
+        });
+        let done = done?;
+        report.accreditation_lapsed += done;
+        if done < SWEEP_BATCH as u64 {
+            break;
+        }
+    }
+    crate::identity::revive_syncs(store).await?;
+    store.wake_jobs();
+    Ok(report)
+}
+
 #[async_trait]
 impl InvestorRepository for Store {
     async fn create(
@@ -346,12 +593,7 @@ impl InvestorRepository for Store {
                 .db()?
         });
         let mut investor = [open(&keys, row.ok_or(RepoError::NotFound)?)?];
-        let wallets = on_reader!(self, |pool, sql| {
-            sql::wallets_between(pool, org.as_uuid(), id.as_uuid(), id.as_uuid())
-                .await
-                .db()?
-        });
-        attach(&mut investor, wallets)?;
+        self.attach_details(org, &mut investor).await?;
         let [investor] = investor;
         Ok(investor)
     }
@@ -387,17 +629,7 @@ impl InvestorRepository for Store {
             .map(|r| open(&keys, r))
             .collect::<RepoResult<Vec<_>>>()?;
         let mut page = Page::from_overfetch(investors, page.limit, |i| i.id.as_uuid());
-        if let (Some(first), Some(last)) = (page.items.first(), page.items.last()) {
-            // One read for the page: ids are in order, so the page's wallets
-            // are those of investors between its first and last id.
-            let (first, last) = (first.id.as_uuid(), last.id.as_uuid());
-            let wallets = on_reader!(self, |pool, sql| {
-                sql::wallets_between(pool, org.as_uuid(), first, last)
-                    .await
-                    .db()?
-            });
-            attach(&mut page.items, wallets)?;
-        }
+        self.attach_details(org, &mut page.items).await?;
         Ok(page)
     }
 
@@ -412,19 +644,23 @@ impl InvestorRepository for Store {
         let record = wallet_record(INVESTOR_WALLET_ADDED, id, &stored);
         let actor = actor.clone();
         let added: RepoResult<()> = async {
-            in_write_tx!(self, |tx, sql, audit, events| {
-                let inserted = sql::insert_wallet(&mut tx, org.as_uuid(), id.as_uuid(), &stored)
+            in_write_tx!(self, |tx, sql, identity, audit, events| {
+                let Some(row) = sql::investor_for_update(&mut tx, org.as_uuid(), id.as_uuid())
+                    .await
+                    .db()?
+                else {
+                    return Err(RepoError::NotFound);
+                };
+                sql::insert_wallet(&mut tx, org.as_uuid(), id.as_uuid(), &stored)
                     .await
                     .db()?;
-                if inserted == 0 {
-                    return Err(RepoError::NotFound);
-                }
                 audit::append_audit(&mut tx, org, &actor, &record)
                     .await
                     .db()?;
                 events::append_event(&mut tx, org.as_uuid(), INVESTOR_WALLET_ADDED, &record.data)
                     .await
                     .db()?;
+                identity::plan(&mut tx, org.as_uuid(), id.as_uuid(), want_of(&row)?).await?;
                 Ok::<_, RepoError>(())
             })
         }
@@ -436,6 +672,7 @@ impl InvestorRepository for Store {
             )),
             other => other,
         })?;
+        self.wake_jobs();
         InvestorRepository::get(self, org, id).await
     }
 
@@ -447,47 +684,103 @@ impl InvestorRepository for Store {
         reason: &str,
         actor: &Actor,
     ) -> RepoResult<Investor> {
-        let now = chrono::Utc::now();
-        // The status does not depend on the current one: a later decision
-        // replaces it (see `KycStatus::after`).
-        let status = KycStatus::Pending.after(&decision, now);
-        let expires_at = match decision {
-            KycDecision::Approve { expires_at } => Some(expires_at),
-            KycDecision::Reject => None,
+        self.decide(
+            org,
+            Some(id),
+            decision,
+            reason.to_owned(),
+            actor.clone(),
+            None,
+        )
+        .await?;
+        InvestorRepository::get(self, org, id).await
+    }
+
+    async fn decide_kyc_from_provider(
+        &self,
+        org: OrgId,
+        decision: &ProviderDecision,
+        digest: &str,
+    ) -> RepoResult<Investor> {
+        let keys = self.pii_keys()?;
+        let (id, external_ref_index) = match &decision.investor {
+            InvestorRef::Id(id) => (Some(*id), None),
+            InvestorRef::ExternalRef(r) => (None, Some(keys.blind_index(EXTERNAL_REF, r))),
         };
-        let record = AuditRecord {
-            action: status.event(),
-            target: format!("investor:{id}"),
-            data: json!({
-                "kyc_status": status.as_str(),
-                "kyc_expires_at": expires_at,
-                "reason": reason,
-            }),
+        let receipt = ProviderReceipt {
+            external_ref_index,
+            digest: digest.to_owned(),
+            provider_ref: decision.provider_ref.clone(),
         };
-        let event = json!({ "investor_id": id, "kyc_status": status.as_str(), "kyc_expires_at": expires_at });
-        let actor = actor.clone();
-        let decided: RepoResult<()> = in_write_tx!(self, |tx, sql, audit, events| {
-            let changed = sql::set_kyc(
-                &mut tx,
-                org.as_uuid(),
-                id.as_uuid(),
-                status.as_str(),
-                expires_at,
+        let id = self
+            .decide(
+                org,
+                id,
+                decision.decision,
+                decision.reason.clone(),
+                Actor::System("kyc-provider"),
+                Some(receipt),
             )
-            .await
-            .db()?;
-            if changed == 0 {
+            .await?;
+        InvestorRepository::get(self, org, id).await
+    }
+
+    async fn update(
+        &self,
+        org: OrgId,
+        id: InvestorId,
+        patch: &InvestorPatch,
+        actor: &Actor,
+    ) -> RepoResult<Investor> {
+        let keys = self.pii_keys()?;
+        let now = Utc::now();
+        let fields = patch.fields();
+        let patch = patch.clone();
+        let actor = actor.clone();
+        let updated: RepoResult<()> = in_write_tx!(self, |tx, sql, identity, audit, events| {
+            let Some(row) = sql::investor_for_update(&mut tx, org.as_uuid(), id.as_uuid())
+                .await
+                .db()?
+            else {
                 return Err(RepoError::NotFound);
-            }
+            };
+            let current = open(&keys, row)?;
+            let changed = NewInvestor {
+                id,
+                name: patch.name.clone().unwrap_or(current.name.clone()),
+                email: patch.email.clone().unwrap_or(current.email.clone()),
+                country: patch.country.unwrap_or(current.country),
+                kind: current.kind,
+                accreditation: patch.accreditation(current.accreditation, now),
+                external_ref: current.external_ref.clone(),
+            };
+            // Every sealed column again, under the current key: a row's
+            // columns always share one key id.
+            let sealed = seal(&keys, org, &changed);
+            let row = sql::update_investor(&mut tx, &sealed).await.db()?;
+            let data = json!({
+                "investor_id": id,
+                "fields": fields,
+                "country": changed.country,
+                "accredited": changed.accreditation.accredited,
+                "accreditation_expires_at": changed.accreditation.expires_at,
+            });
+            let record = AuditRecord {
+                action: INVESTOR_UPDATED,
+                target: format!("investor:{id}"),
+                data: data.clone(),
+            };
             audit::append_audit(&mut tx, org, &actor, &record)
                 .await
                 .db()?;
-            events::append_event(&mut tx, org.as_uuid(), status.event(), &event)
+            events::append_event(&mut tx, org.as_uuid(), INVESTOR_UPDATED, &data)
                 .await
                 .db()?;
+            identity::plan(&mut tx, org.as_uuid(), id.as_uuid(), want_of(&row)?).await?;
             Ok::<_, RepoError>(())
         });
-        decided?;
+        updated?;
+        self.wake_jobs();
         InvestorRepository::get(self, org, id).await
     }
 
@@ -501,7 +794,13 @@ impl InvestorRepository for Store {
         let stored = stored_address(address);
         let record = wallet_record(INVESTOR_WALLET_REMOVED, id, &stored);
         let actor = actor.clone();
-        in_write_tx!(self, |tx, sql, audit, events| {
+        let removed: RepoResult<()> = in_write_tx!(self, |tx, sql, identity, audit, events| {
+            let Some(row) = sql::investor_for_update(&mut tx, org.as_uuid(), id.as_uuid())
+                .await
+                .db()?
+            else {
+                return Err(RepoError::NotFound);
+            };
             let removed = sql::delete_wallet(&mut tx, org.as_uuid(), id.as_uuid(), &stored)
                 .await
                 .db()?;
@@ -519,8 +818,32 @@ impl InvestorRepository for Store {
             )
             .await
             .db()?;
+            identity::plan(&mut tx, org.as_uuid(), id.as_uuid(), want_of(&row)?).await?;
             Ok::<_, RepoError>(())
-        })
+        });
+        removed?;
+        self.wake_jobs();
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Gives investors (ordered by id) their wallets and registrations, one
+    /// read each for all of them: their wallets are those of investors
+    /// between the first and the last id.
+    async fn attach_details(&self, org: OrgId, investors: &mut [Investor]) -> RepoResult<()> {
+        let (Some(first), Some(last)) = (investors.first(), investors.last()) else {
+            return Ok(());
+        };
+        let (first, last) = (first.id.as_uuid(), last.id.as_uuid());
+        let wallets = on_reader!(self, |pool, sql| {
+            sql::wallets_between(pool, org.as_uuid(), first, last)
+                .await
+                .db()?
+        });
+        attach(investors, wallets)?;
+        let registrations = self.registrations_between(org, first, last).await?;
+        crate::identity::attach(investors, registrations)
     }
 }
 
@@ -548,6 +871,128 @@ crate::dialect::statements! {
     use uuid::Uuid;
 
     use super::{InvestorRow, ListQuery, Resealed, SealedInvestor, StaleRow, WalletRow};
+
+    pub(crate) async fn investor_for_update(
+        c: &mut Conn,
+        org: Uuid,
+        id: Uuid,
+    ) -> sqlx::Result<Option<InvestorRow>> {
+        query_as(concat!(
+            "SELECT ",
+            investor_columns!(),
+            " FROM investors WHERE org_id = $1 AND id = $2 ",
+            lock!()
+        ))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(c)
+        .await
+    }
+
+    pub(crate) async fn id_by_external_ref(
+        c: &mut Conn,
+        org: Uuid,
+        index: &str,
+    ) -> sqlx::Result<Option<Uuid>> {
+        sqlx::query_scalar("SELECT id FROM investors WHERE org_id = $1 AND external_ref_index = $2")
+            .bind(org)
+            .bind(index)
+            .fetch_optional(c)
+            .await
+    }
+
+    pub(crate) async fn insert_receipt(
+        c: &mut Conn,
+        digest: &str,
+        org: Uuid,
+        investor: Uuid,
+        provider_ref: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO kyc_callback_receipts (digest, org_id, investor_id, provider_ref) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(digest)
+        .bind(org)
+        .bind(investor)
+        .bind(provider_ref)
+        .execute(c)
+        .await
+        .map(|_| ())
+    }
+
+    pub(crate) async fn update_investor(
+        c: &mut Conn,
+        i: &SealedInvestor,
+    ) -> sqlx::Result<InvestorRow> {
+        query_as(concat!(
+            "UPDATE investors SET pii_key = $3, name_sealed = $4, email_sealed = $5, \
+             external_ref_sealed = $6, name_index = $7, external_ref_index = $8, country = $9, \
+             accredited = $10, accreditation_expires_at = $11, updated_at = ",
+            now!(),
+            " WHERE org_id = $1 AND id = $2 RETURNING ",
+            investor_columns!()
+        ))
+        .bind(i.org_id)
+        .bind(i.id)
+        .bind(&i.pii_key)
+        .bind(&i.name_sealed)
+        .bind(&i.email_sealed)
+        .bind(i.external_ref_sealed.as_deref())
+        .bind(&i.name_index)
+        .bind(i.external_ref_index.as_deref())
+        .bind(&i.country)
+        .bind(i.accredited)
+        .bind(i.accreditation_expires_at)
+        .fetch_one(c)
+        .await
+    }
+
+    /// Approved investors whose approval ended by `now`: id, organization, expiry.
+    pub(crate) async fn due_kyc(
+        c: &mut Conn,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<(Uuid, Uuid, Option<chrono::DateTime<chrono::Utc>>)>> {
+        query_as(concat!(
+            "SELECT id, org_id, kyc_expires_at FROM investors \
+             WHERE kyc_status = 'approved' AND kyc_expires_at <= $1 ORDER BY id LIMIT $2 ",
+            lock!()
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+    }
+
+    /// Accredited investors whose accreditation ended by `now`.
+    pub(crate) async fn due_accreditation(
+        c: &mut Conn,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<(Uuid, Uuid, Option<chrono::DateTime<chrono::Utc>>)>> {
+        query_as(concat!(
+            "SELECT id, org_id, accreditation_expires_at FROM investors \
+             WHERE accredited AND accreditation_expires_at <= $1 ORDER BY id LIMIT $2 ",
+            lock!()
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+    }
+
+    pub(crate) async fn lapse_accreditation(c: &mut Conn, id: Uuid) -> sqlx::Result<()> {
+        sqlx::query(concat!(
+            "UPDATE investors SET accredited = false, updated_at = ",
+            now!(),
+            " WHERE id = $1"
+        ))
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|_| ())
+    }
 
     pub(crate) async fn set_kyc(
         c: &mut Conn,

@@ -36,8 +36,9 @@ pub(crate) struct Layered {
     /// and reported, so nobody believes they do something.
     pub(crate) redis: Option<toml::Table>,
     pub(crate) compliance: Option<toml::Table>,
-    pub(crate) kyc: Option<toml::Table>,
     pub(crate) webhooks: Option<toml::Table>,
+    #[serde(default)]
+    pub(crate) kyc: KycSection,
     /// One line per setting given that this version does not use.
     #[serde(skip)]
     pub(crate) not_yet_used: Vec<String>,
@@ -53,13 +54,16 @@ pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] = &[
         "compliance",
         "the external risk engine",
     ),
-    (
-        "RWA_KYC_CALLBACK_SECRET",
-        "kyc",
-        "the KYC-provider callback",
-    ),
     ("RWA_WEBHOOK_ALLOW_PRIVATE", "webhooks", "webhooks"),
 ];
+
+/// `[kyc]`: KYC provider callbacks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KycSection {
+    /// The secret providers sign `POST /callbacks/kyc/{org_id}` with.
+    pub(crate) callback_secret: Option<Secret>,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +162,9 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
     ("RWA_SECRET_KEY", |c, v| {
         Ok(c.secret_key = Some(Secret::new(v)))
     }),
+    ("RWA_KYC_CALLBACK_SECRET", |c, v| {
+        Ok(c.kyc.callback_secret = Some(Secret::new(v)))
+    }),
     (
         "RWA_CORS_ORIGINS",
         |c, v| Ok(c.cors_origins = Some(list(v))),
@@ -247,7 +254,6 @@ pub(crate) fn load(
         let in_file = match *section {
             "redis" => layered.redis.is_some(),
             "compliance" => layered.compliance.is_some(),
-            "kyc" => layered.kyc.is_some(),
             _ => layered.webhooks.is_some(),
         };
         if env(name).is_some() || in_file {

@@ -121,6 +121,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Server secret; `None` in development until generated into the data dir.
     pub secret_key: Option<Secret>,
+    /// What KYC providers sign callbacks with; callbacks are refused without it.
+    pub kyc_callback_secret: Option<Secret>,
     /// CORS origins.
     pub cors_origins: Vec<String>,
     /// Chain.

@@ -73,6 +73,18 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         errors.push("RWA_SECRET_KEY: required in production (at least 32 bytes)".into());
     }
 
+    // A provider's callbacks are forged with the secret: it must not be
+    // guessable. Without one, callbacks are refused (404).
+    let kyc_callback_secret = l.kyc.callback_secret;
+    if let Some(secret) = &kyc_callback_secret
+        && secret.expose().len() < MIN_CALLBACK_SECRET_BYTES
+    {
+        errors.push(format!(
+            "RWA_KYC_CALLBACK_SECRET: must be at least {MIN_CALLBACK_SECRET_BYTES} bytes (got {})",
+            secret.expose().len()
+        ));
+    }
+
     let cors_origins = l.cors_origins.unwrap_or_default();
     for origin in &cors_origins {
         check_origin(origin, prod, errors);
@@ -121,6 +133,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         data_dir,
         database,
         secret_key: l.secret_key,
+        kyc_callback_secret,
         cors_origins,
         chain,
         signer,
@@ -170,6 +183,9 @@ fn database(l: &Layered, data_dir: &std::path::Path, errors: &mut Vec<String>) -
         acquire_timeout: Duration::from_millis(l.database.acquire_timeout_ms.unwrap_or(3_000)),
     }
 }
+
+/// Shortest accepted KYC callback secret.
+const MIN_CALLBACK_SECRET_BYTES: usize = 16;
 
 fn check_secret(secret: &Secret, prod: bool, errors: &mut Vec<String>) {
     let value = secret.expose();

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use rwa_domain::InvestorId;
 use rwa_domain::country::Country;
 use rwa_domain::investor::{
-    Investor, InvestorDraft, InvestorFilter, KycDecisionDraft, KycStatus, MAX_NAME_CHARS,
-    NewInvestor, parse_wallet,
+    Investor, InvestorDraft, InvestorFilter, InvestorPatch, InvestorPatchDraft, KycDecisionDraft,
+    KycStatus, MAX_NAME_CHARS, NewInvestor, parse_wallet,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -27,7 +27,7 @@ use crate::state::ApiState;
 pub(crate) fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_investor, list_investors))
-        .routes(routes!(get_investor))
+        .routes(routes!(get_investor, update_investor))
         .routes(routes!(add_wallet))
         .routes(routes!(decide_kyc))
         .routes(routes!(remove_wallet))
@@ -39,6 +39,75 @@ pub(crate) struct WalletView {
     /// EIP-55 checksummed.
     address: String,
     added_at: DateTime<Utc>,
+}
+
+/// A wallet's entry in the organization's identity registry.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RegistrationView {
+    /// EIP-55 checksummed.
+    address: String,
+    /// `pending` (a batch will carry the change), `registered` (its
+    /// transaction settled), `failed` (refused on-chain; `error` says why;
+    /// tried again when the wallet's entry changes) or `removed`.
+    #[schema(pattern = "^(pending|registered|failed|removed)$")]
+    status: String,
+    /// Why the registry refused the change, when `failed`.
+    error: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Body of `PATCH /v1/investors/{id}`: the fields present change, the
+/// others stay; at least one is required. A new country of an approved
+/// investor is carried to the identity registry. Setting `accredited` or
+/// `accreditation_expires_at` judges the accreditation again as at
+/// onboarding (an expiry already past means not accredited).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+pub(crate) struct UpdateInvestor {
+    /// Legal name: not blank, no control characters.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(
+        nullable = false,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    name: Option<String>,
+    /// Contact e-mail.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(
+        nullable = false,
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )]
+    email: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = Option<CountryCode>, nullable = false)]
+    country: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
+    accredited: Option<bool>,
+    /// When the accreditation ends; `null` removes the end.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>, nullable)]
+    accreditation_expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// A field that may be absent (`None`) but not `null` (a 422 naming it).
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// A field that may be absent (outer `None`) or `null` (inner `None`).
+fn present<'de, D>(d: D) -> Result<Option<Option<DateTime<Utc>>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<DateTime<Utc>>::deserialize(d).map(Some)
 }
 
 /// Body of `POST /v1/investors/{id}/kyc`: a decision replaces the current
@@ -176,6 +245,10 @@ pub(crate) struct InvestorView {
     external_ref: Option<String>,
     /// Its wallets, oldest first.
     wallets: Vec<WalletView>,
+    /// Where its wallets stand in the organization's identity registry,
+    /// by address, including wallets removed since. A wallet appears once
+    /// the investor is approved.
+    registrations: Vec<RegistrationView>,
     /// `pending`, `approved`, `rejected` or `expired`.
     kyc_status: String,
     /// When the current KYC approval lapses.
@@ -204,6 +277,16 @@ impl From<Investor> for InvestorView {
                 .map(|w| WalletView {
                     address: w.address.to_checksum(None),
                     added_at: w.added_at,
+                })
+                .collect(),
+            registrations: i
+                .registrations
+                .into_iter()
+                .map(|r| RegistrationView {
+                    address: r.address.to_checksum(None),
+                    status: r.status.as_str().to_owned(),
+                    error: r.error,
+                    updated_at: r.updated_at,
                 })
                 .collect(),
             kyc_status: i.kyc_status.as_str().to_owned(),
@@ -337,7 +420,39 @@ async fn get_investor(
     Ok(axum::Json(investor.into()))
 }
 
+/// Changes the investor's name, e-mail, country or accreditation.
+#[utoipa::path(patch, path = "/v1/investors/{id}", tag = "investors",
+    security(("api_key" = ["admin", "operator"])),
+    params(("id" = uuid::Uuid, Path, description = "investor id")),
+    request_body = UpdateInvestor,
+    responses((status = 200, body = InvestorView)))]
+async fn update_investor(
+    caller: Authorized<roles::AdminOrOperator>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateInvestor>,
+) -> ApiResult<axum::Json<InvestorView>> {
+    let id: InvestorId = path_id(&id)?;
+    let draft = InvestorPatchDraft {
+        name: body.name,
+        email: body.email,
+        country: body.country,
+        accredited: body.accredited,
+        accreditation_expires_at: body.accreditation_expires_at,
+    };
+    let patch = InvestorPatch::parse(&draft).map_err(|errors| {
+        ApiError::Validation(errors.into_iter().map(FieldError::from).collect())
+    })?;
+    let investor = state
+        .investors
+        .update(caller.org_id, id, &patch, &caller.actor())
+        .await?;
+    Ok(axum::Json(investor.into()))
+}
+
 /// Adds a wallet to the investor; answers the investor with its wallets.
+/// Once the investor is approved, the wallet is carried to the identity
+/// registry (`registrations`).
 #[utoipa::path(post, path = "/v1/investors/{id}/wallets", tag = "investors",
     security(("api_key" = ["admin", "operator"])),
     params(("id" = uuid::Uuid, Path, description = "investor id")),
@@ -363,8 +478,9 @@ async fn add_wallet(
     Ok((StatusCode::CREATED, axum::Json(investor.into())))
 }
 
-/// Records a KYC decision (compliance officers and admins). Not there yet:
-/// the on-chain registration that follows it.
+/// Records a KYC decision (compliance officers and admins). The identity
+/// registry follows it: an approval registers every wallet (or renews its
+/// expiry), a rejection or an expiry removes them (`registrations`).
 #[utoipa::path(post, path = "/v1/investors/{id}/kyc", tag = "investors",
     security(("api_key" = ["admin", "compliance"])),
     params(("id" = uuid::Uuid, Path, description = "investor id")),
