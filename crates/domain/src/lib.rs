@@ -29,6 +29,7 @@ pub mod page;
 pub mod pii;
 pub mod ports;
 pub mod role;
+pub mod sanctions;
 pub mod signature;
 pub mod token;
 pub mod tx;
