@@ -142,6 +142,7 @@ impl App {
                 tokens: store.clone(),
                 identity: Arc::new(IdentitySync::new(submitter, store.clone(), store.clone())),
                 identities: store.clone(),
+                sanctions: store.clone(),
             };
             Some((txm, platform))
         } else {

@@ -44,6 +44,42 @@ pub enum Command {
     /// Server secret commands.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Sanctions lists (platform-wide).
+    #[command(subcommand)]
+    Sanctions(SanctionsCommand),
+}
+
+/// `rwa sanctions …`
+#[derive(Debug, Subcommand)]
+pub enum SanctionsCommand {
+    /// Load a new version of a list, atomically: a malformed file changes
+    /// nothing and the command names the file and line (exit 2). Loading the
+    /// same content again changes nothing. A new version has every approved
+    /// investor screened again (a job). Prints `{"list","version",
+    /// "content_hash","entries","loaded_at","new"}`.
+    Load {
+        /// The list's name (1 to 40 of letters, digits, `-`, `_`, `.`).
+        #[arg(long)]
+        list: String,
+        /// `ofac-sdn` (sdn.csv with --alt and --comments) or `csv` (the
+        /// generic format, header `name,aliases,addresses,list,reference`).
+        #[arg(long, value_parser = ["ofac-sdn", "csv"])]
+        format: String,
+        /// The list file (`sdn.csv` for ofac-sdn).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// ofac-sdn: the aliases file (`alt.csv`).
+        #[arg(long, value_name = "FILE")]
+        alt: Option<PathBuf>,
+        /// ofac-sdn: the continued remarks (`sdn_comments.csv`).
+        #[arg(long, value_name = "FILE")]
+        comments: Option<PathBuf>,
+        /// Data directory flag.
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Print every list's current version, one JSON line each.
+    List(DataArgs),
 }
 
 /// `rwa secrets …`

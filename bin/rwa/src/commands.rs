@@ -251,3 +251,76 @@ pub async fn secrets_rotate(mut config: Config) -> anyhow::Result<i32> {
     println!("{}", json!({ "resealed": resealed?, "key_id": key_id }));
     Ok(0)
 }
+
+/// The files of a list to load.
+pub struct ListFiles {
+    /// The list (`sdn.csv`, or the generic CSV).
+    pub file: std::path::PathBuf,
+    /// `alt.csv`.
+    pub alt: Option<std::path::PathBuf>,
+    /// `sdn_comments.csv`.
+    pub comments: Option<std::path::PathBuf>,
+}
+
+/// `rwa sanctions load`: parses every file first (a malformed one is exit 2
+/// naming its line, and the database is not touched), then loads the version
+/// in one transaction.
+pub async fn sanctions_load(
+    config: Config,
+    list: &str,
+    format: &str,
+    files: &ListFiles,
+) -> anyhow::Result<i32> {
+    use rwa_domain::sanctions::{self, SanctionsRepository};
+    let list = match sanctions::parse_list_name(list) {
+        Ok(l) => l,
+        Err(e) => return Ok(usage(&format!("--list: {e}"))),
+    };
+    let read =
+        |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let main = read(&files.file)?;
+    let alt = files.alt.as_deref().map(read).transpose()?;
+    let comments = files.comments.as_deref().map(read).transpose()?;
+    if format == "csv" && (alt.is_some() || comments.is_some()) {
+        return Ok(usage("--alt and --comments belong to --format ofac-sdn"));
+    }
+    let parsed = match format {
+        "ofac-sdn" => sanctions::parse_ofac_sdn(&main, alt.as_deref(), comments.as_deref()),
+        _ => {
+            let name = files
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "file".into());
+            sanctions::parse_generic_csv(&main, &name)
+        }
+    };
+    let entries = match parsed {
+        Ok(e) => e,
+        Err(e) => return Ok(usage(&format!("{e}; nothing was loaded"))),
+    };
+    let mut parts: Vec<&[u8]> = vec![&main];
+    parts.extend(alt.as_deref());
+    parts.extend(comments.as_deref());
+    let hash = sanctions::content_hash(&parts);
+    let store = open_store(&config).await?;
+    let loaded = store.system_load_list(&list, format, &hash, &entries).await;
+    store.close().await;
+    let (version, new) = loaded.context("loading the list")?;
+    let mut out = serde_json::to_value(&version)?;
+    out["new"] = json!(new);
+    println!("{out}");
+    Ok(0)
+}
+
+/// `rwa sanctions list`: every list's current version, one JSON line each.
+pub async fn sanctions_list(config: Config) -> anyhow::Result<i32> {
+    use rwa_domain::sanctions::SanctionsRepository;
+    let store = open_store(&config).await?;
+    let lists = store.system_current_lists().await;
+    store.close().await;
+    for version in lists.context("reading the lists")? {
+        println!("{}", serde_json::to_string(&version)?);
+    }
+    Ok(0)
+}

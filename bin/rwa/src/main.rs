@@ -4,7 +4,7 @@
 use clap::Parser;
 use rwa::cli::{
     AuditCommand, Cli, Command, ConfigCommand, DataArgs, JobsCommand, KeysCommand, OrgCommand,
-    SecretsCommand,
+    SanctionsCommand, SecretsCommand,
 };
 use rwa::commands::{self, EXIT_USAGE};
 use rwa::config::{Config, Overrides};
@@ -23,6 +23,7 @@ fn main() {
         | Command::Keys(KeysCommand::Create { data: d, .. })
         | Command::Audit(AuditCommand::Verify(d))
         | Command::Secrets(SecretsCommand::Rotate(d))
+        | Command::Sanctions(SanctionsCommand::Load { data: d, .. } | SanctionsCommand::List(d))
         | Command::Jobs(
             JobsCommand::List { data: d, .. }
             | JobsCommand::Retry { data: d, .. }
@@ -66,6 +67,22 @@ fn main() {
             }) => commands::keys_create(config, &org, &role, label.as_deref()).await,
             Command::Audit(AuditCommand::Verify(_)) => commands::audit_verify(config).await,
             Command::Secrets(SecretsCommand::Rotate(_)) => commands::secrets_rotate(config).await,
+            Command::Sanctions(SanctionsCommand::Load {
+                list,
+                format,
+                file,
+                alt,
+                comments,
+                ..
+            }) => {
+                let files = commands::ListFiles {
+                    file,
+                    alt,
+                    comments,
+                };
+                commands::sanctions_load(config, &list, &format, &files).await
+            }
+            Command::Sanctions(SanctionsCommand::List(_)) => commands::sanctions_list(config).await,
             Command::Jobs(JobsCommand::List {
                 queue,
                 state,

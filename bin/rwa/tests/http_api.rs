@@ -625,6 +625,7 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/investors/{id}", "patch"),
         ("/v1/investors/{id}/wallets", "post"),
         ("/v1/investors/{id}/kyc", "post"),
+        ("/v1/investors/{id}/screening/clear", "post"),
         ("/v1/investors/{id}/wallets/{address}", "delete"),
         ("/callbacks/kyc/{org_id}", "post"),
     ];

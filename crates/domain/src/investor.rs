@@ -673,7 +673,7 @@ impl ProviderDecisionDraft {
 }
 
 /// A stored investor, its personal data opened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Investor {
     /// Id.
     pub id: InvestorId,
@@ -700,6 +700,8 @@ pub struct Investor {
     /// Where each of its wallets stands in the organization's identity
     /// registry, including wallets removed since (by address).
     pub registrations: Vec<crate::identity::Registration>,
+    /// The latest sanctions screening (none before the first).
+    pub screening: Option<crate::sanctions::Screening>,
     /// Database time of creation.
     pub created_at: DateTime<Utc>,
     /// Database time of the last change.
@@ -825,6 +827,18 @@ pub trait InvestorRepository: Send + Sync {
         org: OrgId,
         decision: &ProviderDecision,
         digest: &str,
+    ) -> RepoResult<Investor>;
+
+    /// Clears the investor's possible sanctions matches (a compliance
+    /// officer's judgement, with its reason in the audit trail and an
+    /// `investor.screening_cleared` event); a conflict when none awaits
+    /// clearance. Hits are not cleared.
+    async fn clear_screening(
+        &self,
+        org: OrgId,
+        id: InvestorId,
+        reason: &str,
+        actor: &Actor,
     ) -> RepoResult<Investor>;
 
     /// Removes a wallet of an investor, with its audit entry and

@@ -629,6 +629,38 @@ pub const INVESTOR_SCREENING_CLEARED: &str = "investor.screening_cleared";
 /// The job that screens every approved investor again after a list changes.
 pub const RESCREEN_KIND: &str = "sanctions-rescreen";
 
+/// What a rescreen changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RescreenReport {
+    /// Approved investors screened.
+    pub screened: u64,
+    /// New hits among them (each raised `investor.sanctions_hit`).
+    pub hits: u64,
+}
+
+/// Sanctions lists and the screening of approved investors. System paths:
+/// the CLI and the rescreen job, never a handler.
+#[async_trait::async_trait]
+pub trait SanctionsRepository: Send + Sync {
+    /// Makes `entries` the current version of `list`, atomically, unless its
+    /// content hash is the current version's (answered with `false`); a new
+    /// version enqueues the rescreen job in the same transaction.
+    async fn system_load_list(
+        &self,
+        list: &str,
+        format: &str,
+        content_hash: &str,
+        entries: &[ListEntry],
+    ) -> crate::RepoResult<(ListVersion, bool)>;
+
+    /// Every list's current version.
+    async fn system_current_lists(&self) -> crate::RepoResult<Vec<ListVersion>>;
+
+    /// Screens every approved investor again against the current lists;
+    /// a new hit raises `investor.sanctions_hit` with an audit entry.
+    async fn system_rescreen_approved(&self) -> crate::RepoResult<RescreenReport>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

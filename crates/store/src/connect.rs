@@ -124,6 +124,8 @@ pub struct Store {
     pub(crate) sequencer: crate::sequencer::Sequencer,
     /// Seals personal data (see `investors`).
     pub(crate) pii: Option<std::sync::Arc<rwa_domain::pii::PiiKeys>>,
+    /// The sanctions lists' current versions, indexed (see `sanctions`).
+    pub(crate) sanctions_index: crate::sanctions::IndexCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -155,6 +157,7 @@ impl Store {
             key_listener: std::sync::OnceLock::new(),
             sequencer: crate::sequencer::Sequencer::default(),
             pii: opts.pii.clone(),
+            sanctions_index: Default::default(),
             sender_locks: crate::senders::SenderLocks::default(),
             max_connections: opts.max_connections,
         })

@@ -22,6 +22,9 @@ use rwa_domain::investor::{
 };
 use rwa_domain::page::{Page, PageRequest};
 use rwa_domain::pii::PiiKeys;
+use rwa_domain::sanctions::{
+    INVESTOR_SANCTIONS_HIT, INVESTOR_SCREENING_CLEARED, RescreenReport, Screening, ScreeningStatus,
+};
 use rwa_domain::{Actor, InvestorId, OrgId, RepoError, RepoResult};
 use serde_json::json;
 use uuid::Uuid;
@@ -165,6 +168,7 @@ fn open(keys: &PiiKeys, r: InvestorRow) -> RepoResult<Investor> {
         kyc_expires_at: r.kyc_expires_at,
         wallets: Vec::new(),
         registrations: Vec::new(),
+        screening: None,
         created_at: r.created_at,
         updated_at: r.updated_at,
     })
@@ -308,6 +312,53 @@ impl Store {
     }
 }
 
+/// The audit entry and event data of a new sanctions hit.
+fn hit_record(id: InvestorId, screening: &Screening) -> AuditRecord {
+    AuditRecord {
+        action: INVESTOR_SANCTIONS_HIT,
+        target: format!("investor:{id}"),
+        data: json!({
+            "investor_id": id,
+            "matches": screening.matches.iter().filter(|m| m.hit).collect::<Vec<_>>(),
+            "lists": screening.lists,
+        }),
+    }
+}
+
+/// Screens the investor inside the caller's transaction (`$tx`, with the
+/// `sanctions`, `audit` and `events` statement modules in scope) and
+/// answers the screening; a new hit on an approved investor appends
+/// `investor.sanctions_hit` and its audit entry.
+macro_rules! screen_in_tx {
+    ($tx:ident, $index:expr, $org:expr, $id:expr, $name:expr, $approved:expr, $actor:expr) => {{
+        let (before, screening) = sanctions::screen(
+            &mut $tx,
+            &$index,
+            $org.as_uuid(),
+            $id.as_uuid(),
+            $name,
+            // Microseconds: what both databases keep.
+            chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
+        )
+        .await?;
+        if $approved && crate::sanctions::new_hit(before.as_ref(), &screening) {
+            let record = hit_record($id, &screening);
+            audit::append_audit(&mut $tx, $org, $actor, &record)
+                .await
+                .db()?;
+            events::append_event(
+                &mut $tx,
+                $org.as_uuid(),
+                INVESTOR_SANCTIONS_HIT,
+                &record.data,
+            )
+            .await
+            .db()?;
+        }
+        screening
+    }};
+}
+
 /// The audit entry of a KYC decision taken at `now`, and the status it sets.
 fn decision_record(
     id: InvestorId,
@@ -368,24 +419,47 @@ impl Store {
         receipt: Option<ProviderReceipt>,
     ) -> RepoResult<InvestorId> {
         let now = Utc::now();
+        let id = match (id, &receipt) {
+            (Some(id), _) => id,
+            (
+                None,
+                Some(ProviderReceipt {
+                    external_ref_index: Some(index),
+                    ..
+                }),
+            ) => {
+                let found = on_reader!(self, |pool, sql| {
+                    sql::id_by_external_ref(pool, org.as_uuid(), index)
+                        .await
+                        .db()?
+                });
+                InvestorId::from_uuid(found.ok_or(RepoError::NotFound)?)
+            }
+            (None, _) => return Err(RepoError::NotFound),
+        };
+        if let KycDecision::Approve { .. } = decision {
+            // Screened afresh, in its own transaction so the result stays
+            // recorded when the approval is refused for it.
+            let screening = self.rescreen(org, id, &actor).await?;
+            match screening.status {
+                ScreeningStatus::Hit => {
+                    return Err(RepoError::Conflict(format!(
+                        "approval refused: sanctions hit: {}",
+                        screening.describe(true)
+                    )));
+                }
+                ScreeningStatus::PossibleMatch => {
+                    return Err(RepoError::Conflict(format!(
+                        "approval waits for a compliance officer to clear the possible sanctions \
+                         matches (POST /v1/investors/{id}/screening/clear): {}",
+                        screening.describe(false)
+                    )));
+                }
+                ScreeningStatus::Clear => {}
+            }
+        }
         let decided: RepoResult<InvestorId> =
             in_write_tx!(self, |tx, sql, identity, audit, events| {
-                let id = match (id, &receipt) {
-                    (Some(id), _) => id,
-                    (
-                        None,
-                        Some(ProviderReceipt {
-                            external_ref_index: Some(index),
-                            ..
-                        }),
-                    ) => {
-                        let found = sql::id_by_external_ref(&mut tx, org.as_uuid(), index)
-                            .await
-                            .db()?;
-                        InvestorId::from_uuid(found.ok_or(RepoError::NotFound)?)
-                    }
-                    (None, _) => return Err(RepoError::NotFound),
-                };
                 let (status, expires_at, record) = decision_record(
                     id,
                     decision,
@@ -541,6 +615,46 @@ pub(crate) async fn sweep_expiries(store: &Store) -> RepoResult<SweepReport> {
     Ok(report)
 }
 
+/// Investors screened per transaction by a rescreen.
+const RESCREEN_BATCH: i64 = 100;
+
+/// Screens every approved investor (all organizations) against the current
+/// lists, in batches of one transaction each; a new hit raises its event.
+pub(crate) async fn rescreen_approved(store: &Store) -> RepoResult<RescreenReport> {
+    const RESCREENER: Actor = Actor::System("sanctions-rescreen");
+    let keys = store.pii_keys()?;
+    let index = store.screening_index().await?;
+    let mut report = RescreenReport::default();
+    let mut after = Uuid::nil();
+    loop {
+        let (keys, index) = (keys.clone(), index.clone());
+        let done: RepoResult<(u64, u64, Option<Uuid>)> =
+            in_write_tx!(store, |tx, sql, sanctions, audit, events| {
+                let rows = sql::approved_after(&mut tx, after, RESCREEN_BATCH)
+                    .await
+                    .db()?;
+                let (count, last) = (rows.len() as u64, rows.last().map(|r| r.id));
+                let mut hits = 0;
+                for row in rows {
+                    let org = OrgId::from_uuid(row.org_id);
+                    let investor = open(&keys, row)?;
+                    let id = investor.id;
+                    let screening =
+                        screen_in_tx!(tx, index, org, id, &investor.name, true, &RESCREENER);
+                    hits += u64::from(screening.status == ScreeningStatus::Hit);
+                }
+                Ok::<_, RepoError>((count, hits, last))
+            });
+        let (count, hits, last) = done?;
+        report.screened += count;
+        report.hits += hits;
+        match last {
+            Some(last) if count == RESCREEN_BATCH as u64 => after = last,
+            _ => return Ok(report),
+        }
+    }
+}
+
 #[async_trait]
 impl InvestorRepository for Store {
     async fn create(
@@ -550,7 +664,9 @@ impl InvestorRepository for Store {
         actor: &Actor,
     ) -> RepoResult<Investor> {
         let keys = self.pii_keys()?;
+        let index = self.screening_index().await?;
         let sealed = seal(&keys, org, investor);
+        let name = investor.name.clone();
         let record = AuditRecord {
             action: INVESTOR_CREATED,
             target: format!("investor:{}", investor.id),
@@ -564,9 +680,12 @@ impl InvestorRepository for Store {
         // The block keeps the macro's `?`s inside, so a duplicate reference
         // passes through `reference_taken`.
         let created: RepoResult<Investor> = async {
-            in_write_tx!(self, |tx, sql, audit, events| {
+            in_write_tx!(self, |tx, sql, sanctions, audit, events| {
                 let row = sql::insert_investor(&mut tx, &sealed).await.db()?;
-                let investor = open(&keys, row)?;
+                let mut investor = open(&keys, row)?;
+                let id = investor.id;
+                let screening = screen_in_tx!(tx, index, org, id, &name, false, &actor);
+                investor.screening = Some(screening);
                 audit::append_audit(&mut tx, org, &actor, &record)
                     .await
                     .db()?;
@@ -643,8 +762,10 @@ impl InvestorRepository for Store {
         let stored = stored_address(address);
         let record = wallet_record(INVESTOR_WALLET_ADDED, id, &stored);
         let actor = actor.clone();
+        let keys = self.pii_keys()?;
+        let index = self.screening_index().await?;
         let added: RepoResult<()> = async {
-            in_write_tx!(self, |tx, sql, identity, audit, events| {
+            in_write_tx!(self, |tx, sql, identity, sanctions, audit, events| {
                 let Some(row) = sql::investor_for_update(&mut tx, org.as_uuid(), id.as_uuid())
                     .await
                     .db()?
@@ -654,13 +775,17 @@ impl InvestorRepository for Store {
                 sql::insert_wallet(&mut tx, org.as_uuid(), id.as_uuid(), &stored)
                     .await
                     .db()?;
+                let want = want_of(&row)?;
+                let current = open(&keys, row)?;
+                let approved = current.kyc_status == KycStatus::Approved;
+                screen_in_tx!(tx, index, org, id, &current.name, approved, &actor);
                 audit::append_audit(&mut tx, org, &actor, &record)
                     .await
                     .db()?;
                 events::append_event(&mut tx, org.as_uuid(), INVESTOR_WALLET_ADDED, &record.data)
                     .await
                     .db()?;
-                identity::plan(&mut tx, org.as_uuid(), id.as_uuid(), want_of(&row)?).await?;
+                identity::plan(&mut tx, org.as_uuid(), id.as_uuid(), want).await?;
                 Ok::<_, RepoError>(())
             })
         }
@@ -733,54 +858,119 @@ impl InvestorRepository for Store {
         actor: &Actor,
     ) -> RepoResult<Investor> {
         let keys = self.pii_keys()?;
+        let index = self.screening_index().await?;
         let now = Utc::now();
         let fields = patch.fields();
         let patch = patch.clone();
         let actor = actor.clone();
-        let updated: RepoResult<()> = in_write_tx!(self, |tx, sql, identity, audit, events| {
-            let Some(row) = sql::investor_for_update(&mut tx, org.as_uuid(), id.as_uuid())
+        let updated: RepoResult<()> =
+            in_write_tx!(self, |tx, sql, identity, sanctions, audit, events| {
+                let Some(row) = sql::investor_for_update(&mut tx, org.as_uuid(), id.as_uuid())
+                    .await
+                    .db()?
+                else {
+                    return Err(RepoError::NotFound);
+                };
+                let current = open(&keys, row)?;
+                let changed = NewInvestor {
+                    id,
+                    name: patch.name.clone().unwrap_or(current.name.clone()),
+                    email: patch.email.clone().unwrap_or(current.email.clone()),
+                    country: patch.country.unwrap_or(current.country),
+                    kind: current.kind,
+                    accreditation: patch.accreditation(current.accreditation, now),
+                    external_ref: current.external_ref.clone(),
+                };
+                // Every sealed column again, under the current key: a row's
+                // columns always share one key id.
+                let sealed = seal(&keys, org, &changed);
+                let row = sql::update_investor(&mut tx, &sealed).await.db()?;
+                let approved = current.kyc_status == KycStatus::Approved;
+                screen_in_tx!(tx, index, org, id, &changed.name, approved, &actor);
+                let data = json!({
+                    "investor_id": id,
+                    "fields": fields,
+                    "country": changed.country,
+                    "accredited": changed.accreditation.accredited,
+                    "accreditation_expires_at": changed.accreditation.expires_at,
+                });
+                let record = AuditRecord {
+                    action: INVESTOR_UPDATED,
+                    target: format!("investor:{id}"),
+                    data: data.clone(),
+                };
+                audit::append_audit(&mut tx, org, &actor, &record)
+                    .await
+                    .db()?;
+                events::append_event(&mut tx, org.as_uuid(), INVESTOR_UPDATED, &data)
+                    .await
+                    .db()?;
+                identity::plan(&mut tx, org.as_uuid(), id.as_uuid(), want_of(&row)?).await?;
+                Ok::<_, RepoError>(())
+            });
+        updated?;
+        self.wake_jobs();
+        InvestorRepository::get(self, org, id).await
+    }
+
+    async fn clear_screening(
+        &self,
+        org: OrgId,
+        id: InvestorId,
+        reason: &str,
+        actor: &Actor,
+    ) -> RepoResult<Investor> {
+        let (reason, actor) = (reason.to_owned(), actor.clone());
+        let cleared: RepoResult<()> = in_write_tx!(self, |tx, sql, sanctions, audit, events| {
+            if sql::investor_for_update(&mut tx, org.as_uuid(), id.as_uuid())
                 .await
                 .db()?
-            else {
+                .is_none()
+            {
                 return Err(RepoError::NotFound);
+            }
+            let Some(row) = sanctions::screening_of(&mut tx, id.as_uuid()).await.db()? else {
+                return Err(RepoError::Conflict(
+                    "no possible sanctions match awaits clearance".into(),
+                ));
             };
-            let current = open(&keys, row)?;
-            let changed = NewInvestor {
-                id,
-                name: patch.name.clone().unwrap_or(current.name.clone()),
-                email: patch.email.clone().unwrap_or(current.email.clone()),
-                country: patch.country.unwrap_or(current.country),
-                kind: current.kind,
-                accreditation: patch.accreditation(current.accreditation, now),
-                external_ref: current.external_ref.clone(),
-            };
-            // Every sealed column again, under the current key: a row's
-            // columns always share one key id.
-            let sealed = seal(&keys, org, &changed);
-            let row = sql::update_investor(&mut tx, &sealed).await.db()?;
-            let data = json!({
-                "investor_id": id,
-                "fields": fields,
-                "country": changed.country,
-                "accredited": changed.accreditation.accredited,
-                "accreditation_expires_at": changed.accreditation.expires_at,
-            });
+            let mut screening = Screening::try_from(row)?;
+            let open: Vec<_> = screening
+                .matches
+                .iter()
+                .filter(|m| !m.hit && !m.cleared)
+                .cloned()
+                .collect();
+            if open.is_empty() {
+                return Err(RepoError::Conflict(
+                    "no possible sanctions match awaits clearance (a hit cannot be cleared)".into(),
+                ));
+            }
+            for m in &mut screening.matches {
+                m.cleared |= !m.hit;
+            }
+            screening.status = Screening::status_of(&screening.matches);
+            sanctions::write_screening(
+                &mut tx,
+                &crate::sanctions::ScreeningWrite::new(org.as_uuid(), id.as_uuid(), &screening)?,
+            )
+            .await
+            .db()?;
+            let data = json!({ "investor_id": id, "cleared": open, "status": screening.status });
             let record = AuditRecord {
-                action: INVESTOR_UPDATED,
+                action: INVESTOR_SCREENING_CLEARED,
                 target: format!("investor:{id}"),
-                data: data.clone(),
+                data: json!({ "investor_id": id, "cleared": open, "reason": reason }),
             };
             audit::append_audit(&mut tx, org, &actor, &record)
                 .await
                 .db()?;
-            events::append_event(&mut tx, org.as_uuid(), INVESTOR_UPDATED, &data)
+            events::append_event(&mut tx, org.as_uuid(), INVESTOR_SCREENING_CLEARED, &data)
                 .await
                 .db()?;
-            identity::plan(&mut tx, org.as_uuid(), id.as_uuid(), want_of(&row)?).await?;
             Ok::<_, RepoError>(())
         });
-        updated?;
-        self.wake_jobs();
+        cleared?;
         InvestorRepository::get(self, org, id).await
     }
 
@@ -843,7 +1033,33 @@ impl Store {
         });
         attach(investors, wallets)?;
         let registrations = self.registrations_between(org, first, last).await?;
-        crate::identity::attach(investors, registrations)
+        crate::identity::attach(investors, registrations)?;
+        for (id, screening) in self.screenings_between(org.as_uuid(), first, last).await? {
+            if let Some(i) = investors.iter_mut().find(|i| i.id.as_uuid() == id) {
+                i.screening = Some(screening);
+            }
+        }
+        Ok(())
+    }
+
+    /// Screens one investor afresh in its own transaction (its name, its
+    /// wallets as stored), raising a new hit if it is approved.
+    async fn rescreen(&self, org: OrgId, id: InvestorId, actor: &Actor) -> RepoResult<Screening> {
+        let keys = self.pii_keys()?;
+        let index = self.screening_index().await?;
+        let actor = actor.clone();
+        in_write_tx!(self, |tx, sql, sanctions, audit, events| {
+            let Some(row) = sql::investor_for_update(&mut tx, org.as_uuid(), id.as_uuid())
+                .await
+                .db()?
+            else {
+                return Err(RepoError::NotFound);
+            };
+            let current = open(&keys, row)?;
+            let approved = current.kyc_status == KycStatus::Approved;
+            let screening = screen_in_tx!(tx, index, org, id, &current.name, approved, &actor);
+            Ok::<_, RepoError>(screening)
+        })
     }
 }
 
@@ -890,15 +1106,33 @@ crate::dialect::statements! {
     }
 
     pub(crate) async fn id_by_external_ref(
-        c: &mut Conn,
+        pool: &Pool,
         org: Uuid,
         index: &str,
     ) -> sqlx::Result<Option<Uuid>> {
         sqlx::query_scalar("SELECT id FROM investors WHERE org_id = $1 AND external_ref_index = $2")
             .bind(org)
             .bind(index)
-            .fetch_optional(c)
+            .fetch_optional(pool)
             .await
+    }
+
+    /// Approved investors after `after`, by id (every organization).
+    pub(crate) async fn approved_after(
+        c: &mut Conn,
+        after: Uuid,
+        limit: i64,
+    ) -> sqlx::Result<Vec<InvestorRow>> {
+        query_as(concat!(
+            "SELECT ",
+            investor_columns!(),
+            " FROM investors WHERE kyc_status = 'approved' AND id > $1 ORDER BY id LIMIT $2 ",
+            lock!()
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await
     }
 
     pub(crate) async fn insert_receipt(

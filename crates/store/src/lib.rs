@@ -30,6 +30,7 @@ mod jobs;
 mod key_cache;
 mod keys;
 mod orgs;
+mod sanctions;
 mod senders;
 mod sequencer;
 mod tokens;

@@ -4,6 +4,7 @@
 
 mod expiry_sweep;
 mod identity_sync;
+mod sanctions_rescreen;
 mod test_mint;
 mod token_deployment;
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use rwa_chain::txm::TxManager;
 use rwa_domain::identity::{EXPIRY_SWEEP_KIND, IdentityRepository, SYNC_KIND};
+use rwa_domain::sanctions::{RESCREEN_KIND, SanctionsRepository};
 use rwa_domain::token::{DEPLOYMENT_KIND, TokenRepository};
 use rwa_flows::deployment::TokenDeployer;
 use rwa_flows::identity::IdentitySync;
@@ -32,6 +34,8 @@ pub struct Platform {
     pub identity: Arc<IdentitySync>,
     /// Identity registrations and expiries.
     pub identities: Arc<dyn IdentityRepository>,
+    /// Sanctions lists and rescreening.
+    pub sanctions: Arc<dyn SanctionsRepository>,
 }
 
 impl Platform {
@@ -51,6 +55,12 @@ impl Platform {
             EXPIRY_SWEEP_KIND,
             Arc::new(expiry_sweep::ExpirySweepHandler {
                 identities: self.identities.clone(),
+            }),
+        );
+        worker.register(
+            RESCREEN_KIND,
+            Arc::new(sanctions_rescreen::SanctionsRescreenHandler {
+                sanctions: self.sanctions.clone(),
             }),
         );
         if rwa_jobs::testing::ENABLED {

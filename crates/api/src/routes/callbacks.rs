@@ -73,7 +73,7 @@ pub(crate) struct KycCallback {
         (status = 404, body = crate::error::Problem, content_type = "application/problem+json",
             description = "`/problems/not-found`: no such investor in the organization, or callbacks are not enabled (no RWA_KYC_CALLBACK_SECRET)"),
         (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
-            description = "`/problems/conflict`: this signature was accepted before (a replay)"),
+            description = "`/problems/conflict`: this signature was accepted before (a replay), or an approval refused by a sanctions hit or waiting for possible matches to be cleared"),
         (status = 503, body = crate::error::Problem, content_type = "application/problem+json",
             description = "`/problems/unavailable`: a dependency is down; retry later"),
         (status = 504, body = crate::error::Problem, content_type = "application/problem+json",

@@ -30,6 +30,7 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(get_investor, update_investor))
         .routes(routes!(add_wallet))
         .routes(routes!(decide_kyc))
+        .routes(routes!(clear_screening))
         .routes(routes!(remove_wallet))
 }
 
@@ -54,6 +55,85 @@ pub(crate) struct RegistrationView {
     /// Why the registry refused the change, when `failed`.
     error: Option<String>,
     updated_at: DateTime<Utc>,
+}
+
+/// One sanctions list entry the investor matches.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MatchView {
+    /// The list.
+    list: String,
+    /// The entry's reference in it (the SDN `ent_num`).
+    reference: String,
+    /// The entry's primary name.
+    listed_name: String,
+    /// The listed name or alias that matched, or the wallet.
+    matched: String,
+    /// `name`, `alias` or `wallet`.
+    #[schema(pattern = "^(name|alias|wallet)$")]
+    kind: String,
+    /// Similarity of the normalised names (Jaro-Winkler), 1 for exact
+    /// matches and wallets.
+    score: f64,
+    /// An exact match: approval is refused.
+    hit: bool,
+    /// A possible match a compliance officer cleared.
+    cleared: bool,
+}
+
+/// The investor's latest sanctions screening.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ScreeningView {
+    /// `clear`, `possible_match` (approval waits for a clearance) or `hit`
+    /// (approval is refused).
+    #[schema(pattern = "^(clear|possible_match|hit)$")]
+    status: String,
+    matches: Vec<MatchView>,
+    /// The list versions screened against, by list name.
+    lists: std::collections::BTreeMap<String, uuid::Uuid>,
+    screened_at: DateTime<Utc>,
+}
+
+impl From<rwa_domain::sanctions::Screening> for ScreeningView {
+    fn from(s: rwa_domain::sanctions::Screening) -> Self {
+        use rwa_domain::sanctions::MatchKind;
+        Self {
+            status: s.status.as_str().to_owned(),
+            matches: s
+                .matches
+                .into_iter()
+                .map(|m| MatchView {
+                    list: m.list,
+                    reference: m.reference,
+                    listed_name: m.listed_name,
+                    matched: m.matched,
+                    kind: match m.kind {
+                        MatchKind::Name => "name",
+                        MatchKind::Alias => "alias",
+                        MatchKind::Wallet => "wallet",
+                    }
+                    .to_owned(),
+                    score: m.score,
+                    hit: m.hit,
+                    cleared: m.cleared,
+                })
+                .collect(),
+            lists: s.lists,
+            screened_at: s.screened_at,
+        }
+    }
+}
+
+/// Body of `POST /v1/investors/{id}/screening/clear`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClearScreening {
+    /// Why the possible matches are not this investor; kept in the audit
+    /// trail. Not blank, no control characters.
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    reason: String,
 }
 
 /// Body of `PATCH /v1/investors/{id}`: the fields present change, the
@@ -249,6 +329,9 @@ pub(crate) struct InvestorView {
     /// by address, including wallets removed since. A wallet appears once
     /// the investor is approved.
     registrations: Vec<RegistrationView>,
+    /// The latest sanctions screening: on onboarding, on every change, on
+    /// approval, and for approved investors whenever a list is loaded.
+    screening: Option<ScreeningView>,
     /// `pending`, `approved`, `rejected` or `expired`.
     kyc_status: String,
     /// When the current KYC approval lapses.
@@ -289,6 +372,7 @@ impl From<Investor> for InvestorView {
                     updated_at: r.updated_at,
                 })
                 .collect(),
+            screening: i.screening.map(Into::into),
             kyc_status: i.kyc_status.as_str().to_owned(),
             kyc_expires_at: i.kyc_expires_at,
             created_at: i.created_at,
@@ -478,14 +562,21 @@ async fn add_wallet(
     Ok((StatusCode::CREATED, axum::Json(investor.into())))
 }
 
-/// Records a KYC decision (compliance officers and admins). The identity
-/// registry follows it: an approval registers every wallet (or renews its
-/// expiry), a rejection or an expiry removes them (`registrations`).
+/// Records a KYC decision (compliance officers and admins). An approval
+/// screens the investor first: a sanctions hit refuses it, an uncleared
+/// possible match holds it (409 naming the entries; the screening is
+/// recorded). The identity registry follows the decision: an approval
+/// registers every wallet (or renews its expiry), a rejection or an expiry
+/// removes them (`registrations`).
 #[utoipa::path(post, path = "/v1/investors/{id}/kyc", tag = "investors",
     security(("api_key" = ["admin", "compliance"])),
     params(("id" = uuid::Uuid, Path, description = "investor id")),
     request_body = KycDecisionBody,
-    responses((status = 200, body = InvestorView)))]
+    responses(
+        (status = 200, body = InvestorView),
+        (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
+            description = "`/problems/conflict`: an approval refused by a sanctions hit, or waiting for possible matches to be cleared"),
+    ))]
 async fn decide_kyc(
     caller: Authorized<roles::AdminOrCompliance>,
     State(state): State<ApiState>,
@@ -511,6 +602,37 @@ async fn decide_kyc(
     let investor = state
         .investors
         .decide_kyc(caller.org_id, id, decision, &reason, &caller.actor())
+        .await?;
+    Ok(axum::Json(investor.into()))
+}
+
+/// Clears the investor's possible sanctions matches (compliance officers
+/// and admins), with the reason in the audit trail; hits cannot be cleared.
+#[utoipa::path(post, path = "/v1/investors/{id}/screening/clear", tag = "investors",
+    security(("api_key" = ["admin", "compliance"])),
+    params(("id" = uuid::Uuid, Path, description = "investor id")),
+    request_body = ClearScreening,
+    responses(
+        (status = 200, body = InvestorView),
+        (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
+            description = "`/problems/conflict`: no possible match awaits clearance"),
+    ))]
+async fn clear_screening(
+    caller: Authorized<roles::AdminOrCompliance>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Json(body): Json<ClearScreening>,
+) -> ApiResult<axum::Json<InvestorView>> {
+    let id: InvestorId = path_id(&id)?;
+    let reason = rwa_domain::investor::parse_text(
+        &body.reason,
+        "reason",
+        rwa_domain::investor::MAX_REASON_CHARS,
+    )
+    .map_err(|e| ApiError::Validation(vec![FieldError::from(e)]))?;
+    let investor = state
+        .investors
+        .clear_screening(caller.org_id, id, &reason, &caller.actor())
         .await?;
     Ok(axum::Json(investor.into()))
 }
