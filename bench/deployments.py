@@ -3,25 +3,17 @@
 Prints deployments per minute over the whole batch, and per-token time from
 its POST to `deployed` (p50, p99), read from the token's own timestamps.
 """
-import json
 import sys
 import time
-import urllib.request
+
+from client import caller
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 base, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 
-def call(method, path, body=None):
-    req = urllib.request.Request(
-        base + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read())
+call = caller(base, key)
 
 
 def issue(i):

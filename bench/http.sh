@@ -15,28 +15,8 @@ backend="${1:-sqlite}"; duration="${2:-30s}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -p rwa --quiet
 
-dir="$(mktemp -d)"
-printf '[jobs.queues.token-deployment]\nconcurrency = 0\n' > "$dir/bench.toml"
-env_args=(RWA_LOG_FORMAT=json RUST_LOG=warn)
-if [ "$backend" = postgres ]; then
-  scripts/services.sh
-  db="rwa_bench_$$"
-  psql -h 127.0.0.1 -U postgres -qc "create database $db"
-  env_args+=("RWA_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db")
-fi
-
-start_ns=$(date +%s%N)
-env "${env_args[@]}" RUST_LOG=info ./target/release/rwa --config "$dir/bench.toml" serve --addr 127.0.0.1:0 --data-dir "$dir" 2>"$dir/log" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; [ "$backend" = postgres ] && psql -h 127.0.0.1 -U postgres -qc "drop database if exists $db with (force)"; rm -rf "$dir"' EXIT
-addr=""
-for _ in $(seq 1 200); do
-  addr="$(grep -o '"addr":"[^"]*"' "$dir/log" | head -1 | cut -d'"' -f4 || true)"
-  [ -n "$addr" ] && break; sleep 0.01
-done
-until curl -sf "http://$addr/health/ready" >/dev/null; do sleep 0.005; done
-ready_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
-key="$(env "${env_args[@]}" ./target/release/rwa org create --name Bench --data-dir "$dir" | sed -E 's/.*"api_key":"([^"]+)".*/\1/')"
+. bench/serve.sh
+start_server "$backend" $'[jobs.queues.token-deployment]\nconcurrency = 0'
 sleep 2
 idle_rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 

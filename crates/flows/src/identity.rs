@@ -31,6 +31,12 @@ use crate::submit::Submitter;
 /// batches share a block.
 pub const MAX_BATCH: usize = 200;
 
+/// Margin over a batch's gas estimate, in percent. A registry call's cost
+/// does not depend on other pending transactions (each wallet's slots are
+/// its own), so the margin only absorbs estimator rounding; blocks are
+/// packed by gas limit, so every point of margin is block space lost.
+const BATCH_ESTIMATE_MARGIN_PERCENT: u64 = 10;
+
 /// Why a step could not run; every variant is worth retrying later.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -110,7 +116,13 @@ impl IdentitySync {
             Some(tx) => tx,
             None => {
                 let input = call_input(batch);
-                let gas_limit = match self.sub.estimate(Lane::Admin, Some(registry), &input).await {
+                let estimate = self.sub.estimate_with_margin(
+                    Lane::Admin,
+                    Some(registry),
+                    &input,
+                    BATCH_ESTIMATE_MARGIN_PERCENT,
+                );
+                let gas_limit = match estimate.await {
                     Ok(gas) => gas,
                     // The registry refuses it as it stands: no transaction
                     // would do better.

@@ -52,6 +52,18 @@ impl Submitter {
         to: Option<Address>,
         input: &Bytes,
     ) -> Result<u64, TxmError> {
+        self.estimate_with_margin(lane, to, input, ESTIMATE_MARGIN_PERCENT)
+            .await
+    }
+
+    /// [`Self::estimate`] with `margin_percent` on top instead.
+    pub async fn estimate_with_margin(
+        &self,
+        lane: Lane,
+        to: Option<Address>,
+        input: &Bytes,
+        margin_percent: u64,
+    ) -> Result<u64, TxmError> {
         let from = self.txm.address(lane)?;
         let estimate = self
             .chain
@@ -63,7 +75,7 @@ impl Submitter {
                 gas: None,
             })
             .await?;
-        Ok(estimate + estimate * ESTIMATE_MARGIN_PERCENT / 100)
+        Ok(estimate + estimate * margin_percent / 100)
     }
 
     /// Submits (or finds) a deployment on the deploy lane; its address
