@@ -37,7 +37,7 @@ use crate::error::DbResult;
 const NAME: &str = "name";
 const EXTERNAL_REF: &str = "external_ref";
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub(crate) struct InvestorRow {
     id: Uuid,
     org_id: Uuid,
@@ -437,29 +437,12 @@ impl Store {
             }
             (None, _) => return Err(RepoError::NotFound),
         };
-        if let KycDecision::Approve { .. } = decision {
-            // Screened afresh, in its own transaction so the result stays
-            // recorded when the approval is refused for it.
-            let screening = self.rescreen(org, id, &actor).await?;
-            match screening.status {
-                ScreeningStatus::Hit => {
-                    return Err(RepoError::Conflict(format!(
-                        "approval refused: sanctions hit: {}",
-                        screening.describe(true)
-                    )));
-                }
-                ScreeningStatus::PossibleMatch => {
-                    return Err(RepoError::Conflict(format!(
-                        "approval waits for a compliance officer to clear the possible sanctions \
-                         matches (POST /v1/investors/{id}/screening/clear): {}",
-                        screening.describe(false)
-                    )));
-                }
-                ScreeningStatus::Clear => {}
-            }
-        }
-        let decided: RepoResult<InvestorId> =
-            in_write_tx!(self, |tx, sql, identity, audit, events| {
+        let keys = self.pii_keys()?;
+        let index = self.screening_index().await?;
+        // An approval refused by the screening commits the screening (it
+        // stays on record) and nothing else: the inner `Err`.
+        let decided: RepoResult<Result<InvestorId, String>> =
+            in_write_tx!(self, |tx, sql, identity, sanctions, audit, events| {
                 let (status, expires_at, record) = decision_record(
                     id,
                     decision,
@@ -473,51 +456,79 @@ impl Store {
                 else {
                     return Err(RepoError::NotFound);
                 };
-                if let Some(r) = &receipt {
-                    let stored = sql::insert_receipt(
+                // (No early `return Ok`: on PostgreSQL the body runs in this
+                // function, where `return` would leave it.)
+                let refused = match decision {
+                    KycDecision::Approve { .. } => {
+                        let current = open(&keys, row.clone())?;
+                        let approved = current.kyc_status == KycStatus::Approved;
+                        let screening =
+                            screen_in_tx!(tx, index, org, id, &current.name, approved, &actor);
+                        match screening.status {
+                            ScreeningStatus::Hit => Some(format!(
+                                "approval refused: sanctions hit: {}",
+                                screening.describe(true)
+                            )),
+                            ScreeningStatus::PossibleMatch => Some(format!(
+                                "approval waits for a compliance officer to clear the possible \
+                                 sanctions matches (POST /v1/investors/{id}/screening/clear): {}",
+                                screening.describe(false)
+                            )),
+                            ScreeningStatus::Clear => None,
+                        }
+                    }
+                    KycDecision::Reject => None,
+                };
+                if let Some(why) = refused {
+                    Ok::<_, RepoError>(Err(why))
+                } else {
+                    if let Some(r) = &receipt {
+                        let stored = sql::insert_receipt(
+                            &mut tx,
+                            &r.digest,
+                            org.as_uuid(),
+                            id.as_uuid(),
+                            &r.provider_ref,
+                        )
+                        .await
+                        .db();
+                        if let Err(RepoError::Conflict(_)) = stored {
+                            return Err(RepoError::Conflict(
+                                "this signature was accepted before: the callback is a replay"
+                                    .into(),
+                            ));
+                        }
+                        stored?;
+                    }
+                    sql::set_kyc(
                         &mut tx,
-                        &r.digest,
                         org.as_uuid(),
                         id.as_uuid(),
-                        &r.provider_ref,
+                        status.as_str(),
+                        expires_at,
                     )
                     .await
-                    .db();
-                    if let Err(RepoError::Conflict(_)) = stored {
-                        return Err(RepoError::Conflict(
-                            "this signature was accepted before: the callback is a replay".into(),
-                        ));
-                    }
-                    stored?;
-                }
-                sql::set_kyc(
-                    &mut tx,
-                    org.as_uuid(),
-                    id.as_uuid(),
-                    status.as_str(),
-                    expires_at,
-                )
-                .await
-                .db()?;
-                audit::append_audit(&mut tx, org, &actor, &record)
+                    .db()?;
+                    audit::append_audit(&mut tx, org, &actor, &record)
+                        .await
+                        .db()?;
+                    events::append_event(
+                        &mut tx,
+                        org.as_uuid(),
+                        status.event(),
+                        &decision_event(id, status, expires_at),
+                    )
                     .await
                     .db()?;
-                events::append_event(
-                    &mut tx,
-                    org.as_uuid(),
-                    status.event(),
-                    &decision_event(id, status, expires_at),
-                )
-                .await
-                .db()?;
-                let country = Country::parse(&row.country, "country")
-                    .map_err(|e| RepoError::Internal(e.to_string()))?;
-                let want = crate::identity::wanted(status, expires_at, country);
-                identity::plan(&mut tx, org.as_uuid(), id.as_uuid(), want).await?;
-                Ok::<_, RepoError>(id)
+                    let country = Country::parse(&row.country, "country")
+                        .map_err(|e| RepoError::Internal(e.to_string()))?;
+                    let want = crate::identity::wanted(status, expires_at, country);
+                    identity::plan(&mut tx, org.as_uuid(), id.as_uuid(), want).await?;
+                    Ok::<_, RepoError>(Ok(id))
+                }
             });
         self.wake_jobs();
-        decided
+        decided?.map_err(RepoError::Conflict)
     }
 }
 
@@ -1040,26 +1051,6 @@ impl Store {
             }
         }
         Ok(())
-    }
-
-    /// Screens one investor afresh in its own transaction (its name, its
-    /// wallets as stored), raising a new hit if it is approved.
-    async fn rescreen(&self, org: OrgId, id: InvestorId, actor: &Actor) -> RepoResult<Screening> {
-        let keys = self.pii_keys()?;
-        let index = self.screening_index().await?;
-        let actor = actor.clone();
-        in_write_tx!(self, |tx, sql, sanctions, audit, events| {
-            let Some(row) = sql::investor_for_update(&mut tx, org.as_uuid(), id.as_uuid())
-                .await
-                .db()?
-            else {
-                return Err(RepoError::NotFound);
-            };
-            let current = open(&keys, row)?;
-            let approved = current.kyc_status == KycStatus::Approved;
-            let screening = screen_in_tx!(tx, index, org, id, &current.name, approved, &actor);
-            Ok::<_, RepoError>(screening)
-        })
     }
 }
 
