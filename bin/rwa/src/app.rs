@@ -163,6 +163,7 @@ impl App {
             jobs: Arc::new(queue.clone()),
             tokens: store.clone(),
             investors: store.clone(),
+            events: store.clone(),
             kyc_callback_secret: config
                 .kyc_callback_secret
                 .as_ref()

@@ -628,6 +628,7 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/investors/{id}/screening/clear", "post"),
         ("/v1/investors/{id}/wallets/{address}", "delete"),
         ("/callbacks/kyc/{org_id}", "post"),
+        ("/v1/events", "get"),
     ];
     for (path, method) in expected {
         assert!(

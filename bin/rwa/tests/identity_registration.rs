@@ -360,7 +360,7 @@ async fn lifecycle(rig: Rig) {
     sync(&rig, org).await;
     assert_eq!(on_chain(&rig, org, wallet(3)).await.0, B256::ZERO);
 
-    let kinds: Vec<String> = EventLog::list(rig.store.as_ref(), org, 0, 100)
+    let kinds: Vec<String> = EventLog::list(rig.store.as_ref(), org, 0, 100, None)
         .await
         .unwrap()
         .into_iter()
@@ -480,7 +480,7 @@ async fn the_sweep_ends_lapsed_accreditations() {
         cleo.accreditation.expires_at.is_some(),
         "kept for the record"
     );
-    let events = EventLog::list(rig.store.as_ref(), org, 0, 10)
+    let events = EventLog::list(rig.store.as_ref(), org, 0, 10, None)
         .await
         .unwrap();
     assert_eq!(

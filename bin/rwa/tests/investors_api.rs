@@ -563,4 +563,66 @@ async fn investors_change_and_providers_decide_by_signed_callback() {
         .find(|e| e["data"]["provider_ref"] == "chk_81725")
         .expect("the provider's decision is audited");
     assert_eq!(provider["actor"], "system:kyc-provider");
+
+    // The events, in commit order, filtered by type and paged by `seq`.
+    let (status, page) = send(
+        &client,
+        &s,
+        &auditor,
+        get.clone(),
+        "/v1/events?type=investor.*",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap();
+    let seqs: Vec<i64> = items.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let kinds: Vec<&str> = items.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds[0], "investor.created");
+    assert!(kinds.contains(&"investor.updated"), "{kinds:?}");
+    assert!(
+        kinds.iter().all(|k| k.starts_with("investor.")),
+        "{kinds:?}"
+    );
+    let (_, rejected) = send(
+        &client,
+        &s,
+        &auditor,
+        get.clone(),
+        "/v1/events?type=investor.kyc_rejected",
+        None,
+    )
+    .await;
+    let only: Vec<&str> = rejected["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(only, ["investor.kyc_rejected"]);
+    let last = page["next_cursor"].as_str().unwrap();
+    assert_eq!(last, seqs.last().unwrap().to_string());
+    let (_, rest) = send(
+        &client,
+        &s,
+        &auditor,
+        get.clone(),
+        &format!("/v1/events?type=investor.*&after={last}"),
+        None,
+    )
+    .await;
+    assert_eq!(rest["items"], json!([]));
+    assert_eq!(rest["next_cursor"], last, "an empty page keeps the cursor");
+    let (status, problem) = send(
+        &client,
+        &s,
+        &auditor,
+        get.clone(),
+        "/v1/events?type=Investor",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem_fields(&problem), ["type"]);
 }

@@ -264,7 +264,7 @@ async fn two_tokens_share_the_organizations_registry(rig: Rig) {
     assert_on_chain(&rig, &first).await;
     assert_on_chain(&rig, &second).await;
 
-    let events = EventLog::list(rig.store.as_ref(), org, 0, 10)
+    let events = EventLog::list(rig.store.as_ref(), org, 0, 10, None)
         .await
         .unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
@@ -278,7 +278,7 @@ async fn two_tokens_share_the_organizations_registry(rig: Rig) {
         Progress::Finished(_)
     ));
     assert_eq!(
-        EventLog::list(rig.store.as_ref(), org, 0, 10)
+        EventLog::list(rig.store.as_ref(), org, 0, 10, None)
             .await
             .unwrap()
             .len(),
@@ -374,7 +374,7 @@ async fn a_failed_transaction_fails_the_token_with_its_reason() {
     assert_eq!(token.status, TokenStatus::Failed, "{token:?}");
     let reason = token.failure_reason.clone().unwrap();
     assert!(reason.contains("compliance binding"), "{reason}");
-    let events = EventLog::list(rig.store.as_ref(), org, 0, 10)
+    let events = EventLog::list(rig.store.as_ref(), org, 0, 10, None)
         .await
         .unwrap();
     assert_eq!(events.len(), 1);

@@ -53,6 +53,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::tokens::router())
         .merge(routes::investors::router())
         .merge(routes::callbacks::router())
+        .merge(routes::events::router())
         .split_for_parts();
     openapi::add_problem_responses(&mut spec);
 

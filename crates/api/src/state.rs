@@ -75,6 +75,8 @@ pub struct ApiPorts {
     pub jobs: Arc<dyn JobAdmin>,
     /// Security tokens.
     pub tokens: Arc<dyn TokenRepository>,
+    /// The organization's domain events.
+    pub events: Arc<dyn rwa_domain::ports::EventLog>,
     /// Investors.
     pub investors: Arc<dyn rwa_domain::investor::InvestorRepository>,
     /// The secret KYC providers sign callbacks with

@@ -65,8 +65,15 @@ pub trait AuditTrail: Send + Sync {
 /// Domain events, in commit order.
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Events of `org` with `seq > after`, at most `limit`, in `seq` order.
-    async fn list(&self, org: OrgId, after: i64, limit: u32) -> RepoResult<Vec<Event>>;
+    /// Events of `org` with `seq > after` (of the types `filter` admits),
+    /// at most `limit`, in `seq` order.
+    async fn list(
+        &self,
+        org: OrgId,
+        after: i64,
+        limit: u32,
+        filter: Option<&crate::event::TypeFilter>,
+    ) -> RepoResult<Vec<Event>>;
 }
 
 /// Connection pool figures, exported as metrics.

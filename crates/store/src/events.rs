@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rwa_domain::event::Event;
+use rwa_domain::event::{Event, TypeFilter};
 use rwa_domain::ports::EventLog;
 use rwa_domain::{EventId, OrgId, RepoError, RepoResult};
 use uuid::Uuid;
@@ -46,13 +46,32 @@ impl TryFrom<EventRow> for Event {
 
 #[async_trait]
 impl EventLog for Store {
-    async fn list(&self, org: OrgId, after: i64, limit: u32) -> RepoResult<Vec<Event>> {
+    async fn list(
+        &self,
+        org: OrgId,
+        after: i64,
+        limit: u32,
+        filter: Option<&TypeFilter>,
+    ) -> RepoResult<Vec<Event>> {
         // Events committed by this caller are listed: read your writes.
         self.stamp_pending().await?;
+        let (exact, noun) = match filter {
+            None => (None, None),
+            Some(TypeFilter::Exact(t)) => (Some(t.as_str()), None),
+            // Nouns are letters, digits and `_`; `_` is escaped for LIKE.
+            Some(TypeFilter::Noun(n)) => (None, Some(format!("{}.%", n.replace('_', "\\_")))),
+        };
         let rows = on_reader!(self, |pool, sql| {
-            sql::list_events(pool, org.as_uuid(), after, i64::from(limit))
-                .await
-                .db()?
+            sql::list_events(
+                pool,
+                org.as_uuid(),
+                after,
+                i64::from(limit),
+                exact,
+                noun.as_deref(),
+            )
+            .await
+            .db()?
         });
         rows.into_iter().map(Event::try_from).collect()
     }
@@ -108,14 +127,19 @@ crate::dialect::statements! {
         org: Uuid,
         after: i64,
         limit: i64,
+        exact: Option<&str>,
+        noun: Option<&str>,
     ) -> sqlx::Result<Vec<EventRow>> {
         query_as(
             "SELECT seq, id, type AS kind, org_id, created_at, data FROM events \
-             WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+             WHERE org_id = $1 AND seq > $2 AND ($4 IS NULL OR type = $4) \
+             AND ($5 IS NULL OR type LIKE $5 ESCAPE '\\') ORDER BY seq LIMIT $3",
         )
         .bind(org)
         .bind(after)
         .bind(limit)
+        .bind(exact)
+        .bind(noun)
         .fetch_all(pool)
         .await
     }

@@ -422,7 +422,7 @@ async fn events_read_in_order_under_concurrent_writers_never_skip_or_repeat() {
     let mut seen = Vec::new();
     let mut after = 0;
     let read_page = async |after: i64, seen: &mut Vec<(i64, uuid::Uuid)>| {
-        let page = EventLog::list(&*store, org, after, 7).await.unwrap();
+        let page = EventLog::list(&*store, org, after, 7, None).await.unwrap();
         seen.extend(page.iter().map(|e| (e.seq, e.id.as_uuid())));
         page.last().map_or(after, |e| e.seq)
     };
@@ -583,7 +583,7 @@ async fn investors_keep_personal_data_sealed_and_are_found_by_keyed_hash() {
         .find(|e| e.action == "investor.created")
         .expect("audited");
     assert_eq!(created_entry.target, format!("investor:{}", ana.id));
-    let events = EventLog::list(&*store, org, 0, 10).await.unwrap();
+    let events = EventLog::list(&*store, org, 0, 10, None).await.unwrap();
     assert_eq!(events.len(), 2);
     for text in entries
         .items
