@@ -9,9 +9,11 @@
 //!
 //! The sync job is not deduplicated by a unique key: a change committed just
 //! after a running job decided it was done would find that job still
-//! `running` and be lost. Instead `identity_sync.active` is read and set under
-//! the row's lock: a change enqueues a job only when it turns the flag on, and
-//! the job turns it off, under the same lock, only when it sees nothing left.
+//! `running` and be lost. Instead a change holds the organization's sync lock
+//! (an advisory lock on PostgreSQL) shared until it commits, and enqueues a
+//! job only when it turns `identity_sync.active` on; the job takes the lock
+//! exclusively, so it waits for those changes, and turns the flag off only
+//! when it then sees nothing left. Changes never wait for each other.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -36,6 +38,15 @@ use crate::error::DbResult;
 /// cap long before); the expiry sweep revives an organization's sync that
 /// has no job left.
 const SYNC_ATTEMPTS: i32 = 60;
+
+/// The advisory lock key of `org`'s identity sync: its id's first eight
+/// bytes, in a namespace of their own (a collision with another lock only
+/// makes someone wait).
+pub(crate) fn sync_lock_key(org: Uuid) -> i64 {
+    const NAMESPACE: i64 = 0x1d3e_7a11_0000_0000;
+    let b = org.as_bytes();
+    i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) ^ NAMESPACE
+}
 
 /// The job that carries `org`'s registry changes to the chain.
 pub(crate) fn sync_job(org: Uuid) -> NewJob {
@@ -436,35 +447,60 @@ crate::dialect::statements! {
     }
 
     /// Turns the organization's sync on, enqueueing its job if it was off.
+    /// Holds the organization's sync lock shared until commit: writers do
+    /// not wait for each other, and the job cannot end the sync while a
+    /// writer's pending rows are uncommitted (it takes the lock exclusively).
     pub(crate) async fn request_sync(c: &mut Conn, org: Uuid) -> Result<(), rwa_domain::RepoError> {
         use crate::error::DbResult as _;
-        lock_sync(&mut *c, org).await.db()?;
+        sqlx::query(shared_lock!())
+            .bind(super::sync_lock_key(org))
+            .execute(&mut *c)
+            .await
+            .db()?;
+        ensure_sync_row(&mut *c, org).await.db()?;
         let active: bool = sqlx::query_scalar("SELECT active FROM identity_sync WHERE org_id = $1")
             .bind(org)
             .fetch_one(&mut *c)
             .await
             .db()?;
-        if !active {
-            set_sync(&mut *c, org, true).await.db()?;
+        if active {
+            return Ok(());
+        }
+        // Only the writer that turns it on enqueues (a concurrent one waits
+        // for this row, then finds it on).
+        let turned_on = sqlx::query(
+            "UPDATE identity_sync SET active = true WHERE org_id = $1 AND NOT active",
+        )
+        .bind(org)
+        .execute(&mut *c)
+        .await
+        .db()?
+        .rows_affected();
+        if turned_on == 1 {
             crate::jobs::Enqueue::enqueue(&mut *c, &super::sync_job(org)).await?;
         }
         Ok(())
     }
 
-    /// Makes sure the organization's flag exists, and locks it (PostgreSQL).
+    /// Takes the organization's sync lock exclusively (waiting for writers
+    /// holding it shared to commit), and makes sure its flag exists.
     pub(crate) async fn lock_sync(c: &mut Conn, org: Uuid) -> sqlx::Result<()> {
+        sqlx::query(exclusive_lock!())
+            .bind(super::sync_lock_key(org))
+            .execute(&mut *c)
+            .await?;
+        ensure_sync_row(c, org).await
+    }
+
+    async fn ensure_sync_row(c: &mut Conn, org: Uuid) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO identity_sync (org_id, active) VALUES ($1, false) \
              ON CONFLICT (org_id) DO NOTHING",
         )
         .bind(org)
-        .execute(&mut *c)
-        .await?;
-        sqlx::query(concat!("SELECT active FROM identity_sync WHERE org_id = $1 ", lock!()))
-            .bind(org)
-            .fetch_one(&mut *c)
-            .await
-            .map(|_| ())
+        .execute(c)
+        .await
+        .map(|_| ())
     }
 
     pub(crate) async fn set_sync(c: &mut Conn, org: Uuid, active: bool) -> sqlx::Result<()> {

@@ -24,7 +24,13 @@ CREATE TABLE identity_registrations (
     updated_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (org_id, address)
 );
-CREATE INDEX identity_registrations_investor ON identity_registrations (investor_id);
+-- Every lookup names the organization too: with the investor in the same
+-- index, neither backend is tempted to walk the organization's primary key.
+CREATE INDEX identity_registrations_investor ON identity_registrations (org_id, investor_id);
+-- Wallets looked up by investor within the organization (0007's index has
+-- the investor alone, which SQLite passes over for the primary key's
+-- organization prefix, reading every wallet of the organization).
+CREATE INDEX investor_wallets_org_investor ON investor_wallets (org_id, investor_id, created_at);
 CREATE INDEX identity_registrations_todo ON identity_registrations (org_id)
     WHERE status = 'pending' AND batch_id IS NULL;
 
