@@ -26,12 +26,12 @@ use rwa_domain::{OrgId, RepoError};
 use crate::registry::{self, Registry};
 use crate::submit::Submitter;
 
-/// Wallets per batch transaction. Blocks are packed by gas limit: at about
-/// 49k gas a wallet and a 10 % margin, a batch of 100 reserves about 5.4M,
-/// so five share a 30M block (90 % of it) where batches of 200 (10.8M) fit
-/// only twice (72 %). Smaller batches pay the 21k transaction base cost more
-/// often for little gain.
-pub const MAX_BATCH: usize = 100;
+/// Wallets per batch transaction. Blocks are packed by gas limit: at 48.8k
+/// gas a wallet (`docs/benchmarks.md`, contract gas) and a 10 % margin, a
+/// batch of 110 reserves about 5.9M, so five share a 30M block (98 % of it
+/// reserved, 89 % used) where batches of 200 (10.8M) fit only twice (72 %).
+/// Smaller batches pay the 21k transaction base cost more often.
+pub const MAX_BATCH: usize = 110;
 
 /// Margin over a batch's gas estimate, in percent. A registry call's cost
 /// does not depend on other pending transactions (each wallet's slots are

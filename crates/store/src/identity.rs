@@ -234,9 +234,9 @@ impl IdentityRepository for Store {
         org: OrgId,
         max_items: usize,
     ) -> RepoResult<Vec<IdentityBatch>> {
-        // Enough rows for a few full batches per call; the rest waits for
-        // the next step.
-        let fetch = (max_items * 4) as i64;
+        // Enough rows for more full batches than a block holds; the rest
+        // waits for the next step.
+        let fetch = (max_items * 8) as i64;
         in_write_tx!(self, |tx, sql| {
             let rows = sql::todo(&mut tx, org.as_uuid(), fetch).await.db()?;
             let (batches, settled) = group(org, rows, max_items)?;
