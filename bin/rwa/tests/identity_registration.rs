@@ -497,32 +497,27 @@ async fn stranded(rig: &Rig, org: OrgId) -> (i64, bool) {
     let pending = "SELECT COUNT(*) FROM identity_registrations \
                    WHERE org_id = $1 AND status = 'pending' AND batch_id IS NULL";
     let active = "SELECT active FROM identity_sync WHERE org_id = $1";
+    // The same two reads on whichever backend the test runs.
+    macro_rules! read {
+        ($conn:ty) => {{
+            let mut c = <$conn>::connect(url).await.unwrap();
+            let p: i64 = sqlx::query_scalar(pending)
+                .bind(org.as_uuid())
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            let a: Option<bool> = sqlx::query_scalar(active)
+                .bind(org.as_uuid())
+                .fetch_optional(&mut c)
+                .await
+                .unwrap();
+            (p, a.unwrap_or(false))
+        }};
+    }
     if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        let p: i64 = sqlx::query_scalar(pending)
-            .bind(org.as_uuid())
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-        let a: Option<bool> = sqlx::query_scalar(active)
-            .bind(org.as_uuid())
-            .fetch_optional(&mut c)
-            .await
-            .unwrap();
-        (p, a.unwrap_or(false))
+        read!(sqlx::SqliteConnection)
     } else {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        let p: i64 = sqlx::query_scalar(pending)
-            .bind(org.as_uuid())
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-        let a: Option<bool> = sqlx::query_scalar(active)
-            .bind(org.as_uuid())
-            .fetch_optional(&mut c)
-            .await
-            .unwrap();
-        (p, a.unwrap_or(false))
+        read!(sqlx::PgConnection)
     }
 }
 
