@@ -300,7 +300,8 @@ macro_rules! on_reader {
 
 /// Runs `$body` as one unit of work and commits it if `$body` returns `Ok`,
 /// then wakes the sequencer (`$store.after_commit()`). `$body` evaluates to a
-/// `RepoResult`; an `Err` (or an early `?`) rolls the unit back.
+/// `RepoResult`; an `Err` (or an early `?`) rolls the unit back, and a
+/// `return` ends the unit (not the calling function) on both backends.
 ///
 /// On PostgreSQL the unit is its own transaction on a pool connection. On
 /// SQLite it is handed to the group committer (`group_commit.rs`), which may
@@ -340,7 +341,10 @@ macro_rules! in_write_tx {
                 let mut $tx = p.begin().await.db()?;
                 use self::postgres as $sql;
                 $(use $crate::$other::postgres as $other;)*
-                let out = $body?;
+                // An async block, as SQLite's closure: a `return` in `$body`
+                // ends the unit (committing an `Ok`), not the caller.
+                #[allow(unused_mut)]
+                let out = async { $body }.await?;
                 $tx.commit().await.db()?;
                 $store.after_commit();
                 Ok(out)
