@@ -17,6 +17,7 @@ use rwa_chain::rpc::{RpcChain, RpcConfig};
 use rwa_chain::txm::{LanesHealth, TxManager, TxManagerConfig};
 use rwa_domain::chain::{Address, ChainPort, U256};
 use rwa_domain::health::{CheckReport, HealthCheck, HealthStatus};
+use rwa_domain::operation::HoldingsView;
 use rwa_domain::ports::DatabaseProbe;
 use rwa_domain::tx::{Lane, Signer};
 use rwa_flows::deployment::TokenDeployer;
@@ -29,7 +30,9 @@ use crate::background::Background;
 use crate::config::{Config, Environment, ServeRole};
 use crate::handlers::Platform;
 use crate::{secrets, signers};
+use rwa_flows::holdings::ChainHoldings;
 use rwa_flows::identity::IdentitySync;
+use rwa_flows::operations::OperationsFlow;
 use rwa_flows::submit::Submitter;
 
 /// A built, bound, not yet serving application.
@@ -115,6 +118,7 @@ impl App {
                 (devnet.clone(), Some(devnet))
             }
         };
+        let holdings: Arc<dyn HoldingsView> = Arc::new(ChainHoldings::new(chain.clone()));
         let platform = if matches!(config.role, ServeRole::All | ServeRole::Worker) {
             let txm = TxManager::new(
                 chain.clone(),
@@ -140,9 +144,16 @@ impl App {
                 deployer: Arc::new(deployer),
                 txm: txm.clone(),
                 tokens: store.clone(),
-                identity: Arc::new(IdentitySync::new(submitter, store.clone(), store.clone())),
+                identity: Arc::new(IdentitySync::new(
+                    submitter.clone(),
+                    store.clone(),
+                    store.clone(),
+                )),
                 identities: store.clone(),
                 sanctions: store.clone(),
+                operations: Arc::new(OperationsFlow::new(submitter, store.clone(), store.clone())),
+                operation_store: store.clone(),
+                idempotency: store.clone(),
             };
             Some((txm, platform))
         } else {
@@ -164,6 +175,9 @@ impl App {
             tokens: store.clone(),
             investors: store.clone(),
             events: store.clone(),
+            operations: store.clone(),
+            idempotency: store.clone(),
+            holdings,
             kyc_callback_secret: config
                 .kyc_callback_secret
                 .as_ref()

@@ -46,6 +46,21 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The request conflicts with the current state.
     Conflict(String),
+    /// The `Idempotency-Key` was used for a different request.
+    IdempotencyMismatch,
+    /// A request with the same `Idempotency-Key` is still being processed;
+    /// retry after this many seconds.
+    IdempotencyInProgress(u64),
+    /// A business rule refuses the request (a mint to an investor who is
+    /// not approved, beyond a token limit, ...): the rule and the field.
+    Rule {
+        /// The rule's name.
+        rule: &'static str,
+        /// The request field it concerns.
+        field: &'static str,
+        /// What fails.
+        detail: String,
+    },
     /// The body is over the configured limit.
     PayloadTooLarge,
     /// A dependency is down; retrying later may succeed.
@@ -73,6 +88,9 @@ pub struct Problem {
     /// Validation failures, one per field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// The rule that refused the request (`/problems/rule-violation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl ApiError {
@@ -89,12 +107,14 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::IdempotencyMismatch | ApiError::Rule { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Unauthorized | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::IdempotencyInProgress(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -141,6 +161,21 @@ impl ApiError {
                 "this path does not accept that method".into(),
             ),
             ApiError::Conflict(d) => ("conflict", "Conflict", d.clone()),
+            ApiError::IdempotencyMismatch => (
+                "idempotency-mismatch",
+                "Idempotency key reused",
+                "this Idempotency-Key was used for a different request (another path or body); use a new key".into(),
+            ),
+            ApiError::IdempotencyInProgress(after) => (
+                "idempotency-in-progress",
+                "Request in progress",
+                format!("a request with this Idempotency-Key is still being processed; retry in {after} s"),
+            ),
+            ApiError::Rule { rule, detail, .. } => (
+                "rule-violation",
+                "Refused by a rule",
+                format!("rule {rule} refuses it: {detail}"),
+            ),
             ApiError::PayloadTooLarge => (
                 "payload-too-large",
                 "Payload too large",
@@ -175,6 +210,14 @@ impl ApiError {
             request_id: request_id::current().unwrap_or_default(),
             errors: match self {
                 ApiError::Validation(e) => Some(e.clone()),
+                ApiError::Rule { field, detail, .. } => Some(vec![FieldError {
+                    field: (*field).to_owned(),
+                    message: detail.clone(),
+                }]),
+                _ => None,
+            },
+            rule: match self {
+                ApiError::Rule { rule, .. } => Some((*rule).to_owned()),
                 _ => None,
             },
         }
@@ -198,6 +241,11 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::IdempotencyInProgress(after) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(after));
+        }
         if matches!(self, ApiError::Unauthorized) {
             response
                 .headers_mut()

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+mod idempotency;
 mod middleware;
 mod openapi;
 pub mod request_id;
@@ -52,6 +53,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::jobs::router())
         .merge(routes::tokens::router())
         .merge(routes::investors::router())
+        .merge(routes::operations::router())
         .merge(routes::callbacks::router())
         .merge(routes::events::router())
         .split_for_parts();

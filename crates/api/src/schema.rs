@@ -40,6 +40,20 @@ impl PartialSchema for PositiveUint256 {
 
 impl ToSchema for PositiveUint256 {}
 
+/// Base units as a canonical decimal string, 0 to 2^256 − 1.
+pub(crate) struct Uint256;
+
+impl PartialSchema for Uint256 {
+    fn schema() -> RefOr<Schema> {
+        amount(
+            false,
+            "Base units as a decimal string without leading zeros, 0 to 2^256 − 1.",
+        )
+    }
+}
+
+impl ToSchema for Uint256 {}
+
 fn amount(positive: bool, what: &str) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)

@@ -79,6 +79,12 @@ pub struct ApiPorts {
     pub events: Arc<dyn rwa_domain::ports::EventLog>,
     /// Investors.
     pub investors: Arc<dyn rwa_domain::investor::InvestorRepository>,
+    /// Issuer operations.
+    pub operations: Arc<dyn rwa_domain::operation::OperationRepository>,
+    /// Idempotency keys of the POSTs that take one.
+    pub idempotency: Arc<dyn rwa_domain::idempotency::IdempotencyStore>,
+    /// What tokens' compliance contracts count (the mint check's limits).
+    pub holdings: Arc<dyn rwa_domain::operation::HoldingsView>,
     /// The secret KYC providers sign callbacks with
     /// (`RWA_KYC_CALLBACK_SECRET`); callbacks are refused without one.
     pub kyc_callback_secret: Option<Arc<[u8]>>,

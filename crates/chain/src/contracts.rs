@@ -248,6 +248,36 @@ pub fn registry_error(data: &[u8]) -> Option<String> {
     })
 }
 
+/// A security token's custom error in revert data, for people
+/// (`TransferNotAllowed(MAX_HOLDERS_EXCEEDED)`), if that is what the data is.
+pub fn token_error(data: &[u8]) -> Option<String> {
+    use SecurityToken::SecurityTokenErrors as E;
+    let error = <E as alloy::sol_types::SolInterface>::abi_decode(data).ok()?;
+    Some(match error {
+        E::TransferNotAllowed(e) => match ReasonCode::from_u8(e.reason) {
+            Some(code) => format!("TransferNotAllowed({code})"),
+            None => format!("TransferNotAllowed({})", e.reason),
+        },
+        E::AmountExceedsUnfrozen(e) => format!(
+            "AmountExceedsUnfrozen(wallet {}, amount {}, available {})",
+            e.wallet, e.amount, e.unfrozen
+        ),
+        E::RecoveryNotSameInvestor(e) => {
+            format!("RecoveryNotSameInvestor({}, {})", e.lostWallet, e.newWallet)
+        }
+        E::ERC20InsufficientBalance(e) => format!(
+            "ERC20InsufficientBalance(wallet {}, balance {}, needed {})",
+            e.sender, e.balance, e.needed
+        ),
+        other => format!("{other:?}"),
+    })
+}
+
+/// Any of the platform's contracts' custom errors in revert data, for people.
+pub fn describe_error(data: &[u8]) -> Option<String> {
+    token_error(data).or_else(|| registry_error(data))
+}
+
 /// The address a contract created by `deployer` at `nonce` gets (CREATE).
 pub fn create_address(deployer: Address, nonce: u64) -> Address {
     deployer.create(nonce)

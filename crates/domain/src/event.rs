@@ -9,6 +9,8 @@ use crate::{EventId, OrgId};
 
 /// A token's contracts are settled on-chain.
 pub const TOKEN_DEPLOYED: &str = "token.deployed";
+/// A token's settings changed.
+pub const TOKEN_UPDATED: &str = "token.updated";
 /// A token's deployment gave up.
 pub const TOKEN_FAILED: &str = "token.failed";
 

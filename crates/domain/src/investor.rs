@@ -776,6 +776,9 @@ pub trait InvestorRepository: Send + Sync {
     /// One investor of `org`.
     async fn get(&self, org: OrgId, id: InvestorId) -> RepoResult<Investor>;
 
+    /// The investor of `org` owning `address`, if one does.
+    async fn find_by_wallet(&self, org: OrgId, address: Address) -> RepoResult<Option<Investor>>;
+
     /// Investors of `org` matching `filter`, oldest first.
     async fn list(
         &self,

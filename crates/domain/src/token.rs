@@ -364,6 +364,8 @@ pub struct Token {
     pub deployment: Option<TokenDeployment>,
     /// Why deployment failed.
     pub failure_reason: Option<String>,
+    /// Mints above this many base units wait for a second actor.
+    pub four_eyes_mint_threshold: Option<Amount>,
     /// Database time of creation.
     pub created_at: DateTime<Utc>,
     /// Database time of the last change.
@@ -382,6 +384,17 @@ pub trait TokenRepository: Send + Sync {
 
     /// Tokens of `org`, oldest first.
     async fn list(&self, org: OrgId, page: PageRequest) -> RepoResult<Page<Token>>;
+
+    /// Sets (or with `None` removes) the amount above which a mint of the
+    /// token waits for a second actor, with its audit entry and
+    /// `token.updated` event.
+    async fn set_mint_threshold(
+        &self,
+        org: OrgId,
+        id: TokenId,
+        threshold: Option<Amount>,
+        actor: &Actor,
+    ) -> RepoResult<Token>;
 
     /// One token, whatever its organization.
     async fn system_get(&self, id: TokenId) -> RepoResult<Token>;

@@ -14,9 +14,15 @@
 //!   identity registry in batches.
 //! - [`registry`]: the organization's identity registry, deployed by
 //!   whichever of the two needs it first.
+//! - [`operations`]: issuer operations (mint, burn, freeze, forced
+//!   transfer, pause, recovery) carried to the token in batches.
+//! - [`holdings`]: what a token's compliance contract counts, for the mint
+//!   check (until the indexer keeps balances).
 //! - [`submit`]: transactions submitted under idempotency keys.
 
 pub mod deployment;
+pub mod holdings;
 pub mod identity;
+pub mod operations;
 pub mod registry;
 pub mod submit;

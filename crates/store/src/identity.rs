@@ -7,13 +7,8 @@
 //! own transaction, so a committed change always has its registry work
 //! recorded and its sync job enqueued, and a rolled-back one has neither.
 //!
-//! The sync job is not deduplicated by a unique key: a change committed just
-//! after a running job decided it was done would find that job still
-//! `running` and be lost. Instead a change holds the organization's sync lock
-//! (an advisory lock on PostgreSQL) shared until it commits, and enqueues a
-//! job only when it turns `identity_sync.active` on; the job takes the lock
-//! exclusively, so it waits for those changes, and turns the flag off only
-//! when it then sees nothing left. Changes never wait for each other.
+//! One `identity-sync` job per organization runs while there is work, kept
+//! so by the organization's flag in `flow_syncs` (see `sync_flag.rs`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -33,20 +28,20 @@ use uuid::Uuid;
 use crate::Store;
 use crate::connect::{in_write_tx, on_reader};
 use crate::error::DbResult;
+use crate::sync_flag::{self, Flow};
 
 /// Attempts of a sync job before it is discarded (backoff reaches its 6-hour
 /// cap long before); the expiry sweep revives an organization's sync that
 /// has no job left.
 const SYNC_ATTEMPTS: i32 = 60;
 
-/// The advisory lock key of `org`'s identity sync: its id's first eight
-/// bytes, in a namespace of their own (a collision with another lock only
-/// makes someone wait).
-pub(crate) fn sync_lock_key(org: Uuid) -> i64 {
-    const NAMESPACE: i64 = 0x1d3e_7a11_0000_0000;
-    let b = org.as_bytes();
-    i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) ^ NAMESPACE
-}
+/// The identity sync flow, one job per organization.
+pub(crate) const FLOW: Flow = Flow {
+    name: "identity",
+    namespace: 0x1d3e_7a11_0000_0000,
+    kind: SYNC_KIND,
+    job: sync_job,
+};
 
 /// The job that carries `org`'s registry changes to the chain.
 pub(crate) fn sync_job(org: Uuid) -> NewJob {
@@ -321,12 +316,12 @@ impl IdentityRepository for Store {
     }
 
     async fn system_finish_sync(&self, org: OrgId) -> RepoResult<bool> {
-        in_write_tx!(self, |tx, sql| {
-            sql::lock_sync(&mut tx, org.as_uuid()).await.db()?;
+        in_write_tx!(self, |tx, sql, sync_flag| {
+            sync_flag::lock(&mut tx, &FLOW, org.as_uuid()).await.db()?;
             if sql::has_work(&mut tx, org.as_uuid()).await.db()? {
                 return Ok(false);
             }
-            sql::set_sync(&mut tx, org.as_uuid(), false).await.db()?;
+            sync_flag::stop(&mut tx, &FLOW, org.as_uuid()).await.db()?;
             Ok::<_, RepoError>(true)
         })
     }
@@ -337,16 +332,9 @@ impl IdentityRepository for Store {
 }
 
 /// Enqueues a sync job for every organization whose sync is on but has no
-/// job left (its job was discarded after running out of attempts).
+/// job left.
 pub(crate) async fn revive_syncs(store: &Store) -> RepoResult<u64> {
-    let orgs = on_reader!(store, |pool, sql| {
-        sql::stalled_syncs(pool, SYNC_KIND).await.db()?
-    });
-    for org in &orgs {
-        tracing::warn!(%org, "identity sync had no job left; enqueueing one");
-        store.queue.enqueue(&sync_job(*org)).await?;
-    }
-    Ok(orgs.len() as u64)
+    sync_flag::revive(store, &FLOW).await
 }
 
 impl Store {
@@ -441,75 +429,9 @@ crate::dialect::statements! {
         .await
         .db()?;
         if work {
-            request_sync(c, org).await?;
+            crate::sync_flag::Trigger::request_flow(&mut *c, &super::FLOW, org).await?;
         }
         Ok(())
-    }
-
-    /// Turns the organization's sync on, enqueueing its job if it was off.
-    /// Holds the organization's sync lock shared until commit: writers do
-    /// not wait for each other, and the job cannot end the sync while a
-    /// writer's pending rows are uncommitted (it takes the lock exclusively).
-    pub(crate) async fn request_sync(c: &mut Conn, org: Uuid) -> Result<(), rwa_domain::RepoError> {
-        use crate::error::DbResult as _;
-        sqlx::query(shared_lock!())
-            .bind(super::sync_lock_key(org))
-            .execute(&mut *c)
-            .await
-            .db()?;
-        ensure_sync_row(&mut *c, org).await.db()?;
-        let active: bool = sqlx::query_scalar("SELECT active FROM identity_sync WHERE org_id = $1")
-            .bind(org)
-            .fetch_one(&mut *c)
-            .await
-            .db()?;
-        if active {
-            return Ok(());
-        }
-        // Only the writer that turns it on enqueues (a concurrent one waits
-        // for this row, then finds it on).
-        let turned_on = sqlx::query(
-            "UPDATE identity_sync SET active = true WHERE org_id = $1 AND NOT active",
-        )
-        .bind(org)
-        .execute(&mut *c)
-        .await
-        .db()?
-        .rows_affected();
-        if turned_on == 1 {
-            crate::jobs::Enqueue::enqueue(&mut *c, &super::sync_job(org)).await?;
-        }
-        Ok(())
-    }
-
-    /// Takes the organization's sync lock exclusively (waiting for writers
-    /// holding it shared to commit), and makes sure its flag exists.
-    pub(crate) async fn lock_sync(c: &mut Conn, org: Uuid) -> sqlx::Result<()> {
-        sqlx::query(exclusive_lock!())
-            .bind(super::sync_lock_key(org))
-            .execute(&mut *c)
-            .await?;
-        ensure_sync_row(c, org).await
-    }
-
-    async fn ensure_sync_row(c: &mut Conn, org: Uuid) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO identity_sync (org_id, active) VALUES ($1, false) \
-             ON CONFLICT (org_id) DO NOTHING",
-        )
-        .bind(org)
-        .execute(c)
-        .await
-        .map(|_| ())
-    }
-
-    pub(crate) async fn set_sync(c: &mut Conn, org: Uuid, active: bool) -> sqlx::Result<()> {
-        sqlx::query("UPDATE identity_sync SET active = $2 WHERE org_id = $1")
-            .bind(org)
-            .bind(active)
-            .execute(c)
-            .await
-            .map(|_| ())
     }
 
     pub(crate) async fn has_work(c: &mut Conn, org: Uuid) -> sqlx::Result<bool> {
@@ -687,17 +609,6 @@ crate::dialect::statements! {
         .execute(c)
         .await
         .map(|_| ())
-    }
-
-    pub(crate) async fn stalled_syncs(pool: &Pool, kind: &str) -> sqlx::Result<Vec<Uuid>> {
-        sqlx::query_scalar(
-            "SELECT org_id FROM identity_sync s WHERE active AND NOT EXISTS \
-             (SELECT 1 FROM jobs j WHERE j.kind = $1 AND j.org_id = s.org_id \
-              AND j.state IN ('scheduled', 'available', 'running', 'retryable'))",
-        )
-        .bind(kind)
-        .fetch_all(pool)
-        .await
     }
 
     pub(crate) async fn registrations_between(

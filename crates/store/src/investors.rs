@@ -715,6 +715,17 @@ impl InvestorRepository for Store {
         created.map_err(reference_taken)
     }
 
+    async fn find_by_wallet(&self, org: OrgId, address: Address) -> RepoResult<Option<Investor>> {
+        let stored = stored_address(address);
+        let owner = on_reader!(self, |pool, sql| {
+            sql::wallet_owner(pool, org.as_uuid(), &stored).await.db()?
+        });
+        match owner {
+            Some(id) => self.get(org, InvestorId::from_uuid(id)).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn get(&self, org: OrgId, id: InvestorId) -> RepoResult<Investor> {
         let keys = self.pii_keys()?;
         let row = on_reader!(self, |pool, sql| {
@@ -1242,6 +1253,14 @@ crate::dialect::statements! {
 
     /// Adds the wallet if the investor is the organization's; answers the
     /// rows written (0: no such investor).
+    pub(crate) async fn wallet_owner(pool: &Pool, org: Uuid, address: &str) -> sqlx::Result<Option<Uuid>> {
+        sqlx::query_scalar("SELECT investor_id FROM investor_wallets WHERE org_id = $1 AND address = $2")
+            .bind(org)
+            .bind(address)
+            .fetch_optional(pool)
+            .await
+    }
+
     pub(crate) async fn insert_wallet(
         c: &mut Conn,
         org: Uuid,

@@ -7,6 +7,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rwa_domain::amount::Amount;
 use rwa_domain::audit::AuditRecord;
 use rwa_domain::chain::{Address, B256};
 use rwa_domain::event;
@@ -35,7 +36,8 @@ pub const DEPLOYMENT_ATTEMPTS: i32 = 13;
 macro_rules! token_columns {
     () => {
         "id, org_id, name, symbol, decimals, compliance, status, chain_id, address, deploy_tx_hash, \
-         deploy_block, identity_registry, compliance_address, failure_reason, created_at, updated_at"
+         deploy_block, identity_registry, compliance_address, failure_reason, four_eyes_mint_threshold, \
+         created_at, updated_at"
     };
 }
 
@@ -55,6 +57,7 @@ pub(crate) struct TokenRow {
     identity_registry: Option<String>,
     compliance_address: Option<String>,
     failure_reason: Option<String>,
+    four_eyes_mint_threshold: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -102,6 +105,14 @@ impl TryFrom<TokenRow> for Token {
             status,
             deployment,
             failure_reason: r.failure_reason,
+            four_eyes_mint_threshold: r
+                .four_eyes_mint_threshold
+                .as_deref()
+                .map(|a| {
+                    Amount::parse(a, "four_eyes_mint_threshold")
+                        .map_err(|e| RepoError::Internal(e.to_string()))
+                })
+                .transpose()?,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -292,6 +303,47 @@ impl TokenRepository for Store {
         })
     }
 
+    async fn set_mint_threshold(
+        &self,
+        org: OrgId,
+        id: TokenId,
+        threshold: Option<Amount>,
+        actor: &Actor,
+    ) -> RepoResult<Token> {
+        let actor = actor.clone();
+        let stored = threshold.map(|t| t.to_string());
+        let row: RepoResult<TokenRow> = in_write_tx!(self, |tx, sql, audit, events| {
+            let Some(row) =
+                sql::set_mint_threshold(&mut tx, org.as_uuid(), id.as_uuid(), stored.as_deref())
+                    .await
+                    .db()?
+            else {
+                return Err(RepoError::NotFound);
+            };
+            let record = AuditRecord {
+                action: "token.updated",
+                target: id.to_string(),
+                data: json!({ "four_eyes_mint_threshold": stored }),
+            };
+            audit::append_audit(&mut tx, org, &actor, &record)
+                .await
+                .db()?;
+            events::append_event(
+                &mut tx,
+                org.as_uuid(),
+                event::TOKEN_UPDATED,
+                &json!({
+                    "id": id.as_uuid(),
+                    "four_eyes_mint_threshold": stored,
+                }),
+            )
+            .await
+            .db()?;
+            Ok::<_, RepoError>(row)
+        });
+        Token::try_from(row?)
+    }
+
     async fn system_identity_registry(
         &self,
         org: OrgId,
@@ -352,6 +404,24 @@ crate::dialect::statements! {
         .bind(i32::from(t.decimals))
         .bind(t.compliance.to_stored().to_string())
         .fetch_one(c)
+        .await
+    }
+
+    pub(crate) async fn set_mint_threshold(
+        c: &mut Conn,
+        org: Uuid,
+        id: Uuid,
+        threshold: Option<&str>,
+    ) -> sqlx::Result<Option<TokenRow>> {
+        query_as(concat!(
+            "UPDATE tokens SET four_eyes_mint_threshold = $3, updated_at = ", now!(),
+            " WHERE org_id = $1 AND id = $2 RETURNING ",
+            token_columns!()
+        ))
+        .bind(org)
+        .bind(id)
+        .bind(threshold)
+        .fetch_optional(c)
         .await
     }
 

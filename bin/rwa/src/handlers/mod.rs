@@ -4,6 +4,8 @@
 
 mod expiry_sweep;
 mod identity_sync;
+mod operations_maintenance;
+mod operations_sync;
 mod sanctions_rescreen;
 mod test_mint;
 mod token_deployment;
@@ -11,11 +13,14 @@ mod token_deployment;
 use std::sync::Arc;
 
 use rwa_chain::txm::TxManager;
+use rwa_domain::idempotency::IdempotencyStore;
 use rwa_domain::identity::{EXPIRY_SWEEP_KIND, IdentityRepository, SYNC_KIND};
+use rwa_domain::operation::{self, OperationRepository};
 use rwa_domain::sanctions::{RESCREEN_KIND, SanctionsRepository};
 use rwa_domain::token::{DEPLOYMENT_KIND, TokenRepository};
 use rwa_flows::deployment::TokenDeployer;
 use rwa_flows::identity::IdentitySync;
+use rwa_flows::operations::OperationsFlow;
 use rwa_jobs::scheduler::Periodic;
 use rwa_jobs::worker::Worker;
 
@@ -36,6 +41,12 @@ pub struct Platform {
     pub identities: Arc<dyn IdentityRepository>,
     /// Sanctions lists and rescreening.
     pub sanctions: Arc<dyn SanctionsRepository>,
+    /// The issuer operations flow.
+    pub operations: Arc<OperationsFlow>,
+    /// Issuer operations.
+    pub operation_store: Arc<dyn OperationRepository>,
+    /// Idempotency keys.
+    pub idempotency: Arc<dyn IdempotencyStore>,
 }
 
 impl Platform {
@@ -63,6 +74,19 @@ impl Platform {
                 sanctions: self.sanctions.clone(),
             }),
         );
+        worker.register(
+            operation::SYNC_KIND,
+            Arc::new(operations_sync::OperationsSyncHandler {
+                flow: self.operations.clone(),
+            }),
+        );
+        worker.register(
+            operation::MAINTENANCE_KIND,
+            Arc::new(operations_maintenance::OperationsMaintenanceHandler {
+                operations: self.operation_store.clone(),
+                idempotency: self.idempotency.clone(),
+            }),
+        );
         if rwa_jobs::testing::ENABLED {
             worker.register(
                 "test.mint",
@@ -84,5 +108,11 @@ pub fn periodic() -> Vec<Periodic> {
             rwa_store::expiry_sweep_job(),
         )
         .expect("the sweep's schedule parses"),
+        Periodic::new(
+            operation::MAINTENANCE_KIND,
+            operations_maintenance::SCHEDULE,
+            rwa_store::maintenance_job(),
+        )
+        .expect("the maintenance schedule parses"),
     ]
 }

@@ -9,6 +9,7 @@ pub(crate) mod health;
 pub(crate) mod investors;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
+pub(crate) mod operations;
 pub(crate) mod org;
 #[cfg(feature = "test-hooks")]
 pub(crate) mod test_hooks;

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rwa_domain::TokenId;
+use rwa_domain::amount::Amount;
 use rwa_domain::token::{ComplianceDraft, ComplianceRules, NewToken, Token, TokenDraft};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,13 +18,13 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Query, path_id};
 use crate::routes::ListView;
 use crate::routes::api_keys::ListParams;
-use crate::schema::{CountryCode, PositiveUint256, integer};
+use crate::schema::{CountryCode, PositiveUint256, Uint256, integer};
 use crate::state::ApiState;
 
 pub(crate) fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_token, list_tokens))
-        .routes(routes!(get_token))
+        .routes(routes!(get_token, update_token))
 }
 
 /// Transfer rules enforced by the token's compliance contract. A receiver
@@ -110,6 +111,9 @@ pub(crate) struct TokenView {
     contracts: Option<ContractsView>,
     /// Why deployment failed.
     failure_reason: Option<String>,
+    /// Mints above this many base units wait for a second admin's approval
+    /// (absent: none do).
+    four_eyes_mint_threshold: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -143,6 +147,7 @@ impl From<Token> for TokenView {
                 compliance: format!("{:#x}", d.compliance),
             }),
             failure_reason: t.failure_reason,
+            four_eyes_mint_threshold: t.four_eyes_mint_threshold.map(|a| a.to_string()),
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -218,5 +223,47 @@ async fn get_token(
 ) -> ApiResult<axum::Json<TokenView>> {
     let id: TokenId = path_id(&id)?;
     let token = state.tokens.get(caller.org_id, id).await?;
+    Ok(axum::Json(token.into()))
+}
+
+/// Body of `PATCH /v1/tokens/{id}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateToken {
+    /// Mints above this many base units wait for a second admin's approval;
+    /// `null` removes the threshold (no mint waits). Required.
+    #[serde(deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uint256>, nullable)]
+    four_eyes_mint_threshold: Option<String>,
+}
+
+/// A required field that may be `null`.
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+/// Changes the token's controls (admins only): the amount above which a
+/// mint waits for four-eyes approval.
+#[utoipa::path(patch, path = "/v1/tokens/{id}", tag = "tokens",
+    security(("api_key" = ["admin"])),
+    params(("id" = uuid::Uuid, Path, description = "token id")),
+    request_body = UpdateToken,
+    responses((status = 200, body = TokenView)))]
+async fn update_token(
+    caller: Authorized<roles::Admin>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateToken>,
+) -> ApiResult<axum::Json<TokenView>> {
+    let id: TokenId = path_id(&id)?;
+    let threshold = body
+        .four_eyes_mint_threshold
+        .as_deref()
+        .map(|raw| Amount::parse(raw, "four_eyes_mint_threshold"))
+        .transpose()?;
+    let token = state
+        .tokens
+        .set_mint_threshold(caller.org_id, id, threshold, &caller.actor())
+        .await?;
     Ok(axum::Json(token.into()))
 }

@@ -493,7 +493,10 @@ async fn revert_reason(m: &TxManager, tx: &ManagedTx, receipt: &Receipt) -> Stri
     };
     let parent = BlockTag::Number(receipt.block_number.saturating_sub(1));
     match m.chain.call(&call, parent).await {
-        Err(ChainError::Reverted { reason, .. }) => format!("reverted: {reason}"),
+        Err(ChainError::Reverted { reason, data }) => format!(
+            "reverted: {}",
+            crate::contracts::describe_error(&data).unwrap_or(reason)
+        ),
         Ok(_) => "reverted (the replay at the parent block succeeded: the revert depended on \
                   an earlier transaction in its block)"
             .to_owned(),
