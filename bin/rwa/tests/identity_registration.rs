@@ -496,7 +496,7 @@ async fn stranded(rig: &Rig, org: OrgId) -> (i64, bool) {
     let url = &rig._db.url;
     let pending = "SELECT COUNT(*) FROM identity_registrations \
                    WHERE org_id = $1 AND status = 'pending' AND batch_id IS NULL";
-    let active = "SELECT active FROM identity_sync WHERE org_id = $1";
+    let active = "SELECT active FROM flow_syncs WHERE flow = 'identity' AND org_id = $1";
     // The same two reads on whichever backend the test runs.
     macro_rules! read {
         ($conn:ty) => {{

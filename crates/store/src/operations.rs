@@ -291,20 +291,45 @@ impl Store {
     }
 }
 
-/// Appends `operation.<status>` for each operation.
+/// The statuses an operation went through from `from` to `to`, in order:
+/// a step may observe a transaction only once it is confirmed, and readers
+/// of the events still see it submitted first.
+fn path(from: OperationStatus, to: OperationStatus) -> Vec<OperationStatus> {
+    use OperationStatus::{Confirmed, Pending, Settled, Submitted};
+    let order = [Pending, Submitted, Confirmed, Settled];
+    let at = |s| order.iter().position(|o| *o == s);
+    match (at(from), at(to)) {
+        (Some(a), Some(b)) if b > a => order[a + 1..=b].to_vec(),
+        _ => vec![to],
+    }
+}
+
+/// Appends `operation.<status>` for each operation and each status it went
+/// through since `from`.
 macro_rules! append_status_events {
-    ($tx:ident, $events:ident, $ops:expr) => {
-        for op in $ops {
-            $events::append_event(
-                &mut $tx,
-                op.org_id.as_uuid(),
-                &op.status.event(),
-                &event_data(op),
-            )
-            .await
-            .db()?;
+    ($tx:ident, $events:ident, $moves:expr) => {
+        for (op, from) in $moves {
+            for status in path(*from, op.status) {
+                let mut data = event_data(op);
+                data["status"] = serde_json::json!(status);
+                $events::append_event(&mut $tx, op.org_id.as_uuid(), &status.event(), &data)
+                    .await
+                    .db()?;
+            }
         }
     };
+}
+
+/// Operations that moved, with the status each left.
+fn moved(rows: Vec<(OpRow, String)>) -> RepoResult<Vec<(Operation, OperationStatus)>> {
+    rows.into_iter()
+        .map(|(row, from)| {
+            let from = from
+                .parse()
+                .map_err(|e: rwa_domain::ValidationError| RepoError::Internal(e.to_string()))?;
+            Ok((Operation::try_from(row)?, from))
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -589,7 +614,7 @@ impl OperationRepository for Store {
                             error: Some(why),
                             ..op
                         };
-                        append_status_events!(tx, events, [&failed]);
+                        append_status_events!(tx, events, [(&failed, &OperationStatus::Pending)]);
                         continue;
                     }
                     _ => continue, // its registration is on its way
@@ -601,7 +626,7 @@ impl OperationRepository for Store {
                         status: OperationStatus::Settled,
                         ..op
                     };
-                    append_status_events!(tx, events, [&settled]);
+                    append_status_events!(tx, events, [(&settled, &OperationStatus::Pending)]);
                     continue;
                 }
                 let mut first = None;
@@ -664,16 +689,13 @@ impl OperationRepository for Store {
                 let legs = sql::leg_states(&mut tx, op).await.db()?;
                 let status = recovery_status(&legs)?;
                 let why = legs.iter().find_map(|(_, e)| e.clone());
-                let moved = sql::move_ops(&mut tx, "id", op, status.as_str(), why.as_deref())
+                let rows = sql::move_ops(&mut tx, "id", op, status.as_str(), why.as_deref())
                     .await
                     .db()?;
-                let moved = moved
-                    .into_iter()
-                    .map(Operation::try_from)
-                    .collect::<RepoResult<Vec<_>>>()?;
-                let ids: Vec<Uuid> = moved.iter().map(|o| o.id).collect();
+                let (ops, from): (Vec<_>, Vec<_>) = moved(rows)?.into_iter().unzip();
+                let ids: Vec<Uuid> = ops.iter().map(|o| o.id).collect();
                 let legs = sql::legs_of_conn(&mut tx, &ids).await.db()?;
-                assemble_ops(moved, legs)?
+                assemble_ops(ops, legs)?.into_iter().zip(from).collect()
             } else if state == TxState::Failed && sql::count_items(&mut tx, batch).await.db()? > 1 {
                 // One of them made the transaction fail: each goes alone.
                 sql::release(&mut tx, batch).await.db()?;
@@ -682,7 +704,7 @@ impl OperationRepository for Store {
                 let status = OperationStatus::of_tx(state);
                 let failure = (state == TxState::Failed)
                     .then(|| error.clone().unwrap_or_else(|| "reverted".into()));
-                let moved = sql::move_ops(
+                let rows = sql::move_ops(
                     &mut tx,
                     "batch_id",
                     batch,
@@ -691,12 +713,9 @@ impl OperationRepository for Store {
                 )
                 .await
                 .db()?;
-                moved
-                    .into_iter()
-                    .map(Operation::try_from)
-                    .collect::<RepoResult<Vec<_>>>()?
+                moved(rows)?
             };
-            append_status_events!(tx, events, &changed);
+            append_status_events!(tx, events, changed.iter().map(|(o, f)| (o, f)));
             Ok::<_, RepoError>(())
         })
     }
@@ -1127,38 +1146,53 @@ crate::dialect::statements! {
 
     /// Moves the operations selected by `column = key` to `status` (with
     /// `error` when failing) where they are not there yet; answers those
-    /// that moved.
+    /// that moved, each with the status it left. The batch's row lock (or
+    /// the operation's) is held, so nothing moves them in between.
     pub(crate) async fn move_ops(
         c: &mut Conn,
         column: &'static str,
         key: Uuid,
         status: &str,
         error: Option<&str>,
-    ) -> sqlx::Result<Vec<OpRow>> {
-        let update = if column == "id" {
-            concat!(
-                "UPDATE operations SET status = $2, error = $3, updated_at = ", now!(),
-                " WHERE id = $1 AND status <> $2 RETURNING id"
+    ) -> sqlx::Result<Vec<(OpRow, String)>> {
+        let (select, update) = if column == "id" {
+            (
+                "SELECT id, status FROM operations WHERE id = $1 AND status <> $2",
+                concat!(
+                    "UPDATE operations SET status = $2, error = $3, updated_at = ", now!(),
+                    " WHERE id = $1 AND status <> $2"
+                ),
             )
         } else {
-            concat!(
-                "UPDATE operations SET status = $2, error = $3, updated_at = ", now!(),
-                " WHERE batch_id = $1 AND status <> $2 RETURNING id"
+            (
+                "SELECT id, status FROM operations WHERE batch_id = $1 AND status <> $2",
+                concat!(
+                    "UPDATE operations SET status = $2, error = $3, updated_at = ", now!(),
+                    " WHERE batch_id = $1 AND status <> $2"
+                ),
             )
         };
-        let ids: Vec<Uuid> = query_scalar(update)
+        let before: Vec<(Uuid, String)> = query_as(select)
+            .bind(key)
+            .bind(status)
+            .fetch_all(&mut *c)
+            .await?;
+        if before.is_empty() {
+            return Ok(Vec::new());
+        }
+        query(update)
             .bind(key)
             .bind(status)
             .bind(error)
-            .fetch_all(&mut *c)
+            .execute(&mut *c)
             .await?;
-        let mut rows = Vec::with_capacity(ids.len());
-        for id in ids {
+        let mut rows = Vec::with_capacity(before.len());
+        for (id, from) in before {
             let row: OpRow = query_as(concat!("SELECT ", op_columns!(), op_from!(), "WHERE o.id = $1"))
                 .bind(id)
                 .fetch_one(&mut *c)
                 .await?;
-            rows.push(row);
+            rows.push((row, from));
         }
         Ok(rows)
     }

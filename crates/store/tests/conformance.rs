@@ -627,3 +627,133 @@ async fn investors_keep_personal_data_sealed_and_are_found_by_keyed_hash() {
 mod investors {
     pub(crate) use rwa_domain::investor::InvestorRepository as Repo;
 }
+
+fn pause(token: rwa_domain::TokenId) -> rwa_domain::operation::NewOperation {
+    use rwa_domain::operation::{NewOperation, OperationKind};
+    NewOperation {
+        kind: OperationKind::Pause,
+        token_id: Some(token),
+        wallet: None,
+        counterparty: None,
+        investor_id: None,
+        amount: None,
+        reason: None,
+        four_eyes: true,
+        new_holder: false,
+    }
+}
+
+#[tokio::test]
+async fn idempotency_keys_claim_replay_refuse_and_lapse() {
+    use rwa_domain::idempotency::{
+        Claim, Completion, IdempotencyKey, IdempotencyStore, StoredResponse,
+    };
+    use rwa_domain::operation::{Created, Operation, OperationRepository};
+    use rwa_domain::token::TokenRepository;
+
+    let (store, _db) = store().await;
+    let (org, _) = org_with_admin(&store, "Keys").await;
+    let (other, _) = org_with_admin(&store, "Other").await;
+    let token = TokenRepository::create(store.as_ref(), org, &new_token("IDEM"), &Actor::Cli)
+        .await
+        .unwrap();
+    let key = IdempotencyKey::parse("order-17").unwrap();
+    let lease = Duration::from_secs(30);
+    let Claim::Granted(first) = store.claim(org, &key, "fp-a", lease).await.unwrap() else {
+        panic!("a new key is granted");
+    };
+    // In flight: the same request is told to come back, another is refused.
+    match store.claim(org, &key, "fp-a", lease).await.unwrap() {
+        Claim::InProgress { retry_after_secs } => assert!((1..=30).contains(&retry_after_secs)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.claim(org, &key, "fp-b", lease).await.unwrap(),
+        Claim::Mismatch
+    );
+    // Keys are per organization.
+    assert!(matches!(
+        store.claim(other, &key, "fp-z", lease).await.unwrap(),
+        Claim::Granted(_)
+    ));
+    // A failed request releases its claim: the retry proceeds.
+    store.release(org, &key, first).await.unwrap();
+    let Claim::Granted(second) = store.claim(org, &key, "fp-a", lease).await.unwrap() else {
+        panic!("a released key is granted again");
+    };
+    // The change records its response in its own transaction; a retry
+    // gets it back.
+    let render = |op: &Operation| format!("{{\"id\":\"{}\"}}", op.id);
+    let done = Completion {
+        key: key.clone(),
+        claim: second,
+        status: 202,
+        render: Arc::new(render),
+    };
+    let Created::Stored(op) = OperationRepository::create(
+        store.as_ref(),
+        org,
+        &pause(token.id),
+        None,
+        &Actor::Cli,
+        &done,
+    )
+    .await
+    .unwrap() else {
+        panic!("a pause is stored");
+    };
+    assert_eq!(
+        store.claim(org, &key, "fp-a", lease).await.unwrap(),
+        Claim::Replay(StoredResponse {
+            status: 202,
+            body: render(&op)
+        })
+    );
+    assert_eq!(
+        store.claim(org, &key, "fp-b", lease).await.unwrap(),
+        Claim::Mismatch
+    );
+    // A claim whose holder vanished (its lease over) is taken over, and the
+    // vanished holder can no longer complete it.
+    let late = IdempotencyKey::parse("order-18").unwrap();
+    let Claim::Granted(vanished) = store.claim(org, &late, "fp", Duration::ZERO).await.unwrap()
+    else {
+        panic!("granted");
+    };
+    let Claim::Granted(_taker) = store.claim(org, &late, "fp", lease).await.unwrap() else {
+        panic!("a lapsed claim is taken over");
+    };
+    let stale = Completion {
+        key: late,
+        claim: vanished,
+        status: 202,
+        render: Arc::new(render),
+    };
+    let refused = OperationRepository::create(
+        store.as_ref(),
+        org,
+        &pause(token.id),
+        None,
+        &Actor::Cli,
+        &stale,
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(RepoError::Conflict(_))),
+        "{refused:?}"
+    );
+    let page = PageRequest::parse(None, None).unwrap();
+    let ops = OperationRepository::list(store.as_ref(), org, &Default::default(), page)
+        .await
+        .unwrap();
+    assert_eq!(
+        ops.items.len(),
+        1,
+        "the stale completion rolled its operation back"
+    );
+    assert_eq!(
+        store.system_prune().await.unwrap(),
+        0,
+        "nothing is a day old"
+    );
+}

@@ -7,7 +7,6 @@ mod identity_sync;
 mod operations_maintenance;
 mod operations_sync;
 mod sanctions_rescreen;
-mod test_mint;
 mod token_deployment;
 
 use std::sync::Arc;
@@ -87,15 +86,6 @@ impl Platform {
                 idempotency: self.idempotency.clone(),
             }),
         );
-        if rwa_jobs::testing::ENABLED {
-            worker.register(
-                "test.mint",
-                Arc::new(test_mint::TestMint {
-                    txm: self.txm.clone(),
-                    tokens: self.tokens.clone(),
-                }),
-            );
-        }
     }
 }
 

@@ -298,15 +298,19 @@ async fn party(
         }
         other => other?,
     };
-    let candidates: Vec<_> = if registered {
-        investor
-            .registrations
-            .iter()
-            .filter(|r| r.status == RegistrationStatus::Registered)
-            .map(|r| r.address)
-            .collect()
+    // For a mint, the registered wallets; when none is, the investor's
+    // wallets, so the mint check names the rule that fails (KYC first).
+    let all: Vec<_> = investor.wallets.iter().map(|w| w.address).collect();
+    let registered_ones: Vec<_> = investor
+        .registrations
+        .iter()
+        .filter(|r| r.status == RegistrationStatus::Registered)
+        .map(|r| r.address)
+        .collect();
+    let candidates = if registered && !registered_ones.is_empty() {
+        registered_ones
     } else {
-        investor.wallets.iter().map(|w| w.address).collect()
+        all
     };
     let address = match named {
         Some(raw) => {

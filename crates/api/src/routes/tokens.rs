@@ -233,7 +233,7 @@ pub(crate) struct UpdateToken {
     /// Mints above this many base units wait for a second admin's approval;
     /// `null` removes the threshold (no mint waits). Required.
     #[serde(deserialize_with = "nullable")]
-    #[schema(value_type = Option<Uint256>, nullable)]
+    #[schema(value_type = Option<Uint256>, nullable, required = true)]
     four_eyes_mint_threshold: Option<String>,
 }
 
