@@ -698,8 +698,7 @@ impl OperationRepository for Store {
                 assemble_ops(ops, legs)?.into_iter().zip(from).collect()
             } else if state == TxState::Failed && sql::count_items(&mut tx, batch).await.db()? > 1 {
                 // One of them made the transaction fail: each goes alone.
-                sql::release(&mut tx, batch).await.db()?;
-                Vec::new()
+                moved(sql::release(&mut tx, batch).await.db()?)?
             } else {
                 let status = OperationStatus::of_tx(state);
                 let failure = (state == TxState::Failed)
@@ -1186,6 +1185,11 @@ crate::dialect::statements! {
             .bind(error)
             .execute(&mut *c)
             .await?;
+        reread(c, before).await
+    }
+
+    /// The operations named, as they are now, each with the status it had.
+    async fn reread(c: &mut Conn, before: Vec<(Uuid, String)>) -> sqlx::Result<Vec<(OpRow, String)>> {
         let mut rows = Vec::with_capacity(before.len());
         for (id, from) in before {
             let row: OpRow = query_as(concat!("SELECT ", op_columns!(), op_from!(), "WHERE o.id = $1"))
@@ -1205,16 +1209,21 @@ crate::dialect::statements! {
     }
 
     /// A failed batch of several: its operations go back to `pending`,
-    /// each alone next time.
-    pub(crate) async fn release(c: &mut Conn, batch: Uuid) -> sqlx::Result<()> {
+    /// each alone next time; answers those whose status changed.
+    pub(crate) async fn release(c: &mut Conn, batch: Uuid) -> sqlx::Result<Vec<(OpRow, String)>> {
+        let before: Vec<(Uuid, String)> =
+            query_as("SELECT id, status FROM operations WHERE batch_id = $1 AND status <> 'pending'")
+                .bind(batch)
+                .fetch_all(&mut *c)
+                .await?;
         query(concat!(
             "UPDATE operations SET batch_id = NULL, isolate = true, status = 'pending', updated_at = ",
             now!(), " WHERE batch_id = $1"
         ))
         .bind(batch)
-        .execute(c)
-        .await
-        .map(|_| ())
+        .execute(&mut *c)
+        .await?;
+        reread(c, before).await
     }
 
     pub(crate) async fn has_work(c: &mut Conn, org: Uuid) -> sqlx::Result<bool> {
