@@ -453,4 +453,60 @@ async fn operations_are_checked_idempotent_approved_and_settled() {
         big_events.contains(&"operation.submitted"),
         "{big_events:?}"
     );
+
+    // Recovery: the new wallet joins Ana, is registered, then the balance
+    // moves; the lost wallet must be hers (404 otherwise).
+    let lost = wallet(1);
+    let recover = format!("/v1/investors/{ana}/wallets/{lost}/recover");
+    let (status, _, _) = api
+        .op(
+            &alice,
+            &format!("/v1/investors/{ana}/wallets/{}/recover", wallet(7)),
+            "recover-0",
+            Some(json!({ "new_address": wallet(9) })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, recovery) = api
+        .op(
+            &alice,
+            &recover,
+            "recover-1",
+            Some(json!({ "new_address": wallet(9) })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{recovery}");
+    assert_eq!(recovery["status"], "awaiting_approval");
+    assert_eq!(
+        recovery["token_id"],
+        Value::Null,
+        "every token of the organization"
+    );
+    let id = recovery["id"].as_str().unwrap();
+    let (status, _, _) = api
+        .call(
+            &bob,
+            Method::POST,
+            &format!("/v1/operations/{id}/approve"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let done = api.until(&alice, id, "settled").await;
+    assert_eq!(done["transactions"].as_array().unwrap().len(), 1, "{done}");
+    let ana_now = api.get(&alice, &format!("/v1/investors/{ana}")).await;
+    let registered: Vec<&str> = ana_now["registrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "registered")
+        .map(|r| r["address"].as_str().unwrap())
+        .collect();
+    assert!(
+        registered
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&wallet(9))),
+        "{ana_now}"
+    );
 }
