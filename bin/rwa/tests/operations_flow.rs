@@ -482,9 +482,20 @@ async fn every_operation_settles_on_chain(rig: Rig) {
     assert_eq!(frozen(&rig, &token, w(9)).await, 100);
     assert!(view(&rig, at, SecurityToken::isFrozenCall(w(9))).await);
     assert_eq!(balance(&rig, &token, w(1)).await, 0);
+    // The lost wallet left Ana, and then the registry.
+    register(&rig, org).await;
     let ana_now = InvestorRepository::get(rig.store.as_ref(), org, ana)
         .await
         .unwrap();
+    assert!(!ana_now.wallets.iter().any(|x| x.address == w(1)));
+    assert!(
+        ana_now
+            .registrations
+            .iter()
+            .any(|r| r.address == w(1) && r.status == RegistrationStatus::Removed),
+        "{:?}",
+        ana_now.registrations
+    );
     assert!(
         ana_now
             .registrations

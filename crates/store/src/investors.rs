@@ -176,7 +176,7 @@ fn open(keys: &PiiKeys, r: InvestorRow) -> RepoResult<Investor> {
 
 /// What the registry should say about the investor's wallets (see
 /// [`crate::identity::wanted`]), from its stored row.
-fn want_of(r: &InvestorRow) -> RepoResult<Option<(i32, i64)>> {
+pub(crate) fn want_of(r: &InvestorRow) -> RepoResult<Option<(i32, i64)>> {
     let broken = |what: &str, e: &dyn std::fmt::Display| {
         RepoError::Internal(format!("investor {}: stored {what}: {e}", r.id))
     };
@@ -199,7 +199,7 @@ fn event_data(i: &Investor) -> serde_json::Value {
 }
 
 /// The audit entry (and event data) of a wallet change: ids and the address.
-fn wallet_record(action: &'static str, id: InvestorId, address: &str) -> AuditRecord {
+pub(crate) fn wallet_record(action: &'static str, id: InvestorId, address: &str) -> AuditRecord {
     AuditRecord {
         action,
         target: format!("investor:{id}"),

@@ -15,6 +15,7 @@ use rwa_domain::amount::Amount;
 use rwa_domain::audit::AuditRecord;
 use rwa_domain::chain::{Address, B256, U256};
 use rwa_domain::idempotency::Completion;
+use rwa_domain::investor::INVESTOR_WALLET_REMOVED;
 use rwa_domain::operation::{
     Created, MAINTENANCE_KIND, MintContext, MintGate, NewOperation, Operation, OperationBatch,
     OperationFilter, OperationId, OperationKind, OperationRepository, OperationStatus, OperationTx,
@@ -669,7 +670,7 @@ impl OperationRepository for Store {
     ) -> RepoResult<()> {
         let error = error.map(str::to_owned);
         let hash = tx_hash.map(|h| format!("{h:#x}"));
-        in_write_tx!(self, |tx, sql, events| {
+        in_write_tx!(self, |tx, sql, events, investors, identity, audit| {
             let Some(row) = sql::lock_open_batch(&mut tx, batch).await.db()? else {
                 return Ok(()); // closed already (a repeated step)
             };
@@ -695,6 +696,54 @@ impl OperationRepository for Store {
                 let (ops, from): (Vec<_>, Vec<_>) = moved(rows)?.into_iter().unzip();
                 let ids: Vec<Uuid> = ops.iter().map(|o| o.id).collect();
                 let legs = sql::legs_of_conn(&mut tx, &ids).await.db()?;
+                // Recovered: the lost wallet leaves the investor, and so the
+                // identity registry, so it can receive nothing more.
+                for op in ops.iter().filter(|o| o.status == OperationStatus::Settled) {
+                    let (Some(investor), Some(lost)) = (op.investor_id, op.wallet) else {
+                        continue;
+                    };
+                    let (org, address) = (op.org_id, format!("{lost:#x}"));
+                    let Some(owner) =
+                        investors::investor_for_update(&mut tx, org.as_uuid(), investor.as_uuid())
+                            .await
+                            .db()?
+                    else {
+                        continue;
+                    };
+                    let gone = investors::delete_wallet(
+                        &mut tx,
+                        org.as_uuid(),
+                        investor.as_uuid(),
+                        &address,
+                    )
+                    .await
+                    .db()?;
+                    if gone == 1 {
+                        let record = crate::investors::wallet_record(
+                            INVESTOR_WALLET_REMOVED,
+                            investor,
+                            &address,
+                        );
+                        audit::append_audit(&mut tx, org, &Actor::System("operations"), &record)
+                            .await
+                            .db()?;
+                        events::append_event(
+                            &mut tx,
+                            org.as_uuid(),
+                            INVESTOR_WALLET_REMOVED,
+                            &record.data,
+                        )
+                        .await
+                        .db()?;
+                        identity::plan(
+                            &mut tx,
+                            org.as_uuid(),
+                            investor.as_uuid(),
+                            crate::investors::want_of(&owner)?,
+                        )
+                        .await?;
+                    }
+                }
                 assemble_ops(ops, legs)?.into_iter().zip(from).collect()
             } else if state == TxState::Failed && sql::count_items(&mut tx, batch).await.db()? > 1 {
                 // One of them made the transaction fail: each goes alone.
