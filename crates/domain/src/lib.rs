@@ -25,6 +25,7 @@ pub mod identity;
 pub mod ids;
 pub mod investor;
 pub mod jobs;
+pub mod onchain;
 pub mod operation;
 pub mod org;
 pub mod page;

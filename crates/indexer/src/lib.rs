@@ -1,0 +1,11 @@
+//! The indexer: follows the chain and keeps holders and balances true to it
+//! through reorgs (DESIGN.md, "Indexer").
+//!
+//! Built so far: [`decode`], every log of a followed contract turned into an
+//! [`rwa_domain::onchain::OnchainEvent`] — ERC-20, ERC-721 and ERC-1155
+//! transfers, the platform's token, registry and compliance events — or
+//! kept as undecodable with the reason. The follower (backfill, live mode,
+//! reorgs), its storage and the projections are the rest of the open
+//! indexer issue; nothing runs this crate yet.
+
+pub mod decode;
