@@ -533,6 +533,12 @@ pub struct OperationBatch {
     pub items: Vec<Operation>,
     /// Its transaction, once submitted.
     pub tx_id: Option<crate::tx::TxId>,
+    /// The transaction's state as last mirrored onto the batch.
+    pub tx_state: TxState,
+    /// Its hash as last mirrored.
+    pub tx_hash: Option<B256>,
+    /// Its block as last mirrored.
+    pub block_number: Option<u64>,
 }
 
 impl OperationBatch {

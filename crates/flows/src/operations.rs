@@ -155,9 +155,15 @@ impl OperationsFlow {
             .map(|i| i.hash)
             .or(tx.attempts.last().map(|a| a.hash));
         let block = tx.inclusion.as_ref().map(|i| i.block_number);
-        self.operations
-            .system_follow_batch(batch.id, tx.state, hash, block, tx.error.as_deref())
-            .await?;
+        // Mirrored only when something changed: a step looks at every open
+        // batch, and most have not moved since the last one.
+        let unchanged = batch.tx_id.is_some()
+            && (batch.tx_state, batch.tx_hash, batch.block_number) == (tx.state, hash, block);
+        if !unchanged {
+            self.operations
+                .system_follow_batch(batch.id, tx.state, hash, block, tx.error.as_deref())
+                .await?;
+        }
         if tx.state.is_terminal() {
             metrics::counter!("rwa_operations_total", "kind" => batch.kind.as_str(), "state" => tx.state.as_str())
                 .increment(batch.items.len() as u64);

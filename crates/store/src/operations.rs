@@ -120,6 +120,9 @@ pub(crate) struct BatchRow {
     kind: String,
     recovery_of: Option<Uuid>,
     tx_id: Option<Uuid>,
+    tx_state: String,
+    tx_hash: Option<String>,
+    block_number: Option<i64>,
 }
 
 fn parse<T: std::str::FromStr>(s: &str, what: &str) -> RepoResult<T> {
@@ -276,6 +279,9 @@ fn group(
             kind: op.kind,
             items: vec![op],
             tx_id: None,
+            tx_state: TxState::Pending,
+            tx_hash: None,
+            block_number: None,
         });
     }
     batches
@@ -639,6 +645,9 @@ impl OperationRepository for Store {
                         kind: OperationKind::Recovery,
                         items: vec![op.clone()],
                         tx_id: None,
+                        tx_state: TxState::Pending,
+                        tx_hash: None,
+                        block_number: None,
                     };
                     sql::insert_batch(&mut tx, &b, Some(op.id)).await.db()?;
                     first.get_or_insert(b.id);
@@ -843,6 +852,13 @@ fn with_items(batches: Vec<BatchRow>, rows: Vec<(Uuid, OpRow)>) -> RepoResult<Ve
                     .map_err(|e: rwa_domain::ValidationError| RepoError::Internal(e.to_string()))?,
                 items: Vec::new(),
                 tx_id: b.tx_id.map(TxId),
+                tx_state: parse(&b.tx_state, "tx state")?,
+                tx_hash: b
+                    .tx_hash
+                    .as_deref()
+                    .map(|h| parse(h, "tx hash"))
+                    .transpose()?,
+                block_number: b.block_number.map(|n| n as u64),
             })
         })
         .collect::<RepoResult<_>>()?;
@@ -1120,7 +1136,8 @@ crate::dialect::statements! {
 
     pub(crate) async fn open_batches(pool: &Pool, org: Uuid) -> sqlx::Result<Vec<BatchRow>> {
         query_as(
-            "SELECT id, org_id, token_id, kind, recovery_of, tx_id FROM operation_batches \
+            "SELECT id, org_id, token_id, kind, recovery_of, tx_id, tx_state, tx_hash, block_number \
+             FROM operation_batches \
              WHERE org_id = $1 AND open ORDER BY created_at, id",
         )
         .bind(org)
@@ -1151,7 +1168,8 @@ crate::dialect::statements! {
 
     pub(crate) async fn lock_open_batch(c: &mut Conn, batch: Uuid) -> sqlx::Result<Option<BatchRow>> {
         query_as(concat!(
-            "SELECT id, org_id, token_id, kind, recovery_of, tx_id FROM operation_batches \
+            "SELECT id, org_id, token_id, kind, recovery_of, tx_id, tx_state, tx_hash, block_number \
+             FROM operation_batches \
              WHERE id = $1 AND open ",
             lock!()
         ))
