@@ -56,7 +56,7 @@ run_suite() {
 # Everything on SQLite (the embedded default); then again on PostgreSQL every
 # package whose tests touch the database. The chain and contract suites do not
 # depend on the database backend, so running them twice would only cost time.
-DATABASE_PACKAGES=(-p rwa-store -p rwa-jobs -p rwa)
+DATABASE_PACKAGES=(-p rwa-store -p rwa-jobs -p rwa-indexer -p rwa)
 run_suite sqlite --workspace
 run_suite postgres "${DATABASE_PACKAGES[@]}"
 

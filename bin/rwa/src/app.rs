@@ -34,6 +34,11 @@ use rwa_flows::holdings::ChainHoldings;
 use rwa_flows::identity::IdentitySync;
 use rwa_flows::operations::OperationsFlow;
 use rwa_flows::submit::Submitter;
+use rwa_indexer::follower::{Follower, FollowerConfig};
+use rwa_indexer::service::{IndexerHealth, Pacing};
+
+/// Blocks behind the node's head above which `checks.indexer` is degraded.
+const INDEXER_MAX_LAG: u64 = 128;
 
 /// A built, bound, not yet serving application.
 pub struct App {
@@ -44,6 +49,8 @@ pub struct App {
     devnet: Option<Arc<Devnet>>,
     /// The transaction manager and handlers, for roles that run workers.
     platform: Option<(Arc<TxManager>, Platform)>,
+    /// The chain's follower, for roles that index.
+    indexer: Option<Arc<Follower>>,
     config: Config,
     /// Held until the server stops: no second server on the same SQLite
     /// database or devnet.
@@ -119,6 +126,25 @@ impl App {
             }
         };
         let holdings: Arc<dyn HoldingsView> = Arc::new(ChainHoldings::new(chain.clone()));
+        let chain_id = chain
+            .chain_id()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the chain: {e}"))?;
+        let indexer = if matches!(config.role, ServeRole::All | ServeRole::Indexer) {
+            health.push(Arc::new(IndexerHealth::new(
+                store.clone(),
+                chain_id,
+                INDEXER_MAX_LAG,
+            )));
+            Some(Arc::new(Follower::new(
+                chain.clone(),
+                store.clone(),
+                chain_id,
+                FollowerConfig::default(),
+            )))
+        } else {
+            None
+        };
         let platform = if matches!(config.role, ServeRole::All | ServeRole::Worker) {
             let txm = TxManager::new(
                 chain.clone(),
@@ -178,6 +204,9 @@ impl App {
             operations: store.clone(),
             idempotency: store.clone(),
             holdings,
+            index: store.clone(),
+            watched: store.clone(),
+            chain_id,
             kyc_callback_secret: config
                 .kyc_callback_secret
                 .as_ref()
@@ -197,6 +226,7 @@ impl App {
             queue,
             devnet,
             platform,
+            indexer,
             config,
             locks,
         })
@@ -222,9 +252,25 @@ impl App {
             queue,
             devnet,
             platform,
+            indexer,
             config,
             locks,
         } = self;
+        let (indexer_stop, indexer_stopped) = tokio::sync::watch::channel(false);
+        let indexer = indexer.map(|follower| {
+            tokio::spawn(rwa_indexer::service::run(
+                follower,
+                store.clone(),
+                Pacing::default(),
+                indexer_stopped,
+            ))
+        });
+        let stop_indexer = || async {
+            let _ = indexer_stop.send(true);
+            if let Some(task) = indexer {
+                let _ = task.await;
+            }
+        };
         let background = platform.map(|(txm, platform)| {
             Background::start(
                 queue,
@@ -246,6 +292,7 @@ impl App {
                 if let Some(background) = background {
                     background.stop().await;
                 }
+                stop_indexer().await;
                 result.context("server task")?.context("server")?;
                 if let Some(devnet) = devnet {
                     devnet.shutdown().await;
@@ -267,6 +314,7 @@ impl App {
             if let Some(background) = background {
                 background.stop().await;
             }
+            stop_indexer().await;
         };
         let (served, ()) = tokio::join!(tokio::time::timeout(deadline, &mut server), draining);
         match served {

@@ -642,6 +642,15 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/investors/{id}/wallets/{address}", "delete"),
         ("/callbacks/kyc/{org_id}", "post"),
         ("/v1/events", "get"),
+        ("/v1/tokens/{id}/holders", "get"),
+        ("/v1/tokens/{id}/transfers", "get"),
+        ("/v1/investors/{id}/positions", "get"),
+        ("/v1/watched-contracts", "post"),
+        ("/v1/watched-contracts", "get"),
+        ("/v1/watched-contracts/{id}", "get"),
+        ("/v1/watched-contracts/{id}", "delete"),
+        ("/v1/watched-contracts/{id}/holders", "get"),
+        ("/v1/watched-contracts/{id}/transfers", "get"),
     ];
     for (path, method) in expected {
         assert!(

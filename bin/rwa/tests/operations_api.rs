@@ -510,3 +510,180 @@ async fn operations_are_checked_idempotent_approved_and_settled() {
         "{ana_now}"
     );
 }
+
+/// The cap table comes from the indexed chain: settled mints appear as
+/// holders with their investor, country and share, at the block asked for;
+/// the history shows the mints; an investor's positions sum their wallets;
+/// watched contracts are registered, listed and removed.
+#[tokio::test]
+async fn the_cap_table_is_read_from_the_indexed_chain() {
+    let s = Server::start(&[]).await;
+    let api = Api {
+        s: &s,
+        client: Client::new(),
+    };
+    let (_org, alice) = s.create_org("Cap Table Capital");
+    let (status, token) = api
+        .post(
+            &alice,
+            "/v1/tokens",
+            json!({ "name": "Cap Fund", "symbol": "CAP", "decimals": 0 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{token}");
+    let token_id = token["id"].as_str().unwrap().to_owned();
+    let holders_path = format!("/v1/tokens/{token_id}/holders");
+    let (status, _, problem) = api
+        .call(&alice, Method::GET, &holders_path, None, None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "not deployed yet: {problem}");
+    let ana = investor(&api, &alice, "Ana Lima", &wallet(1), true).await;
+    let ben = investor(&api, &alice, "Ben Ode", &wallet(2), true).await;
+    registered(&api, &alice, &ana).await;
+    registered(&api, &alice, &ben).await;
+    let deployed = eventually(Duration::from_secs(90), async || {
+        api.get(&alice, &format!("/v1/tokens/{token_id}")).await["status"] == "deployed"
+    })
+    .await;
+    assert!(deployed, "token never deployed");
+    let mints = format!("/v1/tokens/{token_id}/mints");
+    let mut settled_at = Vec::new();
+    for (to, amount, key) in [(&ana, "300", "cap-1"), (&ben, "100", "cap-2")] {
+        let (status, _, op) = api
+            .op(
+                &alice,
+                &mints,
+                key,
+                Some(json!({ "to": to, "amount": amount })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{op}");
+        let op = api
+            .until(&alice, op["id"].as_str().unwrap(), "settled")
+            .await;
+        settled_at.push(op["block_number"].as_u64().unwrap());
+    }
+
+    let mut cap = Value::Null;
+    let indexed = eventually(Duration::from_secs(90), async || {
+        cap = api.get(&alice, &holders_path).await;
+        cap["items"].as_array().is_some_and(|i| i.len() == 2)
+    })
+    .await;
+    assert!(indexed, "holders never indexed: {cap}");
+    let items = cap["items"].as_array().unwrap();
+    let of = |investor: &str| {
+        items
+            .iter()
+            .find(|h| h["investor_id"] == investor)
+            .unwrap_or_else(|| panic!("{investor} missing: {cap}"))
+    };
+    assert_eq!(of(&ana)["balance"], "300");
+    assert_eq!(of(&ana)["percentage"], 75.0);
+    assert_eq!(of(&ana)["country"], "FR");
+    assert_eq!(of(&ana)["wallet"], wallet(1));
+    assert_eq!(of(&ben)["percentage"], 25.0);
+    assert!(cap["block_number"].as_u64().unwrap() >= settled_at[1]);
+    assert!(["latest", "safe", "finalized"].contains(&cap["finality"].as_str().unwrap()));
+
+    // Pages of one, then the second page.
+    let first = api.get(&alice, &format!("{holders_path}?limit=1")).await;
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let second = api
+        .get(&alice, &format!("{holders_path}?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_ne!(first["items"][0]["wallet"], second["items"][0]["wallet"]);
+    assert!(second["next_cursor"].is_null());
+    // At a past block: before the second mint, only Ana, with all of it.
+    let past = api
+        .get(
+            &alice,
+            &format!("{holders_path}?at_block={}", settled_at[1] - 1),
+        )
+        .await;
+    assert_eq!(past["items"].as_array().unwrap().len(), 1, "{past}");
+    assert_eq!(past["items"][0]["percentage"], 100.0);
+    assert_eq!(past["block_number"], settled_at[1] - 1);
+    // Beyond the index, and a cursor of another list: refused, named.
+    for (query, field) in [
+        ("at_block=99999999999", "at_block"),
+        ("cursor=zzz", "cursor"),
+    ] {
+        let (status, _, problem) = api
+            .call(
+                &alice,
+                Method::GET,
+                &format!("{holders_path}?{query}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem_fields(&problem), [field]);
+    }
+
+    let history = api
+        .get(&alice, &format!("/v1/tokens/{token_id}/transfers"))
+        .await;
+    let moves = history["items"].as_array().unwrap();
+    assert_eq!(moves.len(), 2, "{history}");
+    assert_eq!(moves[0]["amounts"], json!(["100"]), "newest first");
+    assert_eq!(moves[1]["from"], format!("0x{}", "0".repeat(40)));
+    let positions = api
+        .get(&alice, &format!("/v1/investors/{ana}/positions"))
+        .await;
+    assert_eq!(
+        positions["items"].as_array().unwrap().len(),
+        1,
+        "{positions}"
+    );
+    assert_eq!(positions["items"][0]["token"], token_id.as_str());
+    assert_eq!(positions["items"][0]["balance"], "300");
+
+    // Watched contracts: validated, registered once, listed, removed.
+    let (status, problem) = api
+        .post(
+            &alice,
+            "/v1/watched-contracts",
+            json!({ "address": "0x12", "standard": "erc777", "start_block": -1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        problem_fields(&problem),
+        ["address", "standard", "start_block"]
+    );
+    let body =
+        json!({ "address": wallet(9), "standard": "erc721", "start_block": 0, "name": "Art" });
+    let (status, watched) = api
+        .post(&alice, "/v1/watched-contracts", body.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{watched}");
+    let (status, _) = api.post(&alice, "/v1/watched-contracts", body).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let path = format!("/v1/watched-contracts/{}", watched["id"].as_str().unwrap());
+    assert_eq!(
+        api.get(&alice, "/v1/watched-contracts").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(api.get(&alice, &path).await["name"], "Art");
+    assert_eq!(
+        api.get(&alice, &format!("{path}/holders")).await["items"],
+        json!([])
+    );
+    assert_eq!(
+        api.get(&alice, &format!("{path}/transfers")).await["items"],
+        json!([])
+    );
+    let (status, _, _) = api.call(&alice, Method::DELETE, &path, None, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = api.call(&alice, Method::GET, &path, None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -47,6 +47,16 @@ async fn readiness_flips_with_the_database_and_recovers_without_restart() {
     let s = Server::start_with_url(&url, &[("RWA_DB_ACQUIRE_TIMEOUT_MS", "1000")], None);
 
     assert_eq!(ready_status(&s).await, Some(StatusCode::OK));
+    // The indexer reports itself once its first step has started the index.
+    let indexing = eventually(Duration::from_secs(15), async || {
+        s.detailed_health().await["checks"]["indexer"]["status"] == "healthy"
+    })
+    .await;
+    assert!(
+        indexing,
+        "the indexer starts: {}",
+        s.detailed_health().await
+    );
     let detailed = s.detailed_health().await;
     assert_eq!(detailed["status"], "healthy");
     assert_eq!(detailed["checks"]["database"]["status"], "healthy");
@@ -66,7 +76,7 @@ async fn readiness_flips_with_the_database_and_recovers_without_restart() {
     listed.sort_unstable();
     assert_eq!(
         listed,
-        ["chain", "database", "queues", "signers"],
+        ["chain", "database", "indexer", "queues", "signers"],
         "{detailed}"
     );
 

@@ -56,6 +56,8 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::operations::router())
         .merge(routes::callbacks::router())
         .merge(routes::events::router())
+        .merge(routes::holdings::router())
+        .merge(routes::watched_contracts::router())
         .split_for_parts();
     openapi::add_problem_responses(&mut spec);
 

@@ -83,6 +83,12 @@ pub struct ApiPorts {
     pub operations: Arc<dyn rwa_domain::operation::OperationRepository>,
     /// Idempotency keys of the POSTs that take one.
     pub idempotency: Arc<dyn rwa_domain::idempotency::IdempotencyStore>,
+    /// The indexer's holdings and history.
+    pub index: Arc<dyn rwa_domain::onchain::IndexStore>,
+    /// Watched contracts.
+    pub watched: Arc<dyn rwa_domain::onchain::WatchedContracts>,
+    /// The chain this server follows.
+    pub chain_id: u64,
     /// What tokens' compliance contracts count (the mint check's limits).
     pub holdings: Arc<dyn rwa_domain::operation::HoldingsView>,
     /// The secret KYC providers sign callbacks with

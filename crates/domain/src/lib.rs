@@ -20,6 +20,7 @@ mod country_codes;
 pub mod error;
 pub mod event;
 pub mod health;
+pub mod holding;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;

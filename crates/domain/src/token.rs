@@ -419,13 +419,15 @@ pub trait TokenRepository: Send + Sync {
         chain_id: u64,
     ) -> RepoResult<Option<Address>>;
 
-    /// Records the organization's identity registry on a chain; the first
-    /// record wins and is returned (two deployments at once share one registry).
+    /// Records the organization's identity registry on a chain, deployed in
+    /// block `deploy_block`; the first record wins and is returned (two
+    /// deployments at once share one registry).
     async fn system_record_identity_registry(
         &self,
         org: OrgId,
         chain_id: u64,
         address: Address,
+        deploy_block: u64,
     ) -> RepoResult<Address>;
 }
 

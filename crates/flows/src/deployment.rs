@@ -135,11 +135,11 @@ impl TokenDeployer {
         let registry = steps
             .iter()
             .find(|s| s.name == "identity registry")
-            .and_then(|s| s.creates);
+            .and_then(|s| Some((s.creates?, s.tx.inclusion.as_ref()?.block_number)));
         let registry = match registry {
-            Some(address) => {
+            Some((address, block)) => {
                 self.tokens
-                    .system_record_identity_registry(token.org_id, chain_id, address)
+                    .system_record_identity_registry(token.org_id, chain_id, address, block)
                     .await?
             }
             None => self

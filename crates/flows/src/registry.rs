@@ -100,8 +100,9 @@ pub async fn ensure(
         )));
     }
     let address = deployed.creates.expect("deployments create");
+    let block = deployed.tx.inclusion.as_ref().map_or(0, |i| i.block_number);
     let recorded = tokens
-        .system_record_identity_registry(org, chain_id, address)
+        .system_record_identity_registry(org, chain_id, address, block)
         .await
         .map_err(|e: RepoError| TxmError::Store(e))?;
     Ok(Registry::Ready(recorded))

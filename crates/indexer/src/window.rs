@@ -14,16 +14,7 @@
 
 use alloy::primitives::B256;
 
-/// A block as the window keeps it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockRef {
-    /// Height.
-    pub number: u64,
-    /// Hash.
-    pub hash: B256,
-    /// The parent's hash.
-    pub parent_hash: B256,
-}
+pub use rwa_domain::onchain::BlockRef;
 
 /// What the node's next block means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -365,6 +365,7 @@ impl TokenRepository for Store {
         org: OrgId,
         chain_id: u64,
         address: Address,
+        deploy_block: u64,
     ) -> RepoResult<Address> {
         let stored: RepoResult<String> = in_write_tx!(self, |tx, sql| {
             sql::insert_identity_registry(
@@ -372,6 +373,7 @@ impl TokenRepository for Store {
                 org.as_uuid(),
                 chain_id as i64,
                 &format!("{address:#x}"),
+                deploy_block as i64,
             )
             .await
             .db()
@@ -521,14 +523,16 @@ crate::dialect::statements! {
         org: Uuid,
         chain_id: i64,
         address: &str,
+        deploy_block: i64,
     ) -> sqlx::Result<String> {
         query(
-            "INSERT INTO identity_registries (org_id, chain_id, address) VALUES ($1, $2, $3) \
-             ON CONFLICT (org_id, chain_id) DO NOTHING",
+            "INSERT INTO identity_registries (org_id, chain_id, address, deploy_block) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, chain_id) DO NOTHING",
         )
         .bind(org)
         .bind(chain_id)
         .bind(address)
+        .bind(deploy_block)
         .execute(&mut *c)
         .await?;
         query_scalar("SELECT address FROM identity_registries WHERE org_id = $1 AND chain_id = $2")

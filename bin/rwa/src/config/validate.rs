@@ -60,12 +60,6 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
             role_name(role)
         ));
     }
-    if role == ServeRole::Indexer {
-        errors.push(format!(
-            "--role {}: this role has nothing to run in this version; use all, api or worker",
-            role_name(role)
-        ));
-    }
 
     if let Some(secret) = &l.secret_key {
         check_secret(secret, prod, errors);

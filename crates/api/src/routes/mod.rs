@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod callbacks;
 pub(crate) mod events;
 pub(crate) mod health;
+pub(crate) mod holdings;
 pub(crate) mod investors;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
@@ -14,6 +15,7 @@ pub(crate) mod org;
 #[cfg(feature = "test-hooks")]
 pub(crate) mod test_hooks;
 pub(crate) mod tokens;
+pub(crate) mod watched_contracts;
 
 use rwa_domain::page::Page;
 use serde::Serialize;
