@@ -36,9 +36,14 @@ use rwa_flows::operations::OperationsFlow;
 use rwa_flows::submit::Submitter;
 use rwa_indexer::follower::{Follower, FollowerConfig};
 use rwa_indexer::service::{IndexerHealth, Pacing};
+use rwa_indexer::verify::Verifier;
 
 /// Blocks behind the node's head above which `checks.indexer` is degraded.
 const INDEXER_MAX_LAG: u64 = 128;
+
+/// How long a reconciliation without a block waits for the index to reach
+/// the confirmation depth of the head.
+const VERIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A built, bound, not yet serving application.
 pub struct App {
@@ -164,7 +169,7 @@ impl App {
             let submitter = Submitter {
                 txm: txm.clone(),
                 txs: store.clone(),
-                chain,
+                chain: chain.clone(),
             };
             let platform = Platform {
                 deployer: Arc::new(deployer),
@@ -206,6 +211,13 @@ impl App {
             holdings,
             index: store.clone(),
             watched: store.clone(),
+            verifier: Arc::new(Verifier::new(
+                chain.clone(),
+                store.clone(),
+                chain_id,
+                config.chain.confirmations,
+                VERIFY_WAIT,
+            )),
             chain_id,
             kyc_callback_secret: config
                 .kyc_callback_secret

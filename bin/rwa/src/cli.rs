@@ -47,6 +47,47 @@ pub enum Command {
     /// Sanctions lists (platform-wide).
     #[command(subcommand)]
     Sanctions(SanctionsCommand),
+    /// The chain indexer.
+    #[command(subcommand)]
+    Indexer(IndexerCommand),
+}
+
+/// `rwa indexer …`
+#[derive(Debug, Subcommand)]
+pub enum IndexerCommand {
+    /// Compare every indexed holding of a token (or a watched contract) with
+    /// the chain's own `balanceOf`/`ownerOf`/`balanceOf(id)` at the indexed
+    /// block, and the sum with `totalSupply`: prints every difference, then
+    /// `{"block_number","checked","differences"}`; exit 1 on any difference.
+    /// Reads the chain at `RWA_CHAIN_RPC_URL`; on the embedded devnet (no
+    /// URL) it asks the running server (`--server`, key in `RWA_API_KEY`).
+    Verify(VerifyArgs),
+}
+
+/// Flags of `rwa indexer verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The token's id.
+    #[arg(
+        long,
+        required_unless_present = "contract",
+        conflicts_with = "contract"
+    )]
+    pub token: Option<String>,
+    /// A watched contract's (or a token's) address.
+    #[arg(long, value_name = "ADDRESS")]
+    pub contract: Option<String>,
+    /// Compare at this block (at most the last indexed one); without it,
+    /// waits (up to a minute) for the index to be within the confirmation
+    /// depth of the head and compares at the last indexed block.
+    #[arg(long, value_name = "N")]
+    pub at_block: Option<u64>,
+    /// The running server to ask on the embedded devnet.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Data directory flag.
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// `rwa sanctions …`

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod handlers;
+pub mod indexer_verify;
 pub mod metrics;
 pub mod secrets;
 pub mod signers;

@@ -3,8 +3,8 @@
 
 use clap::Parser;
 use rwa::cli::{
-    AuditCommand, Cli, Command, ConfigCommand, DataArgs, JobsCommand, KeysCommand, OrgCommand,
-    SanctionsCommand, SecretsCommand,
+    AuditCommand, Cli, Command, ConfigCommand, DataArgs, IndexerCommand, JobsCommand, KeysCommand,
+    OrgCommand, SanctionsCommand, SecretsCommand, VerifyArgs,
 };
 use rwa::commands::{self, EXIT_USAGE};
 use rwa::config::{Config, Overrides};
@@ -24,6 +24,7 @@ fn main() {
         | Command::Audit(AuditCommand::Verify(d))
         | Command::Secrets(SecretsCommand::Rotate(d))
         | Command::Sanctions(SanctionsCommand::Load { data: d, .. } | SanctionsCommand::List(d))
+        | Command::Indexer(IndexerCommand::Verify(VerifyArgs { data: d, .. }))
         | Command::Jobs(
             JobsCommand::List { data: d, .. }
             | JobsCommand::Retry { data: d, .. }
@@ -83,6 +84,9 @@ fn main() {
                 commands::sanctions_load(config, &list, &format, &files).await
             }
             Command::Sanctions(SanctionsCommand::List(_)) => commands::sanctions_list(config).await,
+            Command::Indexer(IndexerCommand::Verify(args)) => {
+                rwa::indexer_verify::run(config, &args).await
+            }
             Command::Jobs(JobsCommand::List {
                 queue,
                 state,

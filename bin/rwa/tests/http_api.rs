@@ -645,6 +645,7 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/tokens/{id}/holders", "get"),
         ("/v1/tokens/{id}/transfers", "get"),
         ("/v1/investors/{id}/positions", "get"),
+        ("/v1/tokens/{id}/verify", "post"),
         ("/v1/watched-contracts", "post"),
         ("/v1/watched-contracts", "get"),
         ("/v1/watched-contracts/{id}", "get"),

@@ -87,6 +87,8 @@ pub struct ApiPorts {
     pub index: Arc<dyn rwa_domain::onchain::IndexStore>,
     /// Watched contracts.
     pub watched: Arc<dyn rwa_domain::onchain::WatchedContracts>,
+    /// Reconciles the index with the chain.
+    pub verifier: Arc<dyn rwa_domain::onchain::IndexVerifier>,
     /// The chain this server follows.
     pub chain_id: u64,
     /// What tokens' compliance contracts count (the mint check's limits).

@@ -422,6 +422,69 @@ pub trait WatchedContracts: Send + Sync {
     async fn unwatch(&self, org: crate::OrgId, id: uuid::Uuid) -> RepoResult<()>;
 }
 
+/// What to reconcile with the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifyTarget {
+    /// The contract.
+    pub contract: Address,
+    /// Its standard.
+    pub standard: Standard,
+    /// The first block its logs are read from.
+    pub from_block: u64,
+    /// The block compared; `None`: the last indexed block, once the index
+    /// is within the confirmation depth of the head.
+    pub at_block: Option<u64>,
+    /// A platform token: its freezes are compared too.
+    pub platform_token: bool,
+}
+
+/// The outcome of a reconciliation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// The block compared.
+    pub block_number: u64,
+    /// Holdings compared.
+    pub checked: usize,
+    /// Every difference, in words (none: the index agrees with the chain).
+    pub differences: Vec<String>,
+}
+
+/// Why a reconciliation could not run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The indexer has not started on this chain.
+    #[error("the indexer has not started on this chain")]
+    NotStarted,
+    /// The asked block is above the last indexed one.
+    #[error("block {asked} is beyond the last indexed block {cursor}")]
+    BeyondIndex {
+        /// The block asked for.
+        asked: u64,
+        /// The last indexed block.
+        cursor: u64,
+    },
+    /// The index did not come within the confirmation depth of the head in
+    /// the time allowed.
+    #[error("the index stayed {lag} blocks behind the head (indexed {cursor})")]
+    Behind {
+        /// The last indexed block.
+        cursor: u64,
+        /// Blocks behind.
+        lag: u64,
+    },
+    /// The chain or the store failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Compares the index with the chain (implemented over the chain port by
+/// the indexer).
+#[async_trait]
+pub trait IndexVerifier: Send + Sync {
+    /// Reconciles `target`.
+    async fn verify(&self, target: &VerifyTarget) -> Result<VerifyReport, VerifyError>;
+}
+
 /// The right to index a chain, held by one process at a time.
 #[async_trait]
 pub trait IndexLease: Send {

@@ -8,11 +8,15 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy::sol_types::SolCall;
+use async_trait::async_trait;
 use rwa_domain::chain::{Address, BlockTag, Bytes, CallRequest, ChainPort, U256};
 use rwa_domain::holding::effects;
-use rwa_domain::onchain::{IndexStore, Standard};
+use rwa_domain::onchain::{
+    IndexStore, IndexVerifier, Standard, VerifyError, VerifyReport, VerifyTarget,
+};
 
 use crate::decode::decode;
 use crate::fetch::{RangeConfig, RangeFetcher};
@@ -35,37 +39,6 @@ alloy::sol! {
     }
 }
 
-/// What to verify.
-#[derive(Clone, Copy, Debug)]
-pub struct Target {
-    /// The contract.
-    pub contract: Address,
-    /// Its standard.
-    pub standard: Standard,
-    /// The first block its logs are read from.
-    pub from_block: u64,
-    /// The block compared (at most the index's cursor).
-    pub at_block: u64,
-    /// A platform token: its freezes are compared too.
-    pub platform_token: bool,
-}
-
-/// The outcome.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Report {
-    /// Holdings compared.
-    pub checked: usize,
-    /// Every difference, in words.
-    pub differences: Vec<String>,
-}
-
-impl Report {
-    /// Whether the index agrees with the chain.
-    pub fn agrees(&self) -> bool {
-        self.differences.is_empty()
-    }
-}
-
 async fn call(
     chain: &dyn ChainPort,
     to: Address,
@@ -84,15 +57,15 @@ async fn call(
         .await?)
 }
 
-/// Compares the index of `target` on `chain_id` with the chain.
+/// Compares the index of `target` on `chain_id` with the chain at block `at`.
 pub async fn verify(
     chain: Arc<dyn ChainPort>,
     store: &dyn IndexStore,
     chain_id: u64,
-    target: Target,
-) -> Result<Report, StepError> {
+    target: &VerifyTarget,
+    at: u64,
+) -> Result<VerifyReport, StepError> {
     let c = target.contract;
-    let at = target.at_block;
     let mut indexed = Vec::new();
     let mut after = None;
     loop {
@@ -123,7 +96,10 @@ pub async fn verify(
             }
         }
     }
-    let mut report = Report::default();
+    let mut report = VerifyReport {
+        block_number: at,
+        ..VerifyReport::default()
+    };
     let mut indexed_supply = U256::ZERO;
     for (token_id, wallet) in keys {
         let held = indexed
@@ -209,4 +185,90 @@ pub async fn verify(
         }
     }
     Ok(report)
+}
+
+/// [`IndexVerifier`] over a chain port and the index.
+pub struct Verifier {
+    chain: Arc<dyn ChainPort>,
+    store: Arc<dyn IndexStore>,
+    chain_id: u64,
+    /// How close to the head the index must be (blocks) when no block is named.
+    depth: u64,
+    /// How long to wait for it.
+    wait: Duration,
+}
+
+impl Verifier {
+    /// A verifier of the index of `chain_id`: without a block, it waits up
+    /// to `wait` for the index to be within `depth` blocks of the head.
+    pub fn new(
+        chain: Arc<dyn ChainPort>,
+        store: Arc<dyn IndexStore>,
+        chain_id: u64,
+        depth: u64,
+        wait: Duration,
+    ) -> Self {
+        Self {
+            chain,
+            store,
+            chain_id,
+            depth,
+            wait,
+        }
+    }
+
+    async fn block(&self, asked: Option<u64>) -> Result<u64, VerifyError> {
+        let failed = |e: &dyn std::fmt::Display| VerifyError::Failed(e.to_string());
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            let state = self
+                .store
+                .system_index_state(self.chain_id)
+                .await
+                .map_err(|e| failed(&e))?
+                .ok_or(VerifyError::NotStarted)?;
+            if let Some(asked) = asked {
+                return if asked <= state.cursor {
+                    Ok(asked)
+                } else {
+                    Err(VerifyError::BeyondIndex {
+                        asked,
+                        cursor: state.cursor,
+                    })
+                };
+            }
+            let head = self
+                .chain
+                .block_number(rwa_domain::chain::BlockTag::Latest)
+                .await
+                .map_err(|e| failed(&e))?;
+            let lag = head.saturating_sub(state.cursor);
+            if lag <= self.depth {
+                return Ok(state.cursor);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(VerifyError::Behind {
+                    cursor: state.cursor,
+                    lag,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl IndexVerifier for Verifier {
+    async fn verify(&self, target: &VerifyTarget) -> Result<VerifyReport, VerifyError> {
+        let at = self.block(target.at_block).await?;
+        verify(
+            self.chain.clone(),
+            self.store.as_ref(),
+            self.chain_id,
+            target,
+            at,
+        )
+        .await
+        .map_err(|e| VerifyError::Failed(e.to_string()))
+    }
 }

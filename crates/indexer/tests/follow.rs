@@ -15,14 +15,16 @@ use rwa_chain::signer::LocalSigner;
 use rwa_domain::api_key::NewApiKey;
 use rwa_domain::chain::{Address, BlockTag, Bytes, ChainPort, Receipt, U256};
 use rwa_domain::health::{HealthCheck, HealthStatus};
-use rwa_domain::onchain::{IndexStore, NewWatchedContract, Standard, WatchedContracts};
+use rwa_domain::onchain::{
+    IndexStore, NewWatchedContract, Standard, VerifyTarget, WatchedContracts,
+};
 use rwa_domain::org::OrgName;
 use rwa_domain::ports::OrgRepository;
 use rwa_domain::tx::{Signer, UnsignedTx};
 use rwa_domain::{Actor, OrgId, Role};
 use rwa_indexer::follower::{Follower, FollowerConfig, Progress};
 use rwa_indexer::service::IndexerHealth;
-use rwa_indexer::verify::{Target, verify};
+use rwa_indexer::verify::verify;
 use rwa_store::{Store, StoreOptions};
 use rwa_testkit::anvil::DEV_KEY_0;
 use rwa_testkit::{Anvil, TestDatabase};
@@ -194,30 +196,36 @@ impl Rig {
             .cursor
     }
 
-    /// The index of `contract` agrees with the chain at `at` (the cursor
+    /// The index of `contract` compared with the chain at `at` (the cursor
     /// when `None`).
-    async fn verified(&self, contract: Address, standard: Standard, at: Option<u64>) {
+    async fn report(
+        &self,
+        contract: Address,
+        standard: Standard,
+        at: Option<u64>,
+    ) -> rwa_domain::onchain::VerifyReport {
         let at = match at {
             Some(at) => at,
             None => self.cursor().await,
         };
         let port: Arc<dyn ChainPort> = self.chain.clone();
-        let report = verify(
-            port,
-            self.store.as_ref(),
-            self.chain_id,
-            Target {
-                contract,
-                standard,
-                from_block: 0,
-                at_block: at,
-                platform_token: false,
-            },
-        )
-        .await
-        .unwrap();
+        let target = VerifyTarget {
+            contract,
+            standard,
+            from_block: 0,
+            at_block: Some(at),
+            platform_token: false,
+        };
+        verify(port, self.store.as_ref(), self.chain_id, &target, at)
+            .await
+            .unwrap()
+    }
+
+    /// The index of `contract` agrees with the chain at `at`.
+    async fn verified(&self, contract: Address, standard: Standard, at: Option<u64>) {
+        let report = self.report(contract, standard, at).await;
         assert!(
-            report.agrees(),
+            report.differences.is_empty(),
             "index differs from the chain: {:?}",
             report.differences
         );
@@ -271,6 +279,16 @@ async fn reorgs_are_undone_and_indexed_again(chain: (Arc<dyn Chain>, Option<Anvi
         .signed_at(nonce, Some(token), transfer20(wallet(2), 50))
         .await;
     rig.chain.reorg(1, vec![replacement]).await.unwrap();
+    // Before the follower steps, the index is stale and verify says where.
+    let stale = rig.report(token, Standard::Erc20, None).await;
+    assert!(
+        stale
+            .differences
+            .iter()
+            .any(|d| d.contains("indexed balance 30, chain 50")),
+        "{:?}",
+        stale.differences
+    );
     let steps = rig.index().await;
     assert!(
         steps

@@ -195,7 +195,11 @@ async fn unwatch(
 #[utoipa::path(get, path = "/v1/watched-contracts/{id}/holders", tag = "holdings",
     security(("api_key" = ["admin", "operator", "compliance", "auditor"])),
     params(("id" = uuid::Uuid, Path, description = "watched contract id"), HoldersParams),
-    responses((status = 200, body = HoldersView)))]
+    responses(
+        (status = 200, body = HoldersView),
+        (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
+            description = "`/problems/conflict`: `at_block` is beyond the last indexed block"),
+    ))]
 async fn watched_holders(
     caller: Authorized<roles::Anyone>,
     State(state): State<ApiState>,
