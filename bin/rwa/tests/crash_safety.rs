@@ -302,8 +302,8 @@ alloy::sol!(
 /// `txs` transactions of 50 transfers each; the fixture's address, its
 /// first block and the last transfer's block.
 async fn fixture_with_transfers(chain: &RpcChain, txs: u64) -> (Address, u64, u64) {
-    use rwa_chain::signer::LocalSigner;
     use alloy::sol_types::SolCall;
+    use rwa_chain::signer::LocalSigner;
     use rwa_domain::tx::{Signer, UnsignedTx};
     let key = LocalSigner::from_hex(rwa_testkit::anvil::DEV_KEY_1).unwrap();
     let chain_id = chain.chain_id().await.unwrap();
@@ -418,4 +418,71 @@ async fn killed_while_indexing_the_index_still_agrees_with_the_chain() {
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["differences"], 0);
     assert!(summary["checked"].as_u64().unwrap() > 200, "{summary}");
+}
+
+/// The database goes away in the middle of a backfill (every connection cut
+/// by a proxy, as a PostgreSQL restart does) and comes back: the indexer
+/// retries, takes its lease again and finishes, and the index agrees with
+/// the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_mid_backfill_is_ridden_out() {
+    let anvil = Anvil::start(&[]);
+    let chain = RpcChain::new(RpcConfig::new(anvil.url())).unwrap();
+    let (token, first, last) = fixture_with_transfers(&chain, 200).await;
+    use rwa_chain::ChainControl;
+    chain.mine(80).await.unwrap();
+    let db = TestDatabase::create_on(rwa_testkit::TestBackend::Postgres).await;
+    let proxy = rwa_testkit::TcpProxy::start(db.server_addr().expect("PostgreSQL")).await;
+    let url = db.url_via(&proxy.addr().to_string());
+    let mut env = env(&anvil);
+    env.push(("RWA_DB_ACQUIRE_TIMEOUT_MS", "1000".to_owned()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_with_url(&url, &env, None);
+    let (_org, admin) = server.create_org("Outage Capital");
+    let client = Client::new();
+    let body = json!({"address": format!("{token:#x}"), "standard": "erc20", "start_block": first});
+    let (status, watched) = until_answered(
+        &client,
+        &server,
+        &admin,
+        "/v1/watched-contracts",
+        None,
+        &body,
+    )
+    .await;
+    assert_eq!(status, 201, "{watched}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.restore().await;
+    let history = server.url(&format!(
+        "/v1/watched-contracts/{}/transfers?limit=1",
+        watched["id"].as_str().unwrap()
+    ));
+    let newest = eventually(Duration::from_secs(120), async || {
+        let Ok(r) = client.get(&history).bearer_auth(&admin).send().await else {
+            return false;
+        };
+        let page: Value = r.json().await.unwrap_or(Value::Null);
+        page["items"][0]["block_number"].as_u64() == Some(last)
+    })
+    .await;
+    let logs = server.log_lines();
+    assert!(newest, "never finished: {}", logs.join("\n"));
+    // The outage reached the indexer: its lease's connection was cut, and
+    // it took the lease again.
+    assert!(
+        logs.iter().any(|l| l.contains("indexer lease lost")),
+        "{}",
+        logs.join("\n")
+    );
+    assert!(logs.iter().filter(|l| l.contains("indexing chain_id")).count() >= 2);
+    let out = server.cli(&["indexer", "verify", "--contract", &format!("{token:#x}")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 use common::{Server, eventually};
@@ -31,17 +30,7 @@ async fn ready_status(s: &Server) -> Option<StatusCode> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_flips_with_the_database_and_recovers_without_restart() {
     let db = TestDatabase::create_on(TestBackend::Postgres).await;
-    let target = db
-        .url_via("127.0.0.1:5432")
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split('@').nth(1))
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap();
+    let target = db.server_addr().expect("a PostgreSQL database");
     let proxy = TcpProxy::start(target).await;
     let url = db.url_via(&proxy.addr().to_string());
     let s = Server::start_with_url(&url, &[("RWA_DB_ACQUIRE_TIMEOUT_MS", "1000")], None);

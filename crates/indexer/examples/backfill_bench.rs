@@ -102,7 +102,10 @@ async fn main() {
         chain.send_raw_transaction(signed.raw).await.unwrap()
     };
     let deploy = send(None, TestErc20::BYTECODE.to_vec(), 3_000_000).await;
-    let token = receipt(&chain, deploy).await.contract_address.expect("deployed");
+    let token = receipt(&chain, deploy)
+        .await
+        .contract_address
+        .expect("deployed");
     let start_block = chain.block_number(BlockTag::Latest).await.unwrap();
     send(
         Some(token),

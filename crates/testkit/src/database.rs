@@ -104,6 +104,16 @@ impl TestDatabase {
         }
     }
 
+    /// The PostgreSQL server's address (to put a [`crate::TcpProxy`] in front
+    /// of it); `None` for SQLite.
+    pub fn server_addr(&self) -> Option<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let rest = self.url.split_once("://")?.1;
+        let host_port = rest.rsplit_once('@').map_or(rest, |(_, a)| a);
+        let host_port = host_port.split('/').next()?;
+        host_port.to_socket_addrs().ok()?.next()
+    }
+
     /// The URL with the host and port replaced (to route it through a [`crate::TcpProxy`]).
     pub fn url_via(&self, host_port: &str) -> String {
         let (scheme, rest) = self.url.split_once("://").expect("url has a scheme");
