@@ -35,11 +35,15 @@ use rwa_flows::identity::IdentitySync;
 use rwa_flows::operations::OperationsFlow;
 use rwa_flows::submit::Submitter;
 use rwa_indexer::follower::{Follower, FollowerConfig};
+use rwa_indexer::reconcile::Reconciler;
 use rwa_indexer::service::{IndexerHealth, Pacing};
 use rwa_indexer::verify::Verifier;
 
 /// Blocks behind the node's head above which `checks.indexer` is degraded.
 const INDEXER_MAX_LAG: u64 = 128;
+
+/// How often settled operations are checked against the indexed events.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long a reconciliation without a block waits for the index to reach
 /// the confirmation depth of the head.
@@ -54,8 +58,9 @@ pub struct App {
     devnet: Option<Arc<Devnet>>,
     /// The transaction manager and handlers, for roles that run workers.
     platform: Option<(Arc<TxManager>, Platform)>,
-    /// The chain's follower, for roles that index.
-    indexer: Option<Arc<Follower>>,
+    /// The chain's follower and the settlements' reconciler, for roles
+    /// that index.
+    indexer: Option<(Arc<Follower>, Arc<Reconciler>)>,
     config: Config,
     /// Held until the server stops: no second server on the same SQLite
     /// database or devnet.
@@ -136,17 +141,24 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach the chain: {e}"))?;
         let indexer = if matches!(config.role, ServeRole::All | ServeRole::Indexer) {
-            health.push(Arc::new(IndexerHealth::new(
+            let reconciler = Arc::new(Reconciler::new(
+                store.clone(),
                 store.clone(),
                 chain_id,
-                INDEXER_MAX_LAG,
-            )));
-            Some(Arc::new(Follower::new(
+                config.chain.confirmations,
+                RECONCILE_EVERY,
+            ));
+            health.push(Arc::new(
+                IndexerHealth::new(store.clone(), chain_id, INDEXER_MAX_LAG)
+                    .with_reconciler(reconciler.clone()),
+            ));
+            let follower = Follower::new(
                 chain.clone(),
                 store.clone(),
                 chain_id,
                 FollowerConfig::default(),
-            )))
+            );
+            Some((Arc::new(follower), reconciler))
         } else {
             None
         };
@@ -269,10 +281,11 @@ impl App {
             locks,
         } = self;
         let (indexer_stop, indexer_stopped) = tokio::sync::watch::channel(false);
-        let indexer = indexer.map(|follower| {
+        let indexer = indexer.map(|(follower, reconciler)| {
             tokio::spawn(rwa_indexer::service::run(
                 follower,
                 store.clone(),
+                reconciler,
                 Pacing::default(),
                 indexer_stopped,
             ))

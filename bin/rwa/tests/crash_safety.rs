@@ -476,7 +476,12 @@ async fn a_database_outage_mid_backfill_is_ridden_out() {
         "{}",
         logs.join("\n")
     );
-    assert!(logs.iter().filter(|l| l.contains("indexing chain_id")).count() >= 2);
+    assert!(
+        logs.iter()
+            .filter(|l| l.contains("indexing chain_id"))
+            .count()
+            >= 2
+    );
     let out = server.cli(&["indexer", "verify", "--contract", &format!("{token:#x}")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(

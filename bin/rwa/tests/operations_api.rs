@@ -684,6 +684,23 @@ async fn the_cap_table_is_read_from_the_indexed_chain() {
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["differences"], 0);
 
+    // Settled operations are reconciled with the index: none missing now;
+    // with the first mint's log taken out of the index (an indexer gap),
+    // an alarm: `checks.indexer` degraded and the operation's event.
+    let indexer = s.detailed_health().await["checks"]["indexer"].clone();
+    assert_eq!(indexer["unreconciled_operations"], 0, "{indexer}");
+    forget_events_of_block(&s.database_url, settled_at[0]).await;
+    let mut health = Value::Null;
+    let alarmed = eventually(Duration::from_secs(60), async || {
+        health = s.detailed_health().await["checks"]["indexer"].clone();
+        health["unreconciled_operations"] == 1
+    })
+    .await;
+    assert!(alarmed, "no alarm: {health}");
+    assert_eq!(health["status"], "degraded");
+    let events = api.get(&alice, "/v1/events?type=operation.unindexed").await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+
     // Watched contracts: validated, registered once, listed, removed.
     let (status, problem) = api
         .post(
@@ -726,4 +743,26 @@ async fn the_cap_table_is_read_from_the_indexed_chain() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _, _) = api.call(&alice, Method::GET, &path, None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Deletes the indexed events of one block straight from the database, as
+/// an indexer gap would leave it.
+async fn forget_events_of_block(url: &str, block: u64) {
+    use sqlx::Connection;
+    let statement = "DELETE FROM onchain_events WHERE block_number = $1";
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(statement)
+            .bind(block as i64)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(statement)
+            .bind(block as i64)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
 }

@@ -422,6 +422,34 @@ pub trait WatchedContracts: Send + Sync {
     async fn unwatch(&self, org: crate::OrgId, id: uuid::Uuid) -> RepoResult<()>;
 }
 
+/// A settled operation whose transfer the index does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unreconciled {
+    /// The operation.
+    pub operation_id: uuid::Uuid,
+    /// Its organization.
+    pub org_id: crate::OrgId,
+    /// The transaction that settled it.
+    pub tx_hash: B256,
+    /// Its block.
+    pub block_number: u64,
+}
+
+/// Settled operations against the index: the transaction manager's
+/// `settled` and the indexer's events must agree.
+#[async_trait]
+pub trait Reconciliation: Send + Sync {
+    /// Settled mints, burns and forced transfers of followed tokens, in
+    /// blocks at or below `below`, whose `Transfer` the index does not
+    /// hold; each is raised once (an `operation.unindexed` event of its
+    /// organization) the first time it is found.
+    async fn system_reconcile_settlements(
+        &self,
+        chain_id: u64,
+        below: u64,
+    ) -> RepoResult<Vec<Unreconciled>>;
+}
+
 /// What to reconcile with the chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VerifyTarget {

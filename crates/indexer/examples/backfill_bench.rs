@@ -76,7 +76,9 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let events: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let per_tx: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
-    let anvil = Anvil::start(&["--gas-limit", "60000000"]);
+    // Old states pruned: anvil keeps a copy of the state per block otherwise,
+    // and slows down as it grows (gigabytes over a few thousand blocks).
+    let anvil = Anvil::start(&["--gas-limit", "60000000", "--prune-history", "256"]);
     let chain = Arc::new(RpcChain::new(RpcConfig::new(anvil.url())).unwrap());
     let port: Arc<dyn ChainPort> = chain.clone();
     let chain_id = chain.chain_id().await.unwrap();

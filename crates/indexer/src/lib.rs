@@ -14,12 +14,14 @@
 //!   transaction (`rwa_store`'s `onchain.rs` and `holdings.rs`).
 //! - [`service`]: the loop under the chain's lease (one process per chain
 //!   on PostgreSQL, a standby takes over) and `checks.indexer`.
+//! - [`reconcile`]: settled operations checked against the indexed events.
 //! - [`verify`]: every indexed holding compared with the chain's own
 //!   answer at the same block.
 
 pub mod decode;
 pub mod fetch;
 pub mod follower;
+pub mod reconcile;
 pub mod service;
 pub mod verify;
 pub mod window;

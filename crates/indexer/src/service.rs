@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::follower::{Follower, Progress};
+use crate::reconcile::Reconciler;
 
 /// Pauses of the loop.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +50,7 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 pub async fn run(
     follower: Arc<Follower>,
     store: Arc<dyn IndexStore>,
+    reconciler: Arc<Reconciler>,
     pacing: Pacing,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -82,7 +84,11 @@ pub async fn run(
             }
             let wait = match follower.step().await {
                 Ok(Progress::Indexed { .. } | Progress::Rewound { .. }) => None,
-                Ok(Progress::Idle | Progress::Lagging) => Some(pacing.poll),
+                Ok(Progress::Idle) => {
+                    reconciler.run_if_due().await;
+                    Some(pacing.poll)
+                }
+                Ok(Progress::Lagging) => Some(pacing.poll),
                 Ok(Progress::Halted(_)) => Some(pacing.retry),
                 Err(e) => {
                     tracing::warn!(chain_id, error = %e, "indexer step failed; retrying");
@@ -105,6 +111,7 @@ pub struct IndexerHealth {
     chain_id: u64,
     /// Lag (blocks behind the head) above which the check is degraded.
     max_lag: u64,
+    reconciler: Option<Arc<Reconciler>>,
 }
 
 impl IndexerHealth {
@@ -114,7 +121,15 @@ impl IndexerHealth {
             store,
             chain_id,
             max_lag,
+            reconciler: None,
         }
+    }
+
+    /// Also degraded while `reconciler` finds settled operations the index
+    /// does not hold.
+    pub fn with_reconciler(mut self, reconciler: Arc<Reconciler>) -> Self {
+        self.reconciler = Some(reconciler);
+        self
     }
 }
 
@@ -153,10 +168,12 @@ impl HealthCheck for IndexerHealth {
                 details.insert("last_reorg_depth".into(), json!(s.last_reorg_depth));
                 details.insert("last_reorg_at".into(), json!(s.last_reorg_at));
                 details.insert("halted".into(), json!(s.halted.is_some()));
+                let unreconciled = self.reconciler.as_ref().map_or(0, |r| r.open());
+                details.insert("unreconciled_operations".into(), json!(unreconciled));
                 if let Some(reason) = &s.halted {
                     details.insert("halted_reason".into(), json!(reason));
                     HealthStatus::Unhealthy
-                } else if lag > self.max_lag {
+                } else if lag > self.max_lag || unreconciled > 0 {
                     HealthStatus::Degraded
                 } else {
                     HealthStatus::Healthy

@@ -34,6 +34,7 @@ mod keys;
 mod onchain;
 mod operations;
 mod orgs;
+mod reconciliation;
 mod sanctions;
 mod senders;
 mod sequencer;

@@ -72,6 +72,17 @@ CREATE TABLE onchain_events (
 );
 CREATE INDEX onchain_events_contract ON onchain_events (chain_id, contract, block_number, log_index);
 CREATE INDEX onchain_events_block ON onchain_events (chain_id, block_number);
+CREATE INDEX onchain_events_tx ON onchain_events (chain_id, tx_hash);
+
+-- Settled operations whose transfer the index did not hold at the
+-- confirmation depth: each raised once (its event), open while it lasts.
+CREATE TABLE indexer_alarms (
+    operation_id  UUID PRIMARY KEY NOT NULL,
+    org_id        UUID NOT NULL,
+    chain_id      BIGINT NOT NULL,
+    tx_hash       TEXT NOT NULL,
+    raised_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 
 -- Each wallet's holding of a contract (token_id '' for a fungible token) as
 -- of the last indexed block that changed it...

@@ -1,0 +1,108 @@
+//! Settled operations against the index ([`Reconciliation`]): a mint, burn
+//! or forced transfer the transaction manager settled must have its
+//! `Transfer` among the indexed events once the indexer has passed its
+//! block. Each disagreement is raised once (a row in `indexer_alarms` and
+//! an `operation.unindexed` event, in one transaction) and reported while
+//! it lasts.
+
+use async_trait::async_trait;
+use rwa_domain::onchain::{Reconciliation, Unreconciled};
+use rwa_domain::{OrgId, RepoError, RepoResult};
+use uuid::Uuid;
+
+use crate::Store;
+use crate::connect::in_write_tx;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct Row {
+    id: Uuid,
+    org_id: Uuid,
+    tx_hash: String,
+    block_number: i64,
+}
+
+#[async_trait]
+impl Reconciliation for Store {
+    async fn system_reconcile_settlements(
+        &self,
+        chain_id: u64,
+        below: u64,
+    ) -> RepoResult<Vec<Unreconciled>> {
+        let id = chain_id as i64;
+        let rows: RepoResult<Vec<Row>> = in_write_tx!(self, |tx, sql, events| {
+            let rows = sql::unindexed(&mut tx, id, below as i64).await.db()?;
+            for r in &rows {
+                if sql::raise(&mut tx, r, id).await.db()? {
+                    let data = serde_json::json!({
+                        "operation_id": r.id,
+                        "tx_hash": r.tx_hash,
+                        "block_number": r.block_number,
+                        "chain_id": chain_id,
+                    });
+                    events::append_event(&mut tx, r.org_id, "operation.unindexed", &data)
+                        .await
+                        .db()?;
+                }
+            }
+            Ok::<_, RepoError>(rows)
+        });
+        rows?
+            .into_iter()
+            .map(|r| {
+                Ok(Unreconciled {
+                    operation_id: r.id,
+                    org_id: OrgId::from_uuid(r.org_id),
+                    tx_hash: r
+                        .tx_hash
+                        .parse()
+                        .map_err(|_| RepoError::Internal(format!("stored hash {:?}", r.tx_hash)))?,
+                    block_number: r.block_number as u64,
+                })
+            })
+            .collect()
+    }
+}
+
+crate::dialect::statements! {
+    use sqlx::{query, query_as};
+
+    use super::Row;
+
+    /// Settled operations of followed tokens, at or below `below`, with no
+    /// indexed `Transfer` of the token in their transaction.
+    pub(crate) async fn unindexed(c: &mut Conn, chain_id: i64, below: i64) -> sqlx::Result<Vec<Row>> {
+        query_as(
+            "SELECT o.id, o.org_id, b.tx_hash, b.block_number FROM operations o \
+             JOIN operation_batches b ON b.id = o.batch_id \
+             JOIN tokens t ON t.id = o.token_id \
+             JOIN indexer_sources s ON s.chain_id = $1 AND s.address = t.address \
+               AND s.synced_to IS NULL \
+             WHERE t.chain_id = $1 AND o.status = 'settled' \
+               AND o.kind IN ('mint', 'burn', 'forced_transfer') \
+               AND b.tx_hash IS NOT NULL AND b.block_number <= $2 \
+               AND NOT EXISTS (SELECT 1 FROM onchain_events e WHERE e.chain_id = $1 \
+                 AND e.tx_hash = b.tx_hash AND e.contract = t.address \
+                 AND e.kind = 'erc20_transfer') \
+             ORDER BY b.block_number",
+        )
+        .bind(chain_id)
+        .bind(below)
+        .fetch_all(c)
+        .await
+    }
+
+    /// Records the alarm; whether it is new.
+    pub(crate) async fn raise(c: &mut Conn, r: &Row, chain_id: i64) -> sqlx::Result<bool> {
+        query(
+            "INSERT INTO indexer_alarms (operation_id, org_id, chain_id, tx_hash) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (operation_id) DO NOTHING",
+        )
+        .bind(r.id)
+        .bind(r.org_id)
+        .bind(chain_id)
+        .bind(&r.tx_hash)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected() == 1)
+    }
+}
