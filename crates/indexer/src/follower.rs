@@ -186,6 +186,18 @@ impl Follower {
         match window.head(heights.head, node_at_tip) {
             Head::Reorged => return self.rewind(&window, heights).await,
             Head::Lagging => {
+                // Lagging only while the node's own head is one of our
+                // blocks; a head that differs from ours at its height
+                // forked below our tip (a rollback, a revert): rewind.
+                let ours = window
+                    .blocks()
+                    .iter()
+                    .find(|b| b.number == heights.head)
+                    .map(|b| b.hash);
+                let theirs = self.block(heights.head).await?.map(|b| b.hash);
+                if ours.is_some() && ours != theirs {
+                    return self.rewind(&window, heights).await;
+                }
                 self.store
                     .system_observe_heights(self.chain_id, heights)
                     .await?;

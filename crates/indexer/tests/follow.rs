@@ -3,7 +3,8 @@
 //! test deploys (ERC-20, ERC-721, ERC-1155 fixtures), reorgs made by the
 //! chain itself (`reorg`, `rollback`, snapshots), and after each scenario
 //! every indexed holding compared with the chain's `balanceOf`/`ownerOf` at
-//! the indexed block (`verify`).
+//! the indexed block (`verify`). A lagging node is a port wrapper serving a
+//! stale head over the real chain.
 
 use std::sync::Arc;
 
@@ -13,7 +14,10 @@ use rwa_chain::devnet::{Devnet, DevnetConfig};
 use rwa_chain::rpc::{RpcChain, RpcConfig};
 use rwa_chain::signer::LocalSigner;
 use rwa_domain::api_key::NewApiKey;
-use rwa_domain::chain::{Address, BlockTag, Bytes, ChainPort, Receipt, U256};
+use rwa_domain::chain::{
+    Address, B256, BlockHeader, BlockTag, Bytes, CallRequest, ChainPort, ChainResult, FeeHistory,
+    Log, LogFilter, Receipt, U256,
+};
 use rwa_domain::health::{HealthCheck, HealthStatus};
 use rwa_domain::onchain::{
     IndexStore, NewWatchedContract, Standard, VerifyTarget, WatchedContracts,
@@ -558,5 +562,150 @@ async fn a_late_contract_catches_up_and_two_followers_count_once() {
     assert!(!left.is_empty() && !right.is_empty());
     assert_eq!(rig.balance(token, wallet(1)).await, 15);
     assert_eq!(rig.balance(token, wallet(99)).await, 1);
+    rig.verified(token, Standard::Erc20, None).await;
+}
+
+async fn rollbacks_and_reverts_are_undone(chain: (Arc<dyn Chain>, Option<Anvil>)) {
+    let rig = rig(chain).await;
+    let me = rig.key.address();
+    let token = rig.deploy(&TestErc20::BYTECODE, Standard::Erc20).await;
+    rig.send(Some(token), mint20(me, 100)).await;
+    rig.index().await;
+
+    // Two transfers indexed, then the chain reverted to a snapshot taken
+    // before them: the node's head is one of our blocks, below our tip, so
+    // the follower waits; once the node builds past our tip on its new
+    // branch, the reverted blocks are undone.
+    let snapshot = rig.chain.snapshot().await.unwrap();
+    rig.send(Some(token), transfer20(wallet(2), 10)).await;
+    rig.send(Some(token), transfer20(wallet(3), 20)).await;
+    rig.index().await;
+    assert_eq!(rig.balance(token, wallet(3)).await, 20);
+    assert!(rig.chain.revert(snapshot).await.unwrap());
+    assert_eq!(rig.follower().step().await.unwrap(), Progress::Lagging);
+    rig.send(Some(token), transfer20(wallet(4), 5)).await;
+    rig.chain.mine(2).await.unwrap();
+    let steps = rig.index().await;
+    assert!(
+        steps
+            .iter()
+            .any(|p| matches!(p, Progress::Rewound { depth: 2, .. })),
+        "{steps:?}"
+    );
+    assert_eq!(rig.balance(token, wallet(3)).await, 0);
+    assert_eq!(rig.balance(token, wallet(4)).await, 5);
+    rig.verified(token, Standard::Erc20, None).await;
+
+    // A rollback of the newest block, then new blocks past it.
+    rig.send(Some(token), transfer20(wallet(5), 1)).await;
+    rig.index().await;
+    rig.chain.rollback(1).await.unwrap();
+    assert_eq!(rig.follower().step().await.unwrap(), Progress::Lagging);
+    rig.chain.mine(2).await.unwrap();
+    let steps = rig.index().await;
+    assert!(
+        steps
+            .iter()
+            .any(|p| matches!(p, Progress::Rewound { depth: 1, .. })),
+        "{steps:?}"
+    );
+    rig.verified(token, Standard::Erc20, None).await;
+}
+
+#[tokio::test]
+async fn devnet_rollbacks_and_reverts_are_undone() {
+    rollbacks_and_reverts_are_undone(devnet().await).await;
+}
+
+#[tokio::test]
+async fn anvil_rollbacks_and_reverts_are_undone() {
+    rollbacks_and_reverts_are_undone(anvil()).await;
+}
+
+/// A node behind a load balancer whose replica lags: its latest height is
+/// stale while it still answers every block by number, ours included.
+#[derive(Debug)]
+struct LaggingNode {
+    inner: Arc<dyn Chain>,
+    stale_head: std::sync::Mutex<Option<u64>>,
+}
+
+#[async_trait::async_trait]
+impl ChainPort for LaggingNode {
+    async fn chain_id(&self) -> ChainResult<u64> {
+        self.inner.chain_id().await
+    }
+    async fn block_number(&self, tag: BlockTag) -> ChainResult<u64> {
+        let real = self.inner.block_number(tag).await?;
+        Ok(match *self.stale_head.lock().unwrap() {
+            Some(stale) => real.min(stale),
+            None => real,
+        })
+    }
+    async fn header(&self, block: BlockTag) -> ChainResult<Option<BlockHeader>> {
+        self.inner.header(block).await
+    }
+    async fn send_raw_transaction(&self, raw: Bytes) -> ChainResult<B256> {
+        self.inner.send_raw_transaction(raw).await
+    }
+    async fn receipt(&self, tx_hash: B256) -> ChainResult<Option<Receipt>> {
+        self.inner.receipt(tx_hash).await
+    }
+    async fn logs(&self, filter: &LogFilter) -> ChainResult<Vec<Log>> {
+        self.inner.logs(filter).await
+    }
+    async fn call(&self, request: &CallRequest, block: BlockTag) -> ChainResult<Bytes> {
+        self.inner.call(request, block).await
+    }
+    async fn estimate_gas(&self, request: &CallRequest) -> ChainResult<u64> {
+        self.inner.estimate_gas(request).await
+    }
+    async fn fee_history(&self, blocks: u64, percentiles: &[f64]) -> ChainResult<FeeHistory> {
+        self.inner.fee_history(blocks, percentiles).await
+    }
+    async fn nonce(&self, address: Address, block: BlockTag) -> ChainResult<u64> {
+        self.inner.nonce(address, block).await
+    }
+    async fn balance(&self, address: Address) -> ChainResult<U256> {
+        self.inner.balance(address).await
+    }
+}
+
+/// A lagging node (its head below our tip, our tip's hash still answered)
+/// is waited for: nothing is rewound; once it catches up, indexing goes on.
+#[tokio::test]
+async fn a_lagging_node_is_waited_for_not_rewound() {
+    let rig = rig(devnet().await).await;
+    let me = rig.key.address();
+    let token = rig.deploy(&TestErc20::BYTECODE, Standard::Erc20).await;
+    rig.send(Some(token), mint20(me, 100)).await;
+    rig.send(Some(token), transfer20(wallet(2), 10)).await;
+    rig.index().await;
+    let tip = rig.cursor().await;
+    let node = Arc::new(LaggingNode {
+        inner: rig.chain.clone(),
+        stale_head: std::sync::Mutex::new(Some(tip - 2)),
+    });
+    let follower = Follower::new(
+        node.clone(),
+        rig.store.clone(),
+        rig.chain_id,
+        FollowerConfig::default(),
+    );
+    rig.send(Some(token), transfer20(wallet(3), 7)).await;
+    for _ in 0..3 {
+        assert_eq!(follower.step().await.unwrap(), Progress::Lagging);
+    }
+    let state = rig
+        .store
+        .system_index_state(rig.chain_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((state.cursor, state.reorgs), (tip, 0), "nothing rewound");
+    assert_eq!(rig.balance(token, wallet(2)).await, 10);
+    *node.stale_head.lock().unwrap() = None;
+    rig.index_with(&follower).await;
+    assert_eq!(rig.balance(token, wallet(3)).await, 7);
     rig.verified(token, Standard::Erc20, None).await;
 }
