@@ -3,8 +3,8 @@
 //! test deploys (ERC-20, ERC-721, ERC-1155 fixtures), reorgs made by the
 //! chain itself (`reorg`, `rollback`, snapshots), and after each scenario
 //! every indexed holding compared with the chain's `balanceOf`/`ownerOf` at
-//! the indexed block (`verify`). A lagging node is a port wrapper serving a
-//! stale head over the real chain.
+//! the indexed block (`verify`). A lagging node is anvil behind the test
+//! kit's JSON-RPC proxy serving a stale head.
 
 use std::sync::Arc;
 
@@ -14,10 +14,7 @@ use rwa_chain::devnet::{Devnet, DevnetConfig};
 use rwa_chain::rpc::{RpcChain, RpcConfig};
 use rwa_chain::signer::LocalSigner;
 use rwa_domain::api_key::NewApiKey;
-use rwa_domain::chain::{
-    Address, B256, BlockHeader, BlockTag, Bytes, CallRequest, ChainPort, ChainResult, FeeHistory,
-    Log, LogFilter, Receipt, U256,
-};
+use rwa_domain::chain::{Address, BlockTag, Bytes, ChainPort, Receipt, U256};
 use rwa_domain::health::{HealthCheck, HealthStatus};
 use rwa_domain::onchain::{
     IndexStore, NewWatchedContract, Standard, VerifyTarget, WatchedContracts,
@@ -31,7 +28,7 @@ use rwa_indexer::service::IndexerHealth;
 use rwa_indexer::verify::verify;
 use rwa_store::{Store, StoreOptions};
 use rwa_testkit::anvil::DEV_KEY_0;
-use rwa_testkit::{Anvil, TestDatabase};
+use rwa_testkit::{Anvil, RpcProxy, TestDatabase};
 
 alloy::sol!(
     #[allow(missing_docs)]
@@ -622,76 +619,27 @@ async fn anvil_rollbacks_and_reverts_are_undone() {
     rollbacks_and_reverts_are_undone(anvil()).await;
 }
 
-/// A node behind a load balancer whose replica lags: its latest height is
-/// stale while it still answers every block by number, ours included.
-#[derive(Debug)]
-struct LaggingNode {
-    inner: Arc<dyn Chain>,
-    stale_head: std::sync::Mutex<Option<u64>>,
-}
-
-#[async_trait::async_trait]
-impl ChainPort for LaggingNode {
-    async fn chain_id(&self) -> ChainResult<u64> {
-        self.inner.chain_id().await
-    }
-    async fn block_number(&self, tag: BlockTag) -> ChainResult<u64> {
-        let real = self.inner.block_number(tag).await?;
-        Ok(match *self.stale_head.lock().unwrap() {
-            Some(stale) => real.min(stale),
-            None => real,
-        })
-    }
-    async fn header(&self, block: BlockTag) -> ChainResult<Option<BlockHeader>> {
-        self.inner.header(block).await
-    }
-    async fn send_raw_transaction(&self, raw: Bytes) -> ChainResult<B256> {
-        self.inner.send_raw_transaction(raw).await
-    }
-    async fn receipt(&self, tx_hash: B256) -> ChainResult<Option<Receipt>> {
-        self.inner.receipt(tx_hash).await
-    }
-    async fn logs(&self, filter: &LogFilter) -> ChainResult<Vec<Log>> {
-        self.inner.logs(filter).await
-    }
-    async fn call(&self, request: &CallRequest, block: BlockTag) -> ChainResult<Bytes> {
-        self.inner.call(request, block).await
-    }
-    async fn estimate_gas(&self, request: &CallRequest) -> ChainResult<u64> {
-        self.inner.estimate_gas(request).await
-    }
-    async fn fee_history(&self, blocks: u64, percentiles: &[f64]) -> ChainResult<FeeHistory> {
-        self.inner.fee_history(blocks, percentiles).await
-    }
-    async fn nonce(&self, address: Address, block: BlockTag) -> ChainResult<u64> {
-        self.inner.nonce(address, block).await
-    }
-    async fn balance(&self, address: Address) -> ChainResult<U256> {
-        self.inner.balance(address).await
-    }
-}
-
-/// A lagging node (its head below our tip, our tip's hash still answered)
-/// is waited for: nothing is rewound; once it catches up, indexing goes on.
+/// A lagging node: a JSON-RPC proxy in front of anvil serving a stale
+/// head (below our tip) while still answering our tip's block by number. It
+/// is waited for, nothing is rewound; once it catches up, indexing goes on.
 #[tokio::test]
 async fn a_lagging_node_is_waited_for_not_rewound() {
-    let rig = rig(devnet().await).await;
+    let rig = rig(anvil()).await;
     let me = rig.key.address();
     let token = rig.deploy(&TestErc20::BYTECODE, Standard::Erc20).await;
     rig.send(Some(token), mint20(me, 100)).await;
     rig.send(Some(token), transfer20(wallet(2), 10)).await;
     rig.index().await;
     let tip = rig.cursor().await;
-    let node = Arc::new(LaggingNode {
-        inner: rig.chain.clone(),
-        stale_head: std::sync::Mutex::new(Some(tip - 2)),
-    });
+    let proxy = RpcProxy::start(&rig._anvil.as_ref().unwrap().url()).await;
+    let node: Arc<dyn ChainPort> = Arc::new(RpcChain::new(RpcConfig::new(proxy.url())).unwrap());
     let follower = Follower::new(
-        node.clone(),
+        node,
         rig.store.clone(),
         rig.chain_id,
         FollowerConfig::default(),
     );
+    proxy.serve_stale_head(Some(tip - 2));
     rig.send(Some(token), transfer20(wallet(3), 7)).await;
     for _ in 0..3 {
         assert_eq!(follower.step().await.unwrap(), Progress::Lagging);
@@ -704,7 +652,7 @@ async fn a_lagging_node_is_waited_for_not_rewound() {
         .unwrap();
     assert_eq!((state.cursor, state.reorgs), (tip, 0), "nothing rewound");
     assert_eq!(rig.balance(token, wallet(2)).await, 10);
-    *node.stale_head.lock().unwrap() = None;
+    proxy.serve_stale_head(None);
     rig.index_with(&follower).await;
     assert_eq!(rig.balance(token, wallet(3)).await, 7);
     rig.verified(token, Standard::Erc20, None).await;

@@ -10,11 +10,15 @@
 //!   connection closed, new ones refused) and restore, to simulate an outage
 //!   without restarting anything.
 //! - [`Anvil`]: a real anvil node on a free port, for the JSON-RPC chain tests.
+//! - [`RpcProxy`]: a JSON-RPC proxy in front of a node that can serve a stale
+//!   head (a lagging replica) while answering everything else from the node.
 
 pub mod anvil;
 mod database;
 mod proxy;
+mod rpc_proxy;
 
 pub use anvil::Anvil;
 pub use database::{TestBackend, TestDatabase, postgres_admin_url};
 pub use proxy::TcpProxy;
+pub use rpc_proxy::RpcProxy;
