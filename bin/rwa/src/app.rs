@@ -197,6 +197,7 @@ impl App {
                 operations: Arc::new(OperationsFlow::new(submitter, store.clone(), store.clone())),
                 operation_store: store.clone(),
                 idempotency: store.clone(),
+                compliance: Arc::new(rwa_flows::compliance::ComplianceFlow::new(store.clone())),
             };
             Some((txm, platform))
         } else {
@@ -219,6 +220,7 @@ impl App {
             investors: store.clone(),
             events: store.clone(),
             operations: store.clone(),
+            transfers: store.clone(),
             idempotency: store.clone(),
             holdings,
             index: store.clone(),

@@ -136,6 +136,13 @@ pub mod roles {
         const ROLES: &'static [Role] = &[Role::Admin, Role::Operator];
     }
 
+    /// Administrators, operators and compliance officers (a transfer's dry
+    /// run).
+    pub struct AdminOperatorOrCompliance;
+    impl Allowed for AdminOperatorOrCompliance {
+        const ROLES: &'static [Role] = &[Role::Admin, Role::Operator, Role::Compliance];
+    }
+
     /// Administrators and compliance officers (KYC decisions, screening).
     pub struct AdminOrCompliance;
     impl Allowed for AdminOrCompliance {

@@ -104,3 +104,20 @@ where
         }
     }
 }
+
+/// The `Idempotency-Key` header.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub(crate) struct IdempotencyParam {
+    /// Required: a key of your choosing (a UUID), the same for every retry
+    /// of one request; kept 24 hours per organization. A retry gets the
+    /// first answer back (`Idempotent-Replayed: true`).
+    #[param(
+        rename = "Idempotency-Key",
+        pattern = r"^[\x21-\x7e]{1,255}$",
+        min_length = 1,
+        max_length = 255
+    )]
+    key: String,
+}

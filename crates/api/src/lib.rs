@@ -54,6 +54,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::tokens::router())
         .merge(routes::investors::router())
         .merge(routes::operations::router())
+        .merge(routes::transfers::router())
         .merge(routes::callbacks::router())
         .merge(routes::events::router())
         .merge(routes::holdings::router())

@@ -81,6 +81,8 @@ pub struct ApiPorts {
     pub investors: Arc<dyn rwa_domain::investor::InvestorRepository>,
     /// Issuer operations.
     pub operations: Arc<dyn rwa_domain::operation::OperationRepository>,
+    /// Transfers.
+    pub transfers: Arc<dyn rwa_domain::transfer::TransferRepository>,
     /// Idempotency keys of the POSTs that take one.
     pub idempotency: Arc<dyn rwa_domain::idempotency::IdempotencyStore>,
     /// The indexer's holdings and history.

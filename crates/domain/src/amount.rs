@@ -4,7 +4,7 @@
 use std::fmt;
 
 use alloy_primitives::U256;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ValidationError;
 
@@ -88,6 +88,15 @@ impl fmt::Display for Amount {
 impl Serialize for Amount {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&self.0)
+    }
+}
+
+/// Reads what [`Serialize`] wrote (stored records such as compliance
+/// snapshots); the API parses with [`Amount::parse`] to name the field.
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Amount::parse(&raw, "amount").map_err(serde::de::Error::custom)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ValidationError;
 use crate::country_codes::COUNTRIES;
@@ -73,6 +73,15 @@ impl fmt::Display for Country {
 impl Serialize for Country {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.alpha2())
+    }
+}
+
+/// Reads what [`Serialize`] wrote (stored records); also usable as a map
+/// key (`{"US": 99}`).
+impl<'de> Deserialize<'de> for Country {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Country::parse(&raw, "country").map_err(serde::de::Error::custom)
     }
 }
 

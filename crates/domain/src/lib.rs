@@ -15,6 +15,7 @@ pub mod amount;
 pub mod api_key;
 pub mod audit;
 pub mod chain;
+pub mod compliance;
 pub mod country;
 mod country_codes;
 pub mod error;
@@ -36,6 +37,7 @@ pub mod role;
 pub mod sanctions;
 pub mod signature;
 pub mod token;
+pub mod transfer;
 pub mod tx;
 
 pub use actor::Actor;

@@ -16,10 +16,13 @@
 //!   whichever of the two needs it first.
 //! - [`operations`]: issuer operations (mint, burn, freeze, forced
 //!   transfer, pause, recovery) carried to the token in batches.
+//! - [`compliance`]: a transfer's compliance check (the rules over a
+//!   snapshot of the database and the index, decided in one transaction).
 //! - [`holdings`]: what a token's compliance contract counts, for the mint
 //!   check (until the indexer keeps balances).
 //! - [`submit`]: transactions submitted under idempotency keys.
 
+pub mod compliance;
 pub mod deployment;
 pub mod holdings;
 pub mod identity;

@@ -40,6 +40,7 @@ mod senders;
 mod sequencer;
 mod sync_flag;
 mod tokens;
+mod transfers;
 mod txs;
 mod watched;
 

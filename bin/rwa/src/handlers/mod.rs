@@ -2,6 +2,7 @@
 //! between a job and its flow's step in `rwa-flows`; [`Platform`] holds what
 //! they share and registers them with a worker.
 
+mod compliance_check;
 mod expiry_sweep;
 mod identity_sync;
 mod operations_maintenance;
@@ -17,6 +18,8 @@ use rwa_domain::identity::{EXPIRY_SWEEP_KIND, IdentityRepository, SYNC_KIND};
 use rwa_domain::operation::{self, OperationRepository};
 use rwa_domain::sanctions::{RESCREEN_KIND, SanctionsRepository};
 use rwa_domain::token::{DEPLOYMENT_KIND, TokenRepository};
+use rwa_domain::transfer::CHECK_KIND;
+use rwa_flows::compliance::ComplianceFlow;
 use rwa_flows::deployment::TokenDeployer;
 use rwa_flows::identity::IdentitySync;
 use rwa_flows::operations::OperationsFlow;
@@ -46,6 +49,8 @@ pub struct Platform {
     pub operation_store: Arc<dyn OperationRepository>,
     /// Idempotency keys.
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The transfers' compliance check.
+    pub compliance: Arc<ComplianceFlow>,
 }
 
 impl Platform {
@@ -77,6 +82,12 @@ impl Platform {
             operation::SYNC_KIND,
             Arc::new(operations_sync::OperationsSyncHandler {
                 flow: self.operations.clone(),
+            }),
+        );
+        worker.register(
+            CHECK_KIND,
+            Arc::new(compliance_check::ComplianceCheckHandler {
+                flow: self.compliance.clone(),
             }),
         );
         worker.register(

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use rwa_testkit::TestDatabase;
 
+pub mod api;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_rwa");
 
 /// A running `rwa serve` on a throw-away database and data dir.

@@ -15,6 +15,7 @@ pub(crate) mod org;
 #[cfg(feature = "test-hooks")]
 pub(crate) mod test_hooks;
 pub(crate) mod tokens;
+pub(crate) mod transfers;
 pub(crate) mod watched_contracts;
 
 use rwa_domain::page::Page;

@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 use crate::auth::{Authorized, Caller, roles};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Query, path_id};
-use crate::idempotency::{self, IdempotencyHeader, json_response};
+use crate::idempotency::{self, IdempotencyHeader, IdempotencyParam, json_response};
 use crate::routes::ListView;
 use crate::schema::PositiveUint256;
 use crate::state::ApiState;
@@ -768,23 +768,6 @@ pub(crate) struct OperationListParams {
         pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
     )]
     cursor: Option<String>,
-}
-
-/// The `Idempotency-Key` header.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)]
-struct IdempotencyParam {
-    /// Required: a key of your choosing (a UUID), the same for every retry
-    /// of one request; kept 24 hours per organization. A retry gets the
-    /// first answer back (`Idempotent-Replayed: true`).
-    #[param(
-        rename = "Idempotency-Key",
-        pattern = r"^[\x21-\x7e]{1,255}$",
-        min_length = 1,
-        max_length = 255
-    )]
-    key: String,
 }
 
 /// Lists the organization's operations, oldest first.

@@ -1,0 +1,145 @@
+//! Calling the running service's API as a test does: one request helper,
+//! investors onboarded with a wallet (and approved), waiting for their
+//! registration on-chain.
+
+use std::time::Duration;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{Server, eventually};
+
+pub struct Api<'a> {
+    pub s: &'a Server,
+    pub client: Client,
+}
+
+impl Api<'_> {
+    pub async fn call(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        idem: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .client
+            .request(method, self.s.url(path))
+            .bearer_auth(key);
+        if let Some(k) = idem {
+            req = req.header("Idempotency-Key", k);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await.unwrap();
+        let (status, headers) = (r.status(), r.headers().clone());
+        (status, headers, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> Value {
+        let (status, _, body) = self.call(key, Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let (status, _, body) = self.call(key, Method::POST, path, None, Some(body)).await;
+        (status, body)
+    }
+
+    pub async fn op(
+        &self,
+        key: &str,
+        path: &str,
+        idem: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        self.call(key, Method::POST, path, Some(idem), body).await
+    }
+
+    /// Waits until the operation reaches `status`.
+    pub async fn until(&self, key: &str, id: &str, status: &str) -> Value {
+        let path = format!("/v1/operations/{id}");
+        let mut op = Value::Null;
+        let reached = eventually(Duration::from_secs(90), async || {
+            op = self.get(key, &path).await;
+            op["status"] == status
+        })
+        .await;
+        assert!(
+            reached,
+            "operation never {status}: {op}\n{}",
+            self.s.log_lines().join("\n")
+        );
+        op
+    }
+}
+
+pub async fn investor(api: &Api<'_>, key: &str, name: &str, wallet: &str, approve: bool) -> String {
+    investor_in(api, key, name, wallet, "FR", approve).await
+}
+
+/// An investor of `country` with one wallet, KYC approved if `approve`.
+pub async fn investor_in(
+    api: &Api<'_>,
+    key: &str,
+    name: &str,
+    wallet: &str,
+    country: &str,
+    approve: bool,
+) -> String {
+    let (status, created) = api
+        .post(
+            key,
+            "/v1/investors",
+            json!({
+                "name": name,
+                "email": format!("{}@example.com", name.to_lowercase().replace(' ', ".")),
+                "country": country,
+                "type": "individual",
+                "accredited": true
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .post(
+            key,
+            &format!("/v1/investors/{id}/wallets"),
+            json!({ "address": wallet }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    if approve {
+        let (status, body) = api
+            .post(key, &format!("/v1/investors/{id}/kyc"), json!({
+                "decision": "approved", "expires_at": "2099-06-30T00:00:00Z", "reason": "documents verified"
+            }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    id
+}
+
+pub async fn registered(api: &Api<'_>, key: &str, id: &str) {
+    let path = format!("/v1/investors/{id}");
+    let ok = eventually(Duration::from_secs(90), async || {
+        let i = api.get(key, &path).await;
+        i["registrations"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["status"] == "registered"))
+    })
+    .await;
+    assert!(
+        ok,
+        "wallets never registered: {}",
+        api.get(key, &path).await
+    );
+}
+
+pub fn wallet(n: u8) -> String {
+    format!("0x{}", format!("{n:02x}").repeat(20))
+}

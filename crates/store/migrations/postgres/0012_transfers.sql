@@ -1,0 +1,33 @@
+-- Transfers between wallets of a token, each checked by the compliance
+-- rules before it may settle. Amounts are decimal TEXT (uint256); addresses
+-- lower-case hex, as everywhere else.
+CREATE TABLE transfers (
+    id                UUID PRIMARY KEY NOT NULL,
+    org_id            UUID NOT NULL REFERENCES organizations (id),
+    token_id          UUID NOT NULL REFERENCES tokens (id),
+    from_investor_id  UUID REFERENCES investors (id),
+    from_wallet       TEXT NOT NULL,
+    to_investor_id    UUID REFERENCES investors (id),
+    to_wallet         TEXT NOT NULL,
+    amount            TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('pending_compliance', 'manual_review',
+                          'approved', 'rejected', 'submitted', 'confirmed', 'settled',
+                          'failed', 'cancelled')),
+    -- The latest check: rule-set version, verdicts and snapshot (JSON).
+    compliance        TEXT,
+    review            TEXT,
+    tx_hash           TEXT,
+    block_number      BIGINT,
+    error             TEXT,
+    requested_by      TEXT NOT NULL,
+    created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at        TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX transfers_org ON transfers (org_id, id);
+-- What a sender has reserved: its transfers approved and not yet indexed.
+CREATE INDEX transfers_sender ON transfers (token_id, from_wallet, status);
+-- What is on its way to holders of a token (reservations), by status.
+CREATE INDEX transfers_token_status ON transfers (token_id, status);
+-- An investor's recent transfers (velocity, structuring) and its history.
+CREATE INDEX transfers_from_investor ON transfers (org_id, from_investor_id, id);
+CREATE INDEX transfers_to_investor ON transfers (org_id, to_investor_id, id);
