@@ -194,10 +194,21 @@ impl App {
                 )),
                 identities: store.clone(),
                 sanctions: store.clone(),
-                operations: Arc::new(OperationsFlow::new(submitter, store.clone(), store.clone())),
+                operations: Arc::new(OperationsFlow::new(
+                    submitter.clone(),
+                    store.clone(),
+                    store.clone(),
+                )),
                 operation_store: store.clone(),
                 idempotency: store.clone(),
                 compliance: Arc::new(rwa_flows::compliance::ComplianceFlow::new(store.clone())),
+                settlement: Arc::new(rwa_flows::settlement::SettlementFlow::new(
+                    submitter.clone(),
+                    chain.clone(),
+                    store.clone(),
+                    store.clone(),
+                )),
+                settlement_store: store.clone(),
             };
             Some((txm, platform))
         } else {

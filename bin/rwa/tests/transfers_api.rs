@@ -2,9 +2,9 @@
 //! devnet mining a block a second), on the backend `RWA_TEST_DATABASE`
 //! names: a transfer accepted under an idempotency key, checked by the
 //! compliance job against balances read from the index, approved (its
-//! amount reserved) or rejected with every failing rule named; the dry run
-//! agreeing with a real check; cancellation releasing a reservation; lists
-//! and events.
+//! amount reserved) and settled on-chain, or rejected with every failing
+//! rule named; the dry run agreeing with a real check; cancellation before
+//! the check; lists, events, and the index agreeing with the chain.
 
 mod common;
 
@@ -39,7 +39,7 @@ fn failed(t: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn transfers_are_checked_reserved_explained_and_cancelled() {
+async fn transfers_are_checked_reserved_settled_and_explained() {
     let s = Server::start(&[]).await;
     let api = Api {
         s: &s,
@@ -96,8 +96,8 @@ async fn transfers_are_checked_reserved_explained_and_cancelled() {
         )
         .await
     };
-    // Accepted, then approved with every rule passed; the replay answers
-    // the stored response.
+    // Accepted, approved with every rule passed, settled on-chain; the
+    // replay answers the stored response.
     let first = json!({ "token_id": token_id, "from": ana, "to": ben, "amount": "100" });
     let (status, _, t1) = post("t-1", first.clone()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{t1}");
@@ -113,26 +113,50 @@ async fn transfers_are_checked_reserved_explained_and_cancelled() {
     let (status, _, mismatch) = post("t-1", other).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{mismatch}");
     let id1 = t1["id"].as_str().unwrap().to_owned();
-    let t1 = checked(&api, &alice, &id1).await;
-    assert_eq!(t1["status"], "approved", "{t1}");
+    let t1 = until(&api, &alice, &id1, "settled").await;
     assert!(failed(&t1).is_empty(), "{t1}");
+    assert!(
+        t1["tx_hash"].is_string() && t1["block_number"].is_u64(),
+        "{t1}"
+    );
     assert_eq!(t1["compliance"]["rule_set_version"], 1);
     assert_eq!(t1["compliance"]["verdicts"].as_array().unwrap().len(), 17);
-    let snapshot = &t1["compliance"]["snapshot"];
-    assert_eq!(snapshot["sender_balance"], "300", "{snapshot}");
-    assert_eq!(snapshot["sender_reserved"], "0");
+    assert_eq!(t1["compliance"]["snapshot"]["sender_balance"], "300");
+    balances(&api, &alice, &token_id, &[(&ana, "200"), (&ben, "100")]).await;
 
-    // The approved 100 is reserved: 250 more does not fit in 300.
-    let (status, _, t2) = post(
-        "t-2",
-        json!({ "token_id": token_id, "from": wallet(1), "to": ben, "amount": "250" }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{t2}");
-    let t2 = checked(&api, &alice, t2["id"].as_str().unwrap()).await;
-    assert_eq!(t2["status"], "rejected");
-    assert_eq!(failed(&t2), ["unfrozen_balance"], "{t2}");
-    assert_eq!(t2["compliance"]["snapshot"]["sender_reserved"], "100");
+    // Two transfers of 150 against 200: the first approved reserves its
+    // amount (or is already indexed), so the other is refused, whichever
+    // the checks take first.
+    let mut two = Vec::new();
+    for key in ["t-2a", "t-2b"] {
+        let body = json!({ "token_id": token_id, "from": wallet(1), "to": ben, "amount": "150" });
+        let (status, _, t) = post(key, body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{t}");
+        two.push(t["id"].as_str().unwrap().to_owned());
+    }
+    let (mut settled, mut refused) = (Vec::new(), Vec::new());
+    for id in &two {
+        let t = checked(&api, &alice, id).await;
+        if t["status"] == "rejected" {
+            refused.push(t);
+        } else {
+            settled.push(until(&api, &alice, id, "settled").await);
+        }
+    }
+    assert_eq!(
+        (settled.len(), refused.len()),
+        (1, 1),
+        "{settled:?} {refused:?}"
+    );
+    assert_eq!(failed(&refused[0]), ["unfrozen_balance"], "{}", refused[0]);
+    let snap = &refused[0]["compliance"]["snapshot"];
+    let number = |v: &Value| v.as_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(
+        number(&snap["sender_balance"]) - number(&snap["sender_reserved"]),
+        50,
+        "available after the other one: {snap}"
+    );
+    balances(&api, &alice, &token_id, &[(&ana, "50"), (&ben, "250")]).await;
 
     // Every failing rule is named together: a blocked country; an investor
     // not approved, whose wallet is therefore not registered.
@@ -155,6 +179,18 @@ async fn transfers_are_checked_reserved_explained_and_cancelled() {
         "{t4}"
     );
     assert_eq!(t4["status"], "rejected");
+    let (status, ended) = api
+        .post(
+            &alice,
+            &format!("/v1/transfers/{}/cancel", t4["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a rejected transfer has ended: {ended}"
+    );
 
     // The dry run gives the same verdicts as the real check, stores nothing.
     let (status, dry) = api
@@ -193,24 +229,6 @@ async fn transfers_are_checked_reserved_explained_and_cancelled() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem_fields(&problem), ["from"]);
 
-    // Cancelling the approved transfer releases its reservation.
-    let (status, cancelled) = api
-        .post(&alice, &format!("/v1/transfers/{id1}/cancel"), json!({}))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{cancelled}");
-    assert_eq!(cancelled["status"], "cancelled");
-    let (status, again) = api
-        .post(&alice, &format!("/v1/transfers/{id1}/cancel"), json!({}))
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{again}");
-    let (_, _, t5) = post(
-        "t-5",
-        json!({ "token_id": token_id, "from": ana, "to": ben, "amount": "250" }),
-    )
-    .await;
-    let t5 = checked(&api, &alice, t5["id"].as_str().unwrap()).await;
-    assert_eq!(t5["status"], "approved", "{t5}");
-
     // Lists filter by status and investor.
     let rejected = api
         .get(
@@ -227,7 +245,7 @@ async fn transfers_are_checked_reserved_explained_and_cancelled() {
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert!(page["next_cursor"].is_string());
 
-    // Every decision is an event, in commit order.
+    // Every status change is an event, in commit order.
     let events = api
         .get(&alice, "/v1/events?type=transfer.*&limit=100")
         .await;
@@ -237,23 +255,116 @@ async fn transfers_are_checked_reserved_explained_and_cancelled() {
         .iter()
         .map(|e| e["type"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        types
-            .iter()
-            .filter(|t| **t == "transfer.pending_compliance")
-            .count(),
-        5
+    let count = |t: &str| types.iter().filter(|x| **x == t).count();
+    assert_eq!(count("transfer.pending_compliance"), 5, "{types:?}");
+    assert_eq!(count("transfer.approved"), 2, "{types:?}");
+    assert_eq!(count("transfer.submitted"), 2, "{types:?}");
+    assert_eq!(count("transfer.settled"), 2, "{types:?}");
+    assert_eq!(count("transfer.rejected"), 3, "{types:?}");
+
+    // The index agrees with the chain.
+    let verify = format!("/v1/tokens/{token_id}/verify");
+    let (status, _, report) = api.call(&alice, Method::POST, &verify, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["agrees"], true, "{report}");
+}
+
+/// Waits until the transfer reaches `status`.
+async fn until(api: &Api<'_>, key: &str, id: &str, status: &str) -> Value {
+    let path = format!("/v1/transfers/{id}");
+    let mut t = Value::Null;
+    let reached = eventually(Duration::from_secs(90), async || {
+        t = api.get(key, &path).await;
+        t["status"] == status
+    })
+    .await;
+    assert!(
+        reached,
+        "never {status}: {t}\n{}",
+        api.s.log_lines().join("\n")
     );
-    assert_eq!(
-        types.iter().filter(|t| **t == "transfer.approved").count(),
-        2
-    );
-    assert_eq!(
-        types.iter().filter(|t| **t == "transfer.rejected").count(),
-        3
-    );
-    assert_eq!(
-        types.iter().filter(|t| **t == "transfer.cancelled").count(),
-        1
-    );
+    t
+}
+
+/// Waits until the index shows each investor's balance.
+async fn balances(api: &Api<'_>, key: &str, token: &str, want: &[(&str, &str)]) {
+    let path = format!("/v1/tokens/{token}/holders");
+    let mut cap = Value::Null;
+    let ok = eventually(Duration::from_secs(60), async || {
+        cap = api.get(key, &path).await;
+        want.iter().all(|(investor, balance)| {
+            cap["items"].as_array().is_some_and(|i| {
+                i.iter()
+                    .any(|h| h["investor_id"] == *investor && h["balance"] == *balance)
+            })
+        })
+    })
+    .await;
+    assert!(ok, "the index never showed {want:?}: {cap}");
+}
+
+/// With the compliance queue served by no worker, a transfer stays
+/// `pending_compliance` and can be cancelled; its check, when it comes,
+/// finds it cancelled and does nothing.
+#[tokio::test]
+async fn a_transfer_is_cancelled_before_its_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rwa.toml");
+    std::fs::write(&config, "[jobs.queues.compliance-check]\nconcurrency = 0\n").unwrap();
+    let db = rwa_testkit::TestDatabase::create().await;
+    let url = db.url.clone();
+    let s = Server::start_with_args(&url, &[], &["--config", config.to_str().unwrap()], Some(db));
+    let api = Api {
+        s: &s,
+        client: Client::new(),
+    };
+    let (_org, alice) = s.create_org("Cancel Capital");
+    let (status, token) = api
+        .post(
+            &alice,
+            "/v1/tokens",
+            json!({ "name": "Cancel Fund", "symbol": "CNL", "decimals": 0 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{token}");
+    let token_id = token["id"].as_str().unwrap().to_owned();
+    let ana = investor(&api, &alice, "Ana Lima", &wallet(1), false).await;
+    let deployed = eventually(Duration::from_secs(90), async || {
+        api.get(&alice, &format!("/v1/tokens/{token_id}")).await["status"] == "deployed"
+    })
+    .await;
+    assert!(deployed, "token never deployed");
+    let (status, _, t) = api
+        .call(
+            &alice,
+            Method::POST,
+            "/v1/transfers",
+            Some("c-1"),
+            Some(json!({ "token_id": token_id, "from": ana, "to": wallet(9), "amount": "5" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{t}");
+    assert_eq!(t["to_investor_id"], Value::Null, "a wallet of no investor");
+    let id = t["id"].as_str().unwrap();
+    let waiting = api
+        .get(&alice, "/v1/transfers?status=pending_compliance")
+        .await;
+    assert_eq!(waiting["items"][0]["id"], id);
+    let (status, cancelled) = api
+        .post(&alice, &format!("/v1/transfers/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let (status, again) = api
+        .post(&alice, &format!("/v1/transfers/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    let events = api.get(&alice, "/v1/events?type=transfer.*").await;
+    let types: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["transfer.pending_compliance", "transfer.cancelled"]);
 }

@@ -35,6 +35,7 @@ pub mod pii;
 pub mod ports;
 pub mod role;
 pub mod sanctions;
+pub mod settlement;
 pub mod signature;
 pub mod token;
 pub mod transfer;

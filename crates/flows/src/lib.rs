@@ -18,6 +18,8 @@
 //!   transfer, pause, recovery) carried to the token in batches.
 //! - [`compliance`]: a transfer's compliance check (the rules over a
 //!   snapshot of the database and the index, decided in one transaction).
+//! - [`settlement`]: approved transfers carried to the token in batches
+//!   (`batchAgentTransfer`), each asked of the token (`canTransfer`) first.
 //! - [`holdings`]: what a token's compliance contract counts, for the mint
 //!   check (until the indexer keeps balances).
 //! - [`submit`]: transactions submitted under idempotency keys.
@@ -28,4 +30,5 @@ pub mod holdings;
 pub mod identity;
 pub mod operations;
 pub mod registry;
+pub mod settlement;
 pub mod submit;

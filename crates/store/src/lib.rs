@@ -38,6 +38,7 @@ mod reconciliation;
 mod sanctions;
 mod senders;
 mod sequencer;
+mod settlement;
 mod sync_flag;
 mod tokens;
 mod transfers;

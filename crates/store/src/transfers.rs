@@ -142,7 +142,7 @@ impl TryFrom<TransferRow> for Transfer {
     }
 }
 
-fn event_data(t: &Transfer) -> serde_json::Value {
+pub(crate) fn event_data(t: &Transfer) -> serde_json::Value {
     json!({
         "transfer_id": t.id,
         "token_id": t.token_id,
@@ -179,7 +179,7 @@ pub(crate) struct TokenFacts {
 }
 
 impl TokenFacts {
-    fn rule_set(&self) -> RepoResult<RuleSet> {
+    pub(crate) fn rule_set(&self) -> RepoResult<RuleSet> {
         let stored: serde_json::Value = json_of(&self.compliance, "compliance rules")?;
         Ok(RuleSet::from(&ComplianceRules::from_stored(&stored)?))
     }
@@ -190,6 +190,16 @@ impl TokenFacts {
 pub(crate) struct ResolvedParty {
     wallet: Address,
     investor: Option<Uuid>,
+}
+
+impl ResolvedParty {
+    /// A stored transfer's side.
+    pub(crate) fn of(wallet: Address, investor: Option<InvestorId>) -> Self {
+        Self {
+            wallet,
+            investor: investor.map(|i| i.as_uuid()),
+        }
+    }
 }
 
 /// An investor's facts for the rules.
@@ -278,7 +288,7 @@ fn party(p: ResolvedParty, facts: Option<&InvestorFacts>, registered: bool) -> R
 }
 
 /// Assembles the snapshot from what was read.
-fn assemble(r: Readings) -> RepoResult<Snapshot> {
+pub(crate) fn assemble(r: Readings) -> RepoResult<Snapshot> {
     let mut balances: BTreeMap<HolderKey, U256> = BTreeMap::new();
     let mut countries: BTreeMap<HolderKey, Option<String>> = BTreeMap::new();
     for h in &r.holders {
@@ -439,6 +449,7 @@ macro_rules! changed {
         stored
     }};
 }
+pub(crate) use changed;
 
 #[async_trait]
 impl TransferRepository for Store {
@@ -565,6 +576,12 @@ impl TransferRepository for Store {
                 .db()?
                 .ok_or(RepoError::NotFound)?;
             let current = Transfer::try_from(row)?;
+            if sql::in_batch(&mut tx, id).await.db()? {
+                return Err(RepoError::Conflict(
+                    "the transfer is in a batch being submitted and can no longer be cancelled"
+                        .into(),
+                ));
+            }
             if !current.status.cancellable() {
                 return Err(RepoError::Conflict(format!(
                     "the transfer is {} and can no longer be cancelled",
@@ -590,7 +607,7 @@ impl TransferRepository for Store {
     }
 
     async fn system_check(&self, id: TransferId) -> RepoResult<Transfer> {
-        in_write_tx!(self, |tx, sql, audit, events| {
+        in_write_tx!(self, |tx, sql, audit, events, sync_flag| {
             let row = sql::lock(&mut tx, None, id)
                 .await
                 .db()?
@@ -606,14 +623,8 @@ impl TransferRepository for Store {
                 .db()?
                 .ok_or(RepoError::NotFound)?;
             let rules = facts.rule_set()?;
-            let from = ResolvedParty {
-                wallet: current.from_wallet,
-                investor: current.from_investor_id.map(|i| i.as_uuid()),
-            };
-            let to = ResolvedParty {
-                wallet: current.to_wallet,
-                investor: current.to_investor_id.map(|i| i.as_uuid()),
-            };
+            let from = ResolvedParty::of(current.from_wallet, current.from_investor_id);
+            let to = ResolvedParty::of(current.to_wallet, current.to_investor_id);
             let org = current.org_id;
             let readings = sql::read(
                 &mut tx,
@@ -643,6 +654,9 @@ impl TransferRepository for Store {
             sql::decide(&mut tx, id, status.as_str(), &stored_record)
                 .await
                 .db()?;
+            if status == TransferStatus::Approved {
+                sync_flag::request(&mut tx, &crate::settlement::FLOW, org.as_uuid()).await?;
+            }
             let failed: Vec<&str> = record
                 .verdicts
                 .iter()
@@ -1013,6 +1027,15 @@ crate::dialect::statements! {
         .bind(fetch)
         .fetch_all(pool)
         .await
+    }
+
+    pub(crate) async fn in_batch(c: &mut Conn, id: Uuid) -> sqlx::Result<bool> {
+        let batch: Option<Uuid> = query_scalar("SELECT batch_id FROM transfers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(c)
+            .await?
+            .flatten();
+        Ok(batch.is_some())
     }
 
     pub(crate) async fn set_status(c: &mut Conn, id: Uuid, status: &str) -> sqlx::Result<()> {

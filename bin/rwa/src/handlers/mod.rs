@@ -9,6 +9,7 @@ mod operations_maintenance;
 mod operations_sync;
 mod sanctions_rescreen;
 mod token_deployment;
+mod transfers_settlement;
 
 use std::sync::Arc;
 
@@ -17,12 +18,14 @@ use rwa_domain::idempotency::IdempotencyStore;
 use rwa_domain::identity::{EXPIRY_SWEEP_KIND, IdentityRepository, SYNC_KIND};
 use rwa_domain::operation::{self, OperationRepository};
 use rwa_domain::sanctions::{RESCREEN_KIND, SanctionsRepository};
+use rwa_domain::settlement::{SETTLEMENT_KIND, SettlementRepository};
 use rwa_domain::token::{DEPLOYMENT_KIND, TokenRepository};
 use rwa_domain::transfer::CHECK_KIND;
 use rwa_flows::compliance::ComplianceFlow;
 use rwa_flows::deployment::TokenDeployer;
 use rwa_flows::identity::IdentitySync;
 use rwa_flows::operations::OperationsFlow;
+use rwa_flows::settlement::SettlementFlow;
 use rwa_jobs::scheduler::Periodic;
 use rwa_jobs::worker::Worker;
 
@@ -51,6 +54,10 @@ pub struct Platform {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// The transfers' compliance check.
     pub compliance: Arc<ComplianceFlow>,
+    /// The transfers' settlement flow.
+    pub settlement: Arc<SettlementFlow>,
+    /// Settlement batches.
+    pub settlement_store: Arc<dyn SettlementRepository>,
 }
 
 impl Platform {
@@ -85,6 +92,12 @@ impl Platform {
             }),
         );
         worker.register(
+            SETTLEMENT_KIND,
+            Arc::new(transfers_settlement::TransfersSettlementHandler {
+                flow: self.settlement.clone(),
+            }),
+        );
+        worker.register(
             CHECK_KIND,
             Arc::new(compliance_check::ComplianceCheckHandler {
                 flow: self.compliance.clone(),
@@ -95,6 +108,7 @@ impl Platform {
             Arc::new(operations_maintenance::OperationsMaintenanceHandler {
                 operations: self.operation_store.clone(),
                 idempotency: self.idempotency.clone(),
+                settlement: self.settlement_store.clone(),
             }),
         );
     }

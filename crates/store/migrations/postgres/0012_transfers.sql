@@ -20,6 +20,10 @@ CREATE TABLE transfers (
     block_number      BIGINT,
     error             TEXT,
     requested_by      TEXT NOT NULL,
+    -- The settlement batch carrying it (the last one); NULL while waiting.
+    batch_id          UUID,
+    -- After its batch failed: carried alone next time.
+    isolate           BOOLEAN NOT NULL DEFAULT false,
     created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at        TIMESTAMPTZ NOT NULL DEFAULT now()
 );
@@ -31,3 +35,23 @@ CREATE INDEX transfers_token_status ON transfers (token_id, status);
 -- An investor's recent transfers (velocity, structuring) and its history.
 CREATE INDEX transfers_from_investor ON transfers (org_id, from_investor_id, id);
 CREATE INDEX transfers_to_investor ON transfers (org_id, to_investor_id, id);
+-- Approved transfers waiting for a batch.
+CREATE INDEX transfers_unbatched ON transfers (org_id, id) WHERE status = 'approved' AND batch_id IS NULL;
+CREATE INDEX transfers_batch ON transfers (batch_id) WHERE batch_id IS NOT NULL;
+
+-- Approved transfers of one token carried by one transaction
+-- (batchAgentTransfer), its state mirrored from the transaction manager.
+CREATE TABLE transfer_batches (
+    id            UUID PRIMARY KEY NOT NULL,
+    org_id        UUID NOT NULL REFERENCES organizations (id),
+    token_id      UUID NOT NULL REFERENCES tokens (id),
+    tx_id         UUID,
+    tx_state      TEXT NOT NULL DEFAULT 'pending',
+    tx_hash       TEXT,
+    block_number  BIGINT,
+    error         TEXT,
+    open          BOOLEAN NOT NULL DEFAULT true,
+    created_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    finished_at   TIMESTAMPTZ
+);
+CREATE INDEX transfer_batches_open ON transfer_batches (org_id, created_at) WHERE open;
