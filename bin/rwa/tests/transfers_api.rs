@@ -368,3 +368,155 @@ async fn a_transfer_is_cancelled_before_its_check() {
         .collect();
     assert_eq!(types, ["transfer.pending_compliance", "transfer.cancelled"]);
 }
+
+/// Stops the server cleanly and hands back its data dir for the restart.
+fn stop(mut s: Server) -> tempfile::TempDir {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(s.wait_exit(Duration::from_secs(30)).success());
+    std::mem::replace(&mut s.data_dir, tempfile::tempdir().unwrap())
+}
+
+/// Transfers approved while no worker serves the settlement queue wait;
+/// one receiver's KYC is rejected meanwhile. Served again, the approved
+/// transfers are re-checked before sending: that receiver's are rejected,
+/// the others go out together in one `batchAgentTransfer`, and the index
+/// agrees with the chain.
+#[tokio::test]
+async fn approved_transfers_settle_together_and_one_made_invalid_is_rejected() {
+    let db = rwa_testkit::TestDatabase::create().await;
+    let url = db.url.clone();
+    let s = Server::start_with_url(&url, &[], None);
+    let (org, alice) = s.create_org("Batch Bank");
+    let api = Api {
+        s: &s,
+        client: Client::new(),
+    };
+    let (status, token) = api
+        .post(
+            &alice,
+            "/v1/tokens",
+            json!({ "name": "Batch Fund", "symbol": "BTF", "decimals": 0 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{token}");
+    let token_id = token["id"].as_str().unwrap().to_owned();
+    let mut people = Vec::new();
+    for (n, name) in [
+        (1, "Ana Lima"),
+        (2, "Ben Ode"),
+        (3, "Carl Ray"),
+        (4, "Dan Moss"),
+    ] {
+        people.push(investor(&api, &alice, name, &wallet(n), true).await);
+    }
+    for p in &people {
+        registered(&api, &alice, p).await;
+    }
+    let deployed = eventually(Duration::from_secs(90), async || {
+        api.get(&alice, &format!("/v1/tokens/{token_id}")).await["status"] == "deployed"
+    })
+    .await;
+    assert!(deployed, "token never deployed");
+    let (status, _, op) = api
+        .op(
+            &alice,
+            &format!("/v1/tokens/{token_id}/mints"),
+            "mint-ana",
+            Some(json!({ "to": people[0], "amount": "1000" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{op}");
+    api.until(&alice, op["id"].as_str().unwrap(), "settled")
+        .await;
+    balances(&api, &alice, &token_id, &[(&people[0], "1000")]).await;
+    let data_dir = stop(s);
+
+    // No settlement worker: transfers are approved and wait.
+    let held = data_dir.path().join("held.toml");
+    std::fs::write(&held, "[jobs.queues.settlement]\nconcurrency = 0\n").unwrap();
+    let s = Server::start_in(
+        &url,
+        data_dir,
+        &[],
+        &["--config", held.to_str().unwrap()],
+        None,
+    );
+    let api = Api {
+        s: &s,
+        client: Client::new(),
+    };
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let to = &people[1 + i % 3];
+        let body = json!({ "token_id": token_id, "from": people[0], "to": to, "amount": "10" });
+        let (status, _, t) = api
+            .call(
+                &alice,
+                Method::POST,
+                "/v1/transfers",
+                Some(&format!("b-{i}")),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{t}");
+        ids.push((t["id"].as_str().unwrap().to_owned(), to.clone()));
+    }
+    for (id, _) in &ids {
+        let t = checked(&api, &alice, id).await;
+        assert_eq!(t["status"], "approved", "{t}");
+    }
+    let dan = &people[3];
+    let (status, body) = api
+        .post(
+            &alice,
+            &format!("/v1/investors/{dan}/kyc"),
+            json!({ "decision": "rejected", "reason": "documents no longer valid" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let data_dir = stop(s);
+
+    // Served again: re-checked, then sent together.
+    let s = Server::start_in(&url, data_dir, &[], &[], None);
+    let api = Api {
+        s: &s,
+        client: Client::new(),
+    };
+    let mut hashes = std::collections::BTreeSet::new();
+    for (id, to) in &ids {
+        if to == dan {
+            let t = until(&api, &alice, id, "rejected").await;
+            // Rejected KYC: the wallet also left the registry.
+            assert!(failed(&t).contains(&"receiver_kyc".to_owned()), "{t}");
+            assert!(t["tx_hash"].is_null(), "never sent: {t}");
+        } else {
+            let t = until(&api, &alice, id, "settled").await;
+            hashes.insert(t["tx_hash"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        hashes.len(),
+        1,
+        "the 20 valid transfers share one transaction: {hashes:?}"
+    );
+    balances(
+        &api,
+        &alice,
+        &token_id,
+        &[
+            (&people[0], "800"),
+            (&people[1], "100"),
+            (&people[2], "100"),
+        ],
+    )
+    .await;
+    let verify = format!("/v1/tokens/{token_id}/verify");
+    let (status, _, report) = api.call(&alice, Method::POST, &verify, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["agrees"], true, "{report}");
+    let _ = (org, db);
+}
