@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::api::{Api, investor, registered, wallet};
-use common::{Server, eventually, problem_fields};
+use common::{Server, eventually, forget_events_of_block, problem_fields};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -621,26 +621,4 @@ async fn the_cap_table_is_read_from_the_indexed_chain() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _, _) = api.call(&alice, Method::GET, &path, None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-}
-
-/// Deletes the indexed events of one block straight from the database, as
-/// an indexer gap would leave it.
-async fn forget_events_of_block(url: &str, block: u64) {
-    use sqlx::Connection;
-    let statement = "DELETE FROM onchain_events WHERE block_number = $1";
-    if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query(statement)
-            .bind(block as i64)
-            .execute(&mut c)
-            .await
-            .unwrap();
-    } else {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query(statement)
-            .bind(block as i64)
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
 }

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::api::{Api, investor, investor_in, registered, wallet};
-use common::{Server, eventually, problem_fields};
+use common::{Server, eventually, forget_events_of_block, problem_fields};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -267,6 +267,21 @@ async fn transfers_are_checked_reserved_settled_and_explained() {
     let (status, _, report) = api.call(&alice, Method::POST, &verify, None, None).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["agrees"], true, "{report}");
+
+    // A settled transfer whose Transfer the index lost (an indexer gap) is
+    // an alarm: `checks.indexer` degraded and the transfer's event.
+    forget_events_of_block(&s.database_url, t1["block_number"].as_u64().unwrap()).await;
+    let mut health = Value::Null;
+    let alarmed = eventually(Duration::from_secs(60), async || {
+        health = s.detailed_health().await["checks"]["indexer"].clone();
+        health["unreconciled_operations"] == 1
+    })
+    .await;
+    assert!(alarmed, "no alarm: {health}");
+    assert_eq!(health["status"], "degraded");
+    let events = api.get(&alice, "/v1/events?type=transfer.unindexed").await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(events["items"][0]["data"]["transfer_id"], id1.as_str());
 }
 
 /// Waits until the transfer reaches `status`.

@@ -425,8 +425,10 @@ pub trait WatchedContracts: Send + Sync {
 /// A settled operation whose transfer the index does not hold.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Unreconciled {
-    /// The operation.
-    pub operation_id: uuid::Uuid,
+    /// `operation` or `transfer`.
+    pub subject: &'static str,
+    /// The operation's or transfer's id.
+    pub id: uuid::Uuid,
     /// Its organization.
     pub org_id: crate::OrgId,
     /// The transaction that settled it.
@@ -439,10 +441,11 @@ pub struct Unreconciled {
 /// `settled` and the indexer's events must agree.
 #[async_trait]
 pub trait Reconciliation: Send + Sync {
-    /// Settled mints, burns and forced transfers of followed tokens, in
-    /// blocks at or below `below`, whose `Transfer` the index does not
-    /// hold; each is raised once (an `operation.unindexed` event of its
-    /// organization) the first time it is found.
+    /// Settled mints, burns, forced transfers and transfers of followed
+    /// tokens, in blocks at or below `below`, whose `Transfer` the index
+    /// does not hold; each is raised once (an `operation.unindexed` or
+    /// `transfer.unindexed` event of its organization) the first time it is
+    /// found.
     async fn system_reconcile_settlements(
         &self,
         chain_id: u64,

@@ -1,8 +1,9 @@
 //! The transaction manager's `settled` against the indexer's events: every
-//! settled mint, burn and forced transfer must have its `Transfer` in the
-//! index once the indexer is a confirmation depth past its block. Checked
-//! periodically by the indexing process; a disagreement is an alarm: the
-//! operation's `operation.unindexed` event (once), an error log,
+//! settled mint, burn, forced transfer and transfer must have its
+//! `Transfer` in the index once the indexer is a confirmation depth past its
+//! block. Checked periodically by the indexing process; a disagreement is an
+//! alarm: an `operation.unindexed` or `transfer.unindexed` event (once), an
+//! error log,
 //! `rwa_indexer_unreconciled_operations`, and `checks.indexer` degraded
 //! while it lasts.
 
@@ -76,10 +77,11 @@ impl Reconciler {
                 metrics::gauge!("rwa_indexer_unreconciled_operations").set(open.len() as f64);
                 for u in &open {
                     tracing::error!(
-                        operation = %u.operation_id,
+                        subject = u.subject,
+                        id = %u.id,
                         tx_hash = %u.tx_hash,
                         block = u.block_number,
-                        "settled operation whose transfer the index does not hold"
+                        "settled, but the index does not hold its Transfer"
                     );
                 }
             }

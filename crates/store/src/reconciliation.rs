@@ -1,9 +1,9 @@
-//! Settled operations against the index ([`Reconciliation`]): a mint, burn
-//! or forced transfer the transaction manager settled must have its
-//! `Transfer` among the indexed events once the indexer has passed its
-//! block. Each disagreement is raised once (a row in `indexer_alarms` and
-//! an `operation.unindexed` event, in one transaction) and reported while
-//! it lasts.
+//! Settled operations and transfers against the index ([`Reconciliation`]):
+//! a mint, burn, forced transfer or transfer the transaction manager
+//! settled must have its `Transfer` among the indexed events once the
+//! indexer has passed its block. Each disagreement is raised once (a row in
+//! `indexer_alarms` and an `operation.unindexed` or `transfer.unindexed`
+//! event, in one transaction) and reported while it lasts.
 
 use async_trait::async_trait;
 use rwa_domain::onchain::{Reconciliation, Unreconciled};
@@ -15,6 +15,7 @@ use crate::connect::in_write_tx;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct Row {
+    subject: String,
     id: Uuid,
     org_id: Uuid,
     tx_hash: String,
@@ -34,12 +35,13 @@ impl Reconciliation for Store {
             for r in &rows {
                 if sql::raise(&mut tx, r, id).await.db()? {
                     let data = serde_json::json!({
-                        "operation_id": r.id,
+                        format!("{}_id", r.subject): r.id,
                         "tx_hash": r.tx_hash,
                         "block_number": r.block_number,
                         "chain_id": chain_id,
                     });
-                    events::append_event(&mut tx, r.org_id, "operation.unindexed", &data)
+                    let kind = format!("{}.unindexed", r.subject);
+                    events::append_event(&mut tx, r.org_id, &kind, &data)
                         .await
                         .db()?;
                 }
@@ -50,7 +52,12 @@ impl Reconciliation for Store {
             .into_iter()
             .map(|r| {
                 Ok(Unreconciled {
-                    operation_id: r.id,
+                    subject: if r.subject == "transfer" {
+                        "transfer"
+                    } else {
+                        "operation"
+                    },
+                    id: r.id,
                     org_id: OrgId::from_uuid(r.org_id),
                     tx_hash: r
                         .tx_hash
@@ -68,11 +75,12 @@ crate::dialect::statements! {
 
     use super::Row;
 
-    /// Settled operations of followed tokens, at or below `below`, with no
-    /// indexed `Transfer` of the token in their transaction.
+    /// Settled operations and transfers of followed tokens, at or below
+    /// `below`, with no indexed `Transfer` of the token in their
+    /// transaction.
     pub(crate) async fn unindexed(c: &mut Conn, chain_id: i64, below: i64) -> sqlx::Result<Vec<Row>> {
         query_as(
-            "SELECT o.id, o.org_id, b.tx_hash, b.block_number FROM operations o \
+            "SELECT 'operation' AS subject, o.id, o.org_id, b.tx_hash, b.block_number FROM operations o \
              JOIN operation_batches b ON b.id = o.batch_id \
              JOIN tokens t ON t.id = o.token_id \
              JOIN indexer_sources s ON s.chain_id = $1 AND s.address = t.address \
@@ -83,7 +91,18 @@ crate::dialect::statements! {
                AND NOT EXISTS (SELECT 1 FROM onchain_events e WHERE e.chain_id = $1 \
                  AND e.tx_hash = b.tx_hash AND e.contract = t.address \
                  AND e.kind = 'erc20_transfer') \
-             ORDER BY b.block_number",
+             UNION ALL \
+             SELECT 'transfer' AS subject, x.id, x.org_id, b.tx_hash, b.block_number FROM transfers x \
+             JOIN transfer_batches b ON b.id = x.batch_id \
+             JOIN tokens t ON t.id = x.token_id \
+             JOIN indexer_sources s ON s.chain_id = $1 AND s.address = t.address \
+               AND s.synced_to IS NULL \
+             WHERE t.chain_id = $1 AND x.status = 'settled' \
+               AND b.tx_hash IS NOT NULL AND b.block_number <= $2 \
+               AND NOT EXISTS (SELECT 1 FROM onchain_events e WHERE e.chain_id = $1 \
+                 AND e.tx_hash = b.tx_hash AND e.contract = t.address \
+                 AND e.kind = 'erc20_transfer') \
+             ORDER BY block_number",
         )
         .bind(chain_id)
         .bind(below)
@@ -91,7 +110,8 @@ crate::dialect::statements! {
         .await
     }
 
-    /// Records the alarm; whether it is new.
+    /// Records the alarm (`operation_id` holds a transfer's id for a
+    /// transfer: both are UUIDv7); whether it is new.
     pub(crate) async fn raise(c: &mut Conn, r: &Row, chain_id: i64) -> sqlx::Result<bool> {
         query(
             "INSERT INTO indexer_alarms (operation_id, org_id, chain_id, tx_hash) \

@@ -335,3 +335,25 @@ pub fn problem_fields(problem: &serde_json::Value) -> Vec<&str> {
         .map(|e| e["field"].as_str().unwrap())
         .collect()
 }
+
+/// Deletes the indexed events of one block straight from the database, as
+/// an indexer gap would leave it.
+pub async fn forget_events_of_block(url: &str, block: u64) {
+    use sqlx::Connection;
+    let statement = "DELETE FROM onchain_events WHERE block_number = $1";
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(statement)
+            .bind(block as i64)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(statement)
+            .bind(block as i64)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+}
