@@ -21,6 +21,7 @@ use rwa_domain::operation::HoldingsView;
 use rwa_domain::ports::DatabaseProbe;
 use rwa_domain::tx::{Lane, Signer};
 use rwa_flows::deployment::TokenDeployer;
+use rwa_flows::risk_engine::HttpRiskEngine;
 use rwa_jobs::{Queue, QueueHealth};
 use rwa_store::{Store, StoreOptions};
 use serde_json::json;
@@ -176,6 +177,18 @@ impl App {
             .map_err(|e| anyhow::anyhow!("transaction manager: cannot reach the chain: {e}"))?;
             let txm = Arc::new(txm);
             health.push(Arc::new(LanesHealth(txm.clone())));
+            // The risk engine is asked by the compliance checks, which run
+            // where the workers do.
+            let engine = match &config.compliance_engine {
+                Some(e) => {
+                    let engine =
+                        HttpRiskEngine::new(&e.url, e.timeout).map_err(|e| anyhow::anyhow!(e))?;
+                    let engine = Arc::new(engine);
+                    health.push(engine.clone());
+                    Some(engine as Arc<dyn rwa_domain::compliance::RiskEngine>)
+                }
+                None => None,
+            };
             let deployer =
                 TokenDeployer::new(txm.clone(), store.clone(), chain.clone(), store.clone());
             let submitter = Submitter {
@@ -201,7 +214,10 @@ impl App {
                 )),
                 operation_store: store.clone(),
                 idempotency: store.clone(),
-                compliance: Arc::new(rwa_flows::compliance::ComplianceFlow::new(store.clone())),
+                compliance: Arc::new(rwa_flows::compliance::ComplianceFlow::new(
+                    store.clone(),
+                    engine,
+                )),
                 settlement: Arc::new(rwa_flows::settlement::SettlementFlow::new(
                     submitter.clone(),
                     chain.clone(),

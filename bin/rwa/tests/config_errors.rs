@@ -218,7 +218,7 @@ fn the_toml_file_is_layered_under_the_environment() {
 fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rwa.toml");
-    std::fs::write(&path, "[compliance]\nengine_url = \"http://risk:8080\"\n").unwrap();
+    std::fs::write(&path, "[webhooks]\nallow_private = true\n").unwrap();
     let out = run(
         &["--config", path.to_str().unwrap(), "config", "check"],
         &[("RWA_REDIS_URL", "redis://cache:6379")],
@@ -241,12 +241,26 @@ fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
         "{notes:?}"
     );
     assert!(
-        notes[1].starts_with("RWA_COMPLIANCE_ENGINE_URL ([compliance]): not yet used"),
+        notes[1].starts_with("RWA_WEBHOOK_ALLOW_PRIVATE ([webhooks]): not yet used"),
         "{notes:?}"
     );
     let plain = check(&[]);
     let v: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
     assert_eq!(v["not_yet_used"], serde_json::json!([]));
+}
+
+#[test]
+fn the_risk_engine_url_is_validated() {
+    assert_rejected(
+        &check(&[
+            ("RWA_COMPLIANCE_ENGINE_URL", "ftp://risk"),
+            ("RWA_COMPLIANCE_ENGINE_TIMEOUT_MS", "0"),
+        ]),
+        &[
+            "RWA_COMPLIANCE_ENGINE_URL",
+            "RWA_COMPLIANCE_ENGINE_TIMEOUT_MS: must be 1 to 60000",
+        ],
+    );
 }
 
 #[test]

@@ -637,6 +637,7 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/transfers/check", "post"),
         ("/v1/transfers/{id}", "get"),
         ("/v1/transfers/{id}/cancel", "post"),
+        ("/v1/transfers/{id}/review", "post"),
         ("/v1/investors", "post"),
         ("/v1/investors", "get"),
         ("/v1/investors/{id}", "get"),

@@ -138,28 +138,7 @@ async fn operations_are_checked_idempotent_approved_and_settled() {
     // 50 identical requests at once: one operation; the others replay it
     // or are told to come back.
     let body = json!({ "to": ana, "wallet": wallet(1), "amount": "7" });
-    let mut racing = tokio::task::JoinSet::new();
-    for _ in 0..50 {
-        let (client, url, key, body) = (
-            api.client.clone(),
-            s.url(&mints),
-            operator.clone(),
-            body.clone(),
-        );
-        racing.spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(key)
-                .header("Idempotency-Key", "mint-50")
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let (status, headers) = (r.status(), r.headers().clone());
-            (status, headers, r.json::<Value>().await.unwrap())
-        });
-    }
-    let answers = racing.join_all().await;
+    let answers = api.race(&operator, &mints, "mint-50", &body, 50).await;
     let mut ids = std::collections::BTreeSet::new();
     for (status, headers, answer) in &answers {
         match *status {

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::api::{Api, investor, investor_in, registered, wallet};
+use common::api::{Api, investor_in, registered, wallet};
 use common::{Server, eventually, forget_events_of_block, problem_fields};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
@@ -46,45 +46,23 @@ async fn transfers_are_checked_reserved_settled_and_explained() {
         client: Client::new(),
     };
     let (_org, alice) = s.create_org("Transfer Trust");
-    let (status, token) = api
-        .post(
-            &alice,
-            "/v1/tokens",
-            json!({ "name": "Trust Fund", "symbol": "TRF", "decimals": 0,
-                    "compliance": { "country_block": ["US"] } }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{token}");
-    let token_id = token["id"].as_str().unwrap().to_owned();
-    let ana = investor(&api, &alice, "Ana Lima", &wallet(1), true).await;
-    let ben = investor(&api, &alice, "Ben Ode", &wallet(2), true).await;
-    let carl = investor_in(&api, &alice, "Carl Ray", &wallet(3), "US", true).await;
-    let dan = investor(&api, &alice, "Dan Moss", &wallet(4), false).await;
-    for i in [&ana, &ben, &carl] {
-        registered(&api, &alice, i).await;
-    }
-    let deployed = eventually(Duration::from_secs(90), async || {
-        api.get(&alice, &format!("/v1/tokens/{token_id}")).await["status"] == "deployed"
-    })
+    let (token_id, people) = token_with_investors(
+        &api,
+        &alice,
+        "TRF",
+        json!({ "country_block": ["US"] }),
+        &[
+            (1, "Ana Lima", "FR", true),
+            (2, "Ben Ode", "FR", true),
+            (3, "Carl Ray", "US", true),
+            (4, "Dan Moss", "FR", false),
+        ],
+        Some("300"),
+    )
     .await;
-    assert!(deployed, "token never deployed");
-    let (status, _, op) = api
-        .op(
-            &alice,
-            &format!("/v1/tokens/{token_id}/mints"),
-            "mint-ana",
-            Some(json!({ "to": ana, "amount": "300" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{op}");
-    api.until(&alice, op["id"].as_str().unwrap(), "settled")
-        .await;
-    let holders = format!("/v1/tokens/{token_id}/holders");
-    let indexed = eventually(Duration::from_secs(60), async || {
-        api.get(&alice, &holders).await["items"][0]["balance"] == "300"
-    })
-    .await;
-    assert!(indexed, "the mint was never indexed");
+    let [ana, ben, carl, dan] = &people[..] else {
+        unreachable!()
+    };
 
     let post = async |idem: &str, body: Value| {
         api.call(
@@ -122,7 +100,7 @@ async fn transfers_are_checked_reserved_settled_and_explained() {
     assert_eq!(t1["compliance"]["rule_set_version"], 1);
     assert_eq!(t1["compliance"]["verdicts"].as_array().unwrap().len(), 17);
     assert_eq!(t1["compliance"]["snapshot"]["sender_balance"], "300");
-    balances(&api, &alice, &token_id, &[(&ana, "200"), (&ben, "100")]).await;
+    balances(&api, &alice, &token_id, &[(ana, "200"), (ben, "100")]).await;
 
     // Two transfers of 150 against 200: the first approved reserves its
     // amount (or is already indexed), so the other is refused, whichever
@@ -156,7 +134,7 @@ async fn transfers_are_checked_reserved_settled_and_explained() {
         50,
         "available after the other one: {snap}"
     );
-    balances(&api, &alice, &token_id, &[(&ana, "50"), (&ben, "250")]).await;
+    balances(&api, &alice, &token_id, &[(ana, "50"), (ben, "250")]).await;
 
     // Every failing rule is named together: a blocked country; an investor
     // not approved, whose wallet is therefore not registered.
@@ -318,6 +296,55 @@ async fn balances(api: &Api<'_>, key: &str, token: &str, want: &[(&str, &str)]) 
     assert!(ok, "the index never showed {want:?}: {cap}");
 }
 
+/// A deployed token of the caller's organization (`compliance` its rules,
+/// or null), one investor per `(wallet n, name, country, approved)` with
+/// the approved ones registered on-chain, and `mint` (if any) minted to the
+/// first, settled and indexed. Answers the token and the investors.
+async fn token_with_investors(
+    api: &Api<'_>,
+    key: &str,
+    symbol: &str,
+    compliance: Value,
+    people: &[(u8, &str, &str, bool)],
+    mint: Option<&str>,
+) -> (String, Vec<String>) {
+    let mut body = json!({ "name": format!("{symbol} Fund"), "symbol": symbol, "decimals": 0 });
+    if !compliance.is_null() {
+        body["compliance"] = compliance;
+    }
+    let (status, token) = api.post(key, "/v1/tokens", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{token}");
+    let token_id = token["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (n, name, country, approved) in people {
+        ids.push(investor_in(api, key, name, &wallet(*n), country, *approved).await);
+    }
+    for (id, person) in ids.iter().zip(people) {
+        if person.3 {
+            registered(api, key, id).await;
+        }
+    }
+    let deployed = eventually(Duration::from_secs(90), async || {
+        api.get(key, &format!("/v1/tokens/{token_id}")).await["status"] == "deployed"
+    })
+    .await;
+    assert!(deployed, "token never deployed");
+    if let Some(amount) = mint {
+        let (status, _, op) = api
+            .op(
+                key,
+                &format!("/v1/tokens/{token_id}/mints"),
+                &format!("mint-{symbol}"),
+                Some(json!({ "to": ids[0], "amount": amount })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{op}");
+        api.until(key, op["id"].as_str().unwrap(), "settled").await;
+        balances(api, key, &token_id, &[(&ids[0], amount)]).await;
+    }
+    (token_id, ids)
+}
+
 /// With the compliance queue served by no worker, a transfer stays
 /// `pending_compliance` and can be cancelled; its check, when it comes,
 /// finds it cancelled and does nothing.
@@ -334,21 +361,16 @@ async fn a_transfer_is_cancelled_before_its_check() {
         client: Client::new(),
     };
     let (_org, alice) = s.create_org("Cancel Capital");
-    let (status, token) = api
-        .post(
-            &alice,
-            "/v1/tokens",
-            json!({ "name": "Cancel Fund", "symbol": "CNL", "decimals": 0 }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{token}");
-    let token_id = token["id"].as_str().unwrap().to_owned();
-    let ana = investor(&api, &alice, "Ana Lima", &wallet(1), false).await;
-    let deployed = eventually(Duration::from_secs(90), async || {
-        api.get(&alice, &format!("/v1/tokens/{token_id}")).await["status"] == "deployed"
-    })
+    let (token_id, people) = token_with_investors(
+        &api,
+        &alice,
+        "CNL",
+        Value::Null,
+        &[(1, "Ana Lima", "FR", false)],
+        None,
+    )
     .await;
-    assert!(deployed, "token never deployed");
+    let ana = &people[0];
     let (status, _, t) = api
         .call(
             &alice,
@@ -382,6 +404,24 @@ async fn a_transfer_is_cancelled_before_its_check() {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert_eq!(types, ["transfer.pending_compliance", "transfer.cancelled"]);
+
+    // 50 identical requests at once under one key: one transfer; every
+    // answer is that transfer, or "in progress, retry".
+    let body = json!({ "token_id": token_id, "from": ana, "to": wallet(8), "amount": "7" });
+    let answers = api.race(&alice, "/v1/transfers", "c-50", &body, 50).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for (status, headers, t) in &answers {
+        match *status {
+            StatusCode::ACCEPTED => {
+                ids.insert(t["id"].as_str().unwrap().to_owned());
+            }
+            StatusCode::CONFLICT => assert!(headers.contains_key("retry-after"), "{t}"),
+            other => panic!("unexpected {other}: {t}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let all = api.get(&alice, "/v1/transfers").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
 }
 
 /// Stops the server cleanly and hands back its data dir for the restart.
@@ -410,44 +450,20 @@ async fn approved_transfers_settle_together_and_one_made_invalid_is_rejected() {
         s: &s,
         client: Client::new(),
     };
-    let (status, token) = api
-        .post(
-            &alice,
-            "/v1/tokens",
-            json!({ "name": "Batch Fund", "symbol": "BTF", "decimals": 0 }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{token}");
-    let token_id = token["id"].as_str().unwrap().to_owned();
-    let mut people = Vec::new();
-    for (n, name) in [
-        (1, "Ana Lima"),
-        (2, "Ben Ode"),
-        (3, "Carl Ray"),
-        (4, "Dan Moss"),
-    ] {
-        people.push(investor(&api, &alice, name, &wallet(n), true).await);
-    }
-    for p in &people {
-        registered(&api, &alice, p).await;
-    }
-    let deployed = eventually(Duration::from_secs(90), async || {
-        api.get(&alice, &format!("/v1/tokens/{token_id}")).await["status"] == "deployed"
-    })
+    let (token_id, people) = token_with_investors(
+        &api,
+        &alice,
+        "BTF",
+        Value::Null,
+        &[
+            (1, "Ana Lima", "FR", true),
+            (2, "Ben Ode", "FR", true),
+            (3, "Carl Ray", "FR", true),
+            (4, "Dan Moss", "FR", true),
+        ],
+        Some("1000"),
+    )
     .await;
-    assert!(deployed, "token never deployed");
-    let (status, _, op) = api
-        .op(
-            &alice,
-            &format!("/v1/tokens/{token_id}/mints"),
-            "mint-ana",
-            Some(json!({ "to": people[0], "amount": "1000" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{op}");
-    api.until(&alice, op["id"].as_str().unwrap(), "settled")
-        .await;
-    balances(&api, &alice, &token_id, &[(&people[0], "1000")]).await;
     let data_dir = stop(s);
 
     // No settlement worker: transfers are approved and wait.
@@ -534,4 +550,195 @@ async fn approved_transfers_settle_together_and_one_made_invalid_is_rejected() {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["agrees"], true, "{report}");
     let _ = (org, db);
+}
+
+/// A risk engine a test drives: it answers each transfer with the decision
+/// set last, and keeps the requests it received.
+#[derive(Clone, Default)]
+struct Engine {
+    decision: std::sync::Arc<std::sync::Mutex<&'static str>>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Engine {
+    async fn start(&self) -> std::net::SocketAddr {
+        let engine = self.clone();
+        let app = axum::Router::new().route(
+            "/assess",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let engine = engine.clone();
+                async move {
+                    engine.seen.lock().unwrap().push(body);
+                    let decision = *engine.decision.lock().unwrap();
+                    axum::Json(
+                        json!({ "decision": decision, "score": 42.5, "reason": "test engine" }),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    }
+
+    fn decide(&self, d: &'static str) {
+        *self.decision.lock().unwrap() = d;
+    }
+}
+
+/// The external risk engine joins the verdicts once the rules pass: its
+/// approval settles, its rejection rejects, its review waits for a
+/// compliance officer. Cut off (a TCP proxy the test cuts), it sends
+/// transfers to manual review (never an approval), its breaker opens and
+/// shows in `checks.compliance_engine`; restored, the flow is normal again.
+#[tokio::test]
+async fn the_risk_engine_decides_and_its_outage_sends_transfers_to_review() {
+    let engine = Engine::default();
+    engine.decide("approve");
+    let proxy = rwa_testkit::TcpProxy::start(engine.start().await).await;
+    let url = format!("http://{}/assess", proxy.addr());
+    let s = Server::start(&[
+        ("RWA_COMPLIANCE_ENGINE_URL", url.as_str()),
+        ("RWA_COMPLIANCE_ENGINE_TIMEOUT_MS", "1000"),
+    ])
+    .await;
+    let api = Api {
+        s: &s,
+        client: Client::new(),
+    };
+    let (org, alice) = s.create_org("Risk Reviewed");
+    let officer = s.create_key(&org, "compliance");
+    let (token_id, people) = token_with_investors(
+        &api,
+        &alice,
+        "RSK",
+        Value::Null,
+        &[(1, "Ana Lima", "FR", true), (2, "Ben Ode", "FR", true)],
+        Some("1000"),
+    )
+    .await;
+    let (ana, ben) = (&people[0], &people[1]);
+    let mut n = 0;
+    let mut send = async || {
+        n += 1;
+        let body = json!({ "token_id": token_id, "from": ana, "to": ben, "amount": "10" });
+        let (status, _, t) = api
+            .call(
+                &alice,
+                Method::POST,
+                "/v1/transfers",
+                Some(&format!("r-{n}")),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{t}");
+        checked(&api, &alice, t["id"].as_str().unwrap()).await
+    };
+    let engine_verdict = |t: &Value| {
+        t["compliance"]["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["rule"] == "risk_engine")
+            .cloned()
+            .unwrap_or_else(|| panic!("no risk_engine verdict: {t}"))
+    };
+
+    // Approved by the engine: settled. It was asked with the transfer.
+    let t = send().await;
+    assert_ne!(t["status"], "rejected", "{t}");
+    let v = engine_verdict(&t);
+    assert_eq!(v["passed"], true, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("score 42.5"), "{v}");
+    until(&api, &alice, t["id"].as_str().unwrap(), "settled").await;
+    let asked = engine.seen.lock().unwrap()[0].clone();
+    assert_eq!(asked["transfer_id"], t["id"]);
+    assert_eq!(asked["amount"], "10");
+    assert_eq!(asked["to_country"], "FR");
+
+    // Refused by the engine: rejected.
+    engine.decide("reject");
+    let t = send().await;
+    assert_eq!(t["status"], "rejected", "{t}");
+    assert_eq!(failed(&t), ["risk_engine"]);
+
+    // Referred by the engine: a compliance officer approves; it settles.
+    engine.decide("review");
+    let t = send().await;
+    assert_eq!(t["status"], "manual_review", "{t}");
+    let review = format!("/v1/transfers/{}/review", t["id"].as_str().unwrap());
+    let (status, problem) = api
+        .post(
+            &officer,
+            &review,
+            json!({ "decision": "maybe", "reason": "x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, reviewed) = api
+        .post(
+            &officer,
+            &review,
+            json!({ "decision": "approved", "reason": "source of funds verified" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reviewed}");
+    assert_eq!(reviewed["review"]["decision"], "approved");
+    assert!(
+        reviewed["review"]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("api_key:")
+    );
+    until(&api, &alice, t["id"].as_str().unwrap(), "settled").await;
+    let (status, again) = api
+        .post(
+            &officer,
+            &review,
+            json!({ "decision": "rejected", "reason": "too late" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+
+    // Cut off: manual review, never approval; the breaker opens.
+    engine.decide("approve");
+    proxy.cut();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let t = send().await;
+        assert_eq!(t["status"], "manual_review", "{t}");
+        let v = engine_verdict(&t);
+        assert!(
+            v["detail"].as_str().unwrap().starts_with("unavailable"),
+            "{v}"
+        );
+        held.push(t["id"].as_str().unwrap().to_owned());
+    }
+    let check = s.detailed_health().await["checks"]["compliance_engine"].clone();
+    assert_eq!(check["status"], "degraded", "{check}");
+    assert_eq!(check["breaker"], "open", "{check}");
+    let (status, rejected) = api
+        .post(
+            &officer,
+            &format!("/v1/transfers/{}/review", held[0]),
+            json!({ "decision": "rejected", "reason": "could not be assessed" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rejected}");
+    assert_eq!(rejected["status"], "rejected");
+
+    // Restored: once the breaker lets a probe through, the flow is normal.
+    proxy.restore().await;
+    let mut t = Value::Null;
+    let normal = eventually(Duration::from_secs(30), async || {
+        t = send().await;
+        t["status"] != "manual_review"
+    })
+    .await;
+    assert!(normal, "still held after the engine came back: {t}");
+    until(&api, &alice, t["id"].as_str().unwrap(), "settled").await;
+    let check = s.detailed_health().await["checks"]["compliance_engine"].clone();
+    assert_eq!(check["status"], "healthy", "{check}");
+    assert_eq!(check["breaker"], "closed", "{check}");
 }

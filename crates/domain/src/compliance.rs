@@ -560,6 +560,110 @@ fn velocity(v: &Velocity, a: &Activity, amount: U256) -> (bool, String) {
     }
 }
 
+// ---- the external risk engine ----
+
+/// What the external risk engine is asked about a transfer that passed
+/// every rule (the JSON body of its request; docs/compliance-engine.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskRequest {
+    /// The transfer.
+    pub transfer_id: uuid::Uuid,
+    /// Its organization.
+    pub org_id: crate::OrgId,
+    /// The token.
+    pub token_id: crate::TokenId,
+    /// The sending wallet.
+    pub from_wallet: Address,
+    /// The receiving wallet.
+    pub to_wallet: Address,
+    /// The sender's investor.
+    pub from_investor_id: Option<InvestorId>,
+    /// The receiver's investor.
+    pub to_investor_id: Option<InvestorId>,
+    /// The sender's country.
+    pub from_country: Option<Country>,
+    /// The receiver's country.
+    pub to_country: Option<Country>,
+    /// Base units.
+    pub amount: Amount,
+}
+
+/// The engine's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskDecision {
+    /// Go ahead.
+    Approve,
+    /// A compliance officer decides.
+    Review,
+    /// Refuse.
+    Reject,
+}
+
+/// The engine's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RiskAssessment {
+    /// Its decision.
+    pub decision: RiskDecision,
+    /// Its risk score, as the engine scales it.
+    pub score: f64,
+    /// Why, if it says.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What asking the engine gave.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RiskOutcome {
+    /// An answer.
+    Assessed(RiskAssessment),
+    /// No answer (unreachable, timed out, a malformed answer, the breaker
+    /// open): never an approval.
+    Unavailable(String),
+}
+
+impl RiskOutcome {
+    /// The outcome as a verdict beside the rules' (`risk_engine`): passed
+    /// only on an approval.
+    pub fn verdict(&self) -> Verdict {
+        let (passed, detail) = match self {
+            RiskOutcome::Assessed(a) => (
+                a.decision == RiskDecision::Approve,
+                format!(
+                    "decision {}, score {}{}",
+                    serde_json::to_value(a.decision)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    a.score,
+                    a.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            RiskOutcome::Unavailable(why) => {
+                (false, format!("unavailable ({why}); sent to manual review"))
+            }
+        };
+        Verdict {
+            rule: RISK_ENGINE_RULE.to_owned(),
+            passed,
+            detail,
+        }
+    }
+}
+
+/// The verdict name of the external risk engine.
+pub const RISK_ENGINE_RULE: &str = "risk_engine";
+
+/// The external risk engine, asked after the rules pass.
+#[async_trait::async_trait]
+pub trait RiskEngine: Send + Sync {
+    /// Asks about one transfer; bounded in time by the implementation.
+    async fn assess(&self, request: &RiskRequest) -> RiskOutcome;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

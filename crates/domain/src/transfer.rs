@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::amount::Amount;
-use crate::compliance::{RuleSet, Snapshot, Verdict};
+use crate::compliance::{RiskDecision, RiskOutcome, RuleSet, Snapshot, Verdict};
 use crate::idempotency::Completion;
 use crate::investor::parse_wallet;
 use crate::page::{Page, PageRequest};
@@ -326,6 +326,23 @@ pub struct Check {
     pub record: ComplianceRecord,
 }
 
+/// Where a check leaves a transfer: rejected when a rule fails (whatever
+/// the engine says); otherwise as the external risk engine decides, with
+/// no engine configured an approval, and an engine that cannot answer a
+/// manual review, never an approval.
+pub fn decide(rules_passed: bool, engine: Option<&RiskOutcome>) -> TransferStatus {
+    match (rules_passed, engine) {
+        (false, _) => TransferStatus::Rejected,
+        (true, None) => TransferStatus::Approved,
+        (true, Some(RiskOutcome::Assessed(a))) => match a.decision {
+            RiskDecision::Approve => TransferStatus::Approved,
+            RiskDecision::Review => TransferStatus::ManualReview,
+            RiskDecision::Reject => TransferStatus::Rejected,
+        },
+        (true, Some(RiskOutcome::Unavailable(_))) => TransferStatus::ManualReview,
+    }
+}
+
 /// Transfers. Request-path methods take the caller's organization; the
 /// `system_*` ones serve the compliance job.
 #[async_trait]
@@ -359,11 +376,37 @@ pub trait TransferRepository: Send + Sync {
     /// reservation, if approved, is released with it.
     async fn cancel(&self, org: OrgId, id: TransferId, actor: &Actor) -> RepoResult<Transfer>;
 
+    /// Evaluates the rules for a `pending_compliance` transfer without
+    /// deciding (to learn whether to ask the risk engine); `None` when it
+    /// is no longer pending.
+    async fn system_precheck(
+        &self,
+        id: TransferId,
+    ) -> RepoResult<Option<(Transfer, ComplianceRecord)>>;
+
     /// Checks a `pending_compliance` transfer: under the token's lock, takes
-    /// the snapshot, evaluates the current rule set and moves it to
-    /// `approved` or `rejected`, with its record, audit entry and event.
-    /// Answers the transfer as it stands (unchanged when no longer pending).
-    async fn system_check(&self, id: TransferId) -> RepoResult<Transfer>;
+    /// the snapshot, evaluates the current rule set, adds the risk engine's
+    /// verdict when one was asked, and moves it as [`decide`] says
+    /// (`approved`, reserving the amount; `manual_review`; `rejected`), with
+    /// its record, audit entry and event. Answers the transfer as it stands
+    /// (unchanged when no longer pending).
+    async fn system_check(
+        &self,
+        id: TransferId,
+        engine: Option<RiskOutcome>,
+    ) -> RepoResult<Transfer>;
+
+    /// Decides a transfer in `manual_review` (a conflict otherwise): a
+    /// rejection ends it; an approval is checked against the current state
+    /// under the token's lock first, and approved (reserving the amount) or
+    /// rejected with the new verdicts. The reviewer is audited.
+    async fn review(
+        &self,
+        org: OrgId,
+        id: TransferId,
+        review: &Review,
+        actor: &Actor,
+    ) -> RepoResult<Transfer>;
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //!   transfer, pause, recovery) carried to the token in batches.
 //! - [`compliance`]: a transfer's compliance check (the rules over a
 //!   snapshot of the database and the index, decided in one transaction).
+//! - [`risk_engine`]: the external risk engine's HTTP connector (timeout,
+//!   retries, circuit breaker, `checks.compliance_engine`).
 //! - [`settlement`]: approved transfers carried to the token in batches
 //!   (`batchAgentTransfer`), each asked of the token (`canTransfer`) first.
 //! - [`holdings`]: what a token's compliance contract counts, for the mint
@@ -30,5 +32,6 @@ pub mod holdings;
 pub mod identity;
 pub mod operations;
 pub mod registry;
+pub mod risk_engine;
 pub mod settlement;
 pub mod submit;

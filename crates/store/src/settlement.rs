@@ -12,9 +12,9 @@
 use async_trait::async_trait;
 use rwa_domain::audit::AuditRecord;
 use rwa_domain::chain::B256;
-use rwa_domain::compliance::{all_passed, evaluate};
+use rwa_domain::compliance::all_passed;
 use rwa_domain::settlement::{SETTLEMENT_KIND, SettlementRepository, TransferBatch};
-use rwa_domain::transfer::{ComplianceRecord, Transfer, TransferId, TransferStatus};
+use rwa_domain::transfer::{Transfer, TransferId, TransferStatus};
 use rwa_domain::tx::{TxId, TxState};
 use rwa_domain::{Actor, OrgId, RepoError, RepoResult, TokenId};
 use rwa_jobs::NewJob;
@@ -25,9 +25,7 @@ use crate::Store;
 use crate::connect::{in_write_tx, on_reader};
 use crate::error::DbResult;
 use crate::sync_flag::{self, Flow};
-use crate::transfers::{
-    DEPLOYED_VERSION, ResolvedParty, TransferRow, assemble, changed, event_data,
-};
+use crate::transfers::{TransferRow, changed, event_data};
 
 /// Attempts of a settlement job before it is discarded; the operations
 /// maintenance revives the flow of an organization that has no job left.
@@ -156,38 +154,15 @@ impl SettlementRepository for Store {
                     transfers::lock_token(&mut tx, token).await.db()?;
                     checked_tokens.push(token);
                 }
-                let facts = transfers::token_facts(&mut tx, token)
-                    .await
-                    .db()?
-                    .ok_or(RepoError::NotFound)?;
-                let rules = facts.rule_set()?;
-                let from = ResolvedParty::of(t.from_wallet, t.from_investor_id);
-                let to = ResolvedParty::of(t.to_wallet, t.to_investor_id);
-                let readings = transfers::read(
-                    &mut tx,
-                    org.as_uuid(),
-                    &facts,
-                    &rules,
-                    from,
-                    to,
-                    t.amount,
-                    Some(t.id),
-                )
-                .await?;
-                let snapshot = assemble(readings)?;
-                let verdicts = evaluate(&rules, &snapshot);
-                if !all_passed(&verdicts) {
+                let record = transfers::evaluate_stored(&mut tx, &t).await?;
+                if !all_passed(&record.verdicts) {
                     // Invalid since its approval: rejected, never sent.
-                    let failed: Vec<String> = verdicts
+                    let failed: Vec<String> = record
+                        .verdicts
                         .iter()
                         .filter(|v| !v.passed)
                         .map(|v| v.rule.clone())
                         .collect();
-                    let record = ComplianceRecord {
-                        rule_set_version: DEPLOYED_VERSION,
-                        verdicts,
-                        snapshot,
-                    };
                     let stored = serde_json::to_string(&record)
                         .map_err(|e| RepoError::Internal(format!("compliance record: {e}")))?;
                     transfers::decide(&mut tx, t.id, TransferStatus::Rejected.as_str(), &stored)

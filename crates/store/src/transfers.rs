@@ -23,7 +23,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rwa_domain::amount::Amount;
 use rwa_domain::audit::AuditRecord;
 use rwa_domain::chain::{Address, B256, U256};
-use rwa_domain::compliance::{Activity, Party, RuleSet, Snapshot, all_passed, evaluate};
+use rwa_domain::compliance::{
+    Activity, Party, RISK_ENGINE_RULE, RiskOutcome, RuleSet, Snapshot, all_passed, evaluate,
+};
 use rwa_domain::country::Country;
 use rwa_domain::idempotency::Completion;
 use rwa_domain::investor::KycStatus;
@@ -31,8 +33,8 @@ use rwa_domain::page::{Page, PageRequest};
 use rwa_domain::sanctions::ScreeningStatus;
 use rwa_domain::token::ComplianceRules;
 use rwa_domain::transfer::{
-    CHECK_KIND, COMPLIANCE_QUEUE, Check, ComplianceRecord, Resolved, Transfer, TransferFilter,
-    TransferId, TransferRepository, TransferRequest, TransferStatus,
+    CHECK_KIND, COMPLIANCE_QUEUE, Check, ComplianceRecord, Resolved, Review, Transfer,
+    TransferFilter, TransferId, TransferRepository, TransferRequest, TransferStatus, decide,
 };
 use rwa_domain::{Actor, InvestorId, OrgId, RepoError, RepoResult, TokenId};
 use rwa_jobs::NewJob;
@@ -451,6 +453,42 @@ macro_rules! changed {
 }
 pub(crate) use changed;
 
+/// Inside a unit holding the token's lock: records a check's `$record` and
+/// the `$status` it leads to (an approval turns the organization's
+/// settlement on, so the amount is reserved and sent), then the audit entry
+/// `$action` by `$actor` and the status's event, with the failing rules;
+/// evaluates to the transfer.
+macro_rules! decided {
+    ($tx:ident, $sql:ident, $audit:ident, $events:ident, $sync_flag:ident, $current:expr,
+     $status:expr, $record:expr, $actor:expr, $action:expr, $extra:expr) => {{
+        let (current, status, record): (&Transfer, TransferStatus, &ComplianceRecord) =
+            ($current, $status, $record);
+        let stored_record = serde_json::to_string(record)
+            .map_err(|e| RepoError::Internal(format!("compliance record: {e}")))?;
+        $sql::decide(&mut $tx, current.id, status.as_str(), &stored_record)
+            .await
+            .db()?;
+        if status == TransferStatus::Approved {
+            $sync_flag::request(&mut $tx, &crate::settlement::FLOW, current.org_id.as_uuid())
+                .await?;
+        }
+        let failed: Vec<&str> = record
+            .verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| v.rule.as_str())
+            .collect();
+        let mut extra = json!({
+            "failed_rules": failed,
+            "rule_set_version": record.rule_set_version,
+        });
+        if let (Some(map), serde_json::Value::Object(more)) = (extra.as_object_mut(), $extra) {
+            map.extend(more);
+        }
+        changed!($tx, $sql, $audit, $events, current.id, $actor, $action, &status.event(), extra)
+    }};
+}
+
 #[async_trait]
 impl TransferRepository for Store {
     async fn create(
@@ -606,7 +644,29 @@ impl TransferRepository for Store {
         })
     }
 
-    async fn system_check(&self, id: TransferId) -> RepoResult<Transfer> {
+    async fn system_precheck(
+        &self,
+        id: TransferId,
+    ) -> RepoResult<Option<(Transfer, ComplianceRecord)>> {
+        on_reader!(self, |pool, sql| {
+            let mut c = pool.acquire().await.db()?;
+            let Some(row) = sql::get_any(&mut c, id).await.db()? else {
+                return Err(RepoError::NotFound);
+            };
+            let t = Transfer::try_from(row)?;
+            if t.status != TransferStatus::PendingCompliance {
+                return Ok(None);
+            }
+            let record = sql::evaluate_stored(&mut c, &t).await?;
+            Ok(Some((t, record)))
+        })
+    }
+
+    async fn system_check(
+        &self,
+        id: TransferId,
+        engine: Option<RiskOutcome>,
+    ) -> RepoResult<Transfer> {
         in_write_tx!(self, |tx, sql, audit, events, sync_flag| {
             let row = sql::lock(&mut tx, None, id)
                 .await
@@ -616,63 +676,84 @@ impl TransferRepository for Store {
             if current.status != TransferStatus::PendingCompliance {
                 return Ok(current);
             }
-            let token = current.token_id.as_uuid();
-            sql::lock_token(&mut tx, token).await.db()?;
-            let facts = sql::token_facts(&mut tx, token)
-                .await
-                .db()?
-                .ok_or(RepoError::NotFound)?;
-            let rules = facts.rule_set()?;
-            let from = ResolvedParty::of(current.from_wallet, current.from_investor_id);
-            let to = ResolvedParty::of(current.to_wallet, current.to_investor_id);
-            let org = current.org_id;
-            let readings = sql::read(
-                &mut tx,
-                org.as_uuid(),
-                &facts,
-                &rules,
-                from,
-                to,
-                current.amount,
-                Some(id),
-            )
-            .await?;
-            let snapshot = assemble(readings)?;
-            let verdicts = evaluate(&rules, &snapshot);
-            let status = if all_passed(&verdicts) {
-                TransferStatus::Approved
-            } else {
-                TransferStatus::Rejected
-            };
-            let record = ComplianceRecord {
-                rule_set_version: DEPLOYED_VERSION,
-                verdicts,
-                snapshot,
-            };
-            let stored_record = serde_json::to_string(&record)
-                .map_err(|e| RepoError::Internal(format!("compliance record: {e}")))?;
-            sql::decide(&mut tx, id, status.as_str(), &stored_record)
+            sql::lock_token(&mut tx, current.token_id.as_uuid())
                 .await
                 .db()?;
-            if status == TransferStatus::Approved {
-                sync_flag::request(&mut tx, &crate::settlement::FLOW, org.as_uuid()).await?;
+            let mut record = sql::evaluate_stored(&mut tx, &current).await?;
+            let status = decide(all_passed(&record.verdicts), engine.as_ref());
+            if let Some(outcome) = &engine {
+                record.verdicts.push(outcome.verdict());
             }
-            let failed: Vec<&str> = record
-                .verdicts
-                .iter()
-                .filter(|v| !v.passed)
-                .map(|v| v.rule.as_str())
-                .collect();
-            let stored = changed!(
+            let stored = decided!(
                 tx,
                 sql,
                 audit,
                 events,
-                id,
+                sync_flag,
+                &current,
+                status,
+                &record,
                 &Actor::System("compliance"),
                 "transfer.compliance_checked",
-                &status.event(),
-                json!({ "failed_rules": failed, "rule_set_version": record.rule_set_version })
+                json!({})
+            );
+            Ok::<_, RepoError>(stored)
+        })
+    }
+
+    async fn review(
+        &self,
+        org: OrgId,
+        id: TransferId,
+        review: &Review,
+        actor: &Actor,
+    ) -> RepoResult<Transfer> {
+        let (review, actor) = (review.clone(), actor.clone());
+        in_write_tx!(self, |tx, sql, audit, events, sync_flag| {
+            let row = sql::lock(&mut tx, Some(org.as_uuid()), id)
+                .await
+                .db()?
+                .ok_or(RepoError::NotFound)?;
+            let current = Transfer::try_from(row)?;
+            if current.status != TransferStatus::ManualReview {
+                return Err(RepoError::Conflict(format!(
+                    "the transfer is {}, not waiting for a manual review",
+                    current.status
+                )));
+            }
+            let stored_review = serde_json::to_string(&review)
+                .map_err(|e| RepoError::Internal(format!("review: {e}")))?;
+            sql::set_review(&mut tx, id, &stored_review).await.db()?;
+            // An approval is checked again against the current state, under
+            // the token's lock, so its reservation is as sound as the first.
+            sql::lock_token(&mut tx, current.token_id.as_uuid())
+                .await
+                .db()?;
+            let mut record = sql::evaluate_stored(&mut tx, &current).await?;
+            let status = match review.decision {
+                TransferStatus::Approved => decide(all_passed(&record.verdicts), None),
+                _ => TransferStatus::Rejected,
+            };
+            if let Some(engine) = current
+                .compliance
+                .as_ref()
+                .and_then(|c| c.verdicts.iter().find(|v| v.rule == RISK_ENGINE_RULE))
+            {
+                record.verdicts.push(engine.clone());
+            }
+            let extra = json!({ "review": review });
+            let stored = decided!(
+                tx,
+                sql,
+                audit,
+                events,
+                sync_flag,
+                &current,
+                status,
+                &record,
+                &actor,
+                "transfer.reviewed",
+                extra
             );
             Ok::<_, RepoError>(stored)
         })
@@ -683,9 +764,9 @@ crate::dialect::statements! {
     use chrono::{TimeDelta, Utc};
     use rwa_domain::amount::Amount;
     use rwa_domain::chain::Address;
-    use rwa_domain::compliance::RuleSet;
-    use rwa_domain::transfer::{PartyRef, TransferFilter, TransferRequest};
-    use rwa_domain::{RepoResult, ValidationError};
+    use rwa_domain::compliance::{RuleSet, evaluate};
+    use rwa_domain::transfer::{ComplianceRecord, PartyRef, Transfer, TransferFilter, TransferRequest};
+    use rwa_domain::{RepoError, RepoResult, ValidationError};
     use sqlx::{query, query_as, query_scalar};
     use uuid::Uuid;
 
@@ -1027,6 +1108,51 @@ crate::dialect::statements! {
         .bind(fetch)
         .fetch_all(pool)
         .await
+    }
+
+    /// Takes the snapshot of a stored transfer on `c` and evaluates its
+    /// token's rules over it (a caller deciding on the result holds the
+    /// token's lock).
+    pub(crate) async fn evaluate_stored(c: &mut Conn, t: &Transfer) -> RepoResult<ComplianceRecord> {
+        let facts = token_facts(&mut *c, t.token_id.as_uuid())
+            .await
+            .db()?
+            .ok_or(RepoError::NotFound)?;
+        let rules = facts.rule_set()?;
+        let readings = read(
+            &mut *c,
+            t.org_id.as_uuid(),
+            &facts,
+            &rules,
+            ResolvedParty::of(t.from_wallet, t.from_investor_id),
+            ResolvedParty::of(t.to_wallet, t.to_investor_id),
+            t.amount,
+            Some(t.id),
+        )
+        .await?;
+        let snapshot = super::assemble(readings)?;
+        let verdicts = evaluate(&rules, &snapshot);
+        Ok(ComplianceRecord {
+            rule_set_version: super::DEPLOYED_VERSION,
+            verdicts,
+            snapshot,
+        })
+    }
+
+    pub(crate) async fn get_any(c: &mut Conn, id: Uuid) -> sqlx::Result<Option<TransferRow>> {
+        query_as(concat!("SELECT ", transfer_columns!(), " FROM transfers WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(c)
+            .await
+    }
+
+    pub(crate) async fn set_review(c: &mut Conn, id: Uuid, review: &str) -> sqlx::Result<()> {
+        query("UPDATE transfers SET review = $2 WHERE id = $1")
+            .bind(id)
+            .bind(review)
+            .execute(c)
+            .await
+            .map(|_| ())
     }
 
     pub(crate) async fn in_batch(c: &mut Conn, id: Uuid) -> sqlx::Result<bool> {

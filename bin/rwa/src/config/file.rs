@@ -35,8 +35,9 @@ pub(crate) struct Layered {
     /// yet (see [`NOT_YET_USED`]): accepted, so a shared file does not fail,
     /// and reported, so nobody believes they do something.
     pub(crate) redis: Option<toml::Table>,
-    pub(crate) compliance: Option<toml::Table>,
     pub(crate) webhooks: Option<toml::Table>,
+    #[serde(default)]
+    pub(crate) compliance: ComplianceSection,
     #[serde(default)]
     pub(crate) kyc: KycSection,
     /// One line per setting given that this version does not use.
@@ -49,13 +50,18 @@ pub(crate) struct Layered {
 /// service says so at start-up and `rwa config check` lists it.
 pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] = &[
     ("RWA_REDIS_URL", "redis", "shared rate limits and cache"),
-    (
-        "RWA_COMPLIANCE_ENGINE_URL",
-        "compliance",
-        "the external risk engine",
-    ),
     ("RWA_WEBHOOK_ALLOW_PRIVATE", "webhooks", "webhooks"),
 ];
+
+/// `[compliance]`: the external risk engine asked after the rules pass.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ComplianceSection {
+    /// Its URL (`POST` of each transfer); unset: rules only.
+    pub(crate) engine_url: Option<String>,
+    /// Each attempt's timeout, milliseconds.
+    pub(crate) engine_timeout_ms: Option<u64>,
+}
 
 /// `[kyc]`: KYC provider callbacks.
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +168,12 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
     ("RWA_SECRET_KEY", |c, v| {
         Ok(c.secret_key = Some(Secret::new(v)))
     }),
+    ("RWA_COMPLIANCE_ENGINE_URL", |c, v| {
+        Ok(c.compliance.engine_url = Some(v.to_owned()))
+    }),
+    ("RWA_COMPLIANCE_ENGINE_TIMEOUT_MS", |c, v| {
+        Ok(c.compliance.engine_timeout_ms = Some(number(v)?))
+    }),
     ("RWA_KYC_CALLBACK_SECRET", |c, v| {
         Ok(c.kyc.callback_secret = Some(Secret::new(v)))
     }),
@@ -253,7 +265,6 @@ pub(crate) fn load(
     for (name, section, user) in NOT_YET_USED {
         let in_file = match *section {
             "redis" => layered.redis.is_some(),
-            "compliance" => layered.compliance.is_some(),
             _ => layered.webhooks.is_some(),
         };
         if env(name).is_some() || in_file {

@@ -108,6 +108,15 @@ pub struct SignerConfig {
     pub admin_key: Option<Secret>,
 }
 
+/// The external risk engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Where each transfer is `POST`ed.
+    pub url: String,
+    /// Each attempt's timeout.
+    pub timeout: std::time::Duration,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -123,6 +132,8 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     /// What KYC providers sign callbacks with; callbacks are refused without it.
     pub kyc_callback_secret: Option<Secret>,
+    /// The external risk engine (none: the rules alone decide).
+    pub compliance_engine: Option<EngineConfig>,
     /// CORS origins.
     pub cors_origins: Vec<String>,
     /// Chain.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::file::Layered;
 use super::secret::Secret;
 use super::{
-    ChainConfig, Config, DatabaseConfig, Environment, HttpConfig, JobsConfig, LogFormat, ServeRole,
-    SignerConfig,
+    ChainConfig, Config, DatabaseConfig, EngineConfig, Environment, HttpConfig, JobsConfig,
+    LogFormat, ServeRole, SignerConfig,
 };
 
 /// Secrets that appear in examples and tutorials, refused in production.
@@ -79,6 +79,26 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         ));
     }
 
+    let compliance_engine = l.compliance.engine_url.map(|url| {
+        check_url(
+            "RWA_COMPLIANCE_ENGINE_URL",
+            &url,
+            &["http", "https"],
+            errors,
+        );
+        if prod && !url.starts_with("https://") {
+            errors.push("RWA_COMPLIANCE_ENGINE_URL: must be https in production".into());
+        }
+        let timeout_ms = l.compliance.engine_timeout_ms.unwrap_or(2_000);
+        if !(1..=60_000).contains(&timeout_ms) {
+            errors.push("RWA_COMPLIANCE_ENGINE_TIMEOUT_MS: must be 1 to 60000".into());
+        }
+        EngineConfig {
+            url,
+            timeout: std::time::Duration::from_millis(timeout_ms),
+        }
+    });
+
     let cors_origins = l.cors_origins.unwrap_or_default();
     for origin in &cors_origins {
         check_origin(origin, prod, errors);
@@ -128,6 +148,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         database,
         secret_key: l.secret_key,
         kyc_callback_secret,
+        compliance_engine,
         cors_origins,
         chain,
         signer,

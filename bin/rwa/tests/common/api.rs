@@ -59,6 +59,41 @@ impl Api<'_> {
         self.call(key, Method::POST, path, Some(idem), body).await
     }
 
+    /// Sends the same POST `n` times at once under one idempotency key;
+    /// answers every response.
+    pub async fn race(
+        &self,
+        key: &str,
+        path: &str,
+        idem: &str,
+        body: &Value,
+        n: usize,
+    ) -> Vec<(StatusCode, reqwest::header::HeaderMap, Value)> {
+        let mut racing = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (client, url, key, idem, body) = (
+                self.client.clone(),
+                self.s.url(path),
+                key.to_owned(),
+                idem.to_owned(),
+                body.clone(),
+            );
+            racing.spawn(async move {
+                let r = client
+                    .post(url)
+                    .bearer_auth(key)
+                    .header("Idempotency-Key", idem)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let (status, headers) = (r.status(), r.headers().clone());
+                (status, headers, r.json::<Value>().await.unwrap())
+            });
+        }
+        racing.join_all().await
+    }
+
     /// Waits until the operation reaches `status`.
     pub async fn until(&self, key: &str, id: &str, status: &str) -> Value {
         let path = format!("/v1/operations/{id}");

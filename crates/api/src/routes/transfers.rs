@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use rwa_domain::compliance::{Verdict, all_passed};
 use rwa_domain::idempotency::Completion;
 use rwa_domain::transfer::{
-    ComplianceRecord, Resolved, Transfer, TransferDraft, TransferFilter, TransferRequest,
+    ComplianceRecord, Resolved, Review, Transfer, TransferDraft, TransferFilter, TransferRequest,
+    TransferStatus,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -33,6 +34,7 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(check_transfer))
         .routes(routes!(get_transfer))
         .routes(routes!(cancel_transfer))
+        .routes(routes!(review_transfer))
 }
 
 /// Body of `POST /v1/transfers` and `POST /v1/transfers/check`.
@@ -80,7 +82,8 @@ pub(crate) struct VerdictView {
     /// `receiver_not_frozen`, `unfrozen_balance`, `token_not_paused`,
     /// `country_allowed`, `country_not_blocked`, `max_balance_per_investor`,
     /// `max_holders`, `lockup`, `sanctions`, `max_investors_per_country`,
-    /// `velocity` or `structuring`.
+    /// `velocity`, `structuring`, or `risk_engine` (the external engine's
+    /// decision and score, when one is configured and the rules passed).
     rule: String,
     passed: bool,
     /// What the rule compared.
@@ -145,6 +148,8 @@ pub(crate) struct TransferView {
     status: String,
     /// The latest compliance check (absent before it ran).
     compliance: Option<ComplianceView>,
+    /// A compliance officer's decision on a manual review.
+    review: Option<ReviewView>,
     tx_hash: Option<String>,
     block_number: Option<u64>,
     /// Why it failed.
@@ -167,6 +172,11 @@ impl From<Transfer> for TransferView {
             amount: t.amount.to_string(),
             status: t.status.as_str().to_owned(),
             compliance: t.compliance.as_ref().map(ComplianceView::from),
+            review: t.review.map(|r| ReviewView {
+                decision: r.decision.as_str().to_owned(),
+                reason: r.reason,
+                by: r.by,
+            }),
             tx_hash: t.tx_hash.map(|h| format!("{h:#x}")),
             block_number: t.block_number,
             error: t.error,
@@ -175,6 +185,27 @@ impl From<Transfer> for TransferView {
             updated_at: t.updated_at,
         }
     }
+}
+
+/// A manual review's outcome.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ReviewView {
+    /// `approved` or `rejected`.
+    decision: String,
+    reason: String,
+    /// The reviewer (`api_key:<id>`).
+    by: String,
+}
+
+/// Body of `POST /v1/transfers/{id}/review`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReviewBody {
+    #[schema(pattern = "^(approved|rejected)$")]
+    decision: String,
+    /// Why: 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
+    reason: String,
 }
 
 fn render(t: &Transfer) -> String {
@@ -372,6 +403,46 @@ async fn cancel_transfer(
         state
             .transfers
             .cancel(caller.org_id, id, &caller.actor())
+            .await?
+            .into(),
+    ))
+}
+
+/// Decides a transfer waiting in `manual_review` (the risk engine asked for
+/// it, or could not answer). An approval is checked against the rules
+/// again first: approved (its amount reserved, then settled), or rejected
+/// with the new verdicts if a rule fails now. The reviewer is audited.
+#[utoipa::path(post, path = "/v1/transfers/{id}/review", tag = "transfers",
+    security(("api_key" = ["admin", "compliance"])),
+    params(("id" = uuid::Uuid, Path, description = "transfer id")),
+    request_body = ReviewBody,
+    responses(
+        (status = 200, body = TransferView),
+        (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
+            description = "`/problems/conflict`: the transfer is not waiting for a manual review"),
+    ))]
+async fn review_transfer(
+    caller: Authorized<roles::AdminOrCompliance>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Json(body): Json<ReviewBody>,
+) -> ApiResult<axum::Json<TransferView>> {
+    let id: uuid::Uuid = path_id(&id)?;
+    let decision = match body.decision.as_str() {
+        "approved" => TransferStatus::Approved,
+        "rejected" => TransferStatus::Rejected,
+        _ => return Err(ApiError::field("decision", "must be approved or rejected")),
+    };
+    let reason = rwa_domain::operation::parse_reason(&body.reason, "reason")?;
+    let review = Review {
+        decision,
+        reason,
+        by: caller.actor().to_string(),
+    };
+    Ok(axum::Json(
+        state
+            .transfers
+            .review(caller.org_id, id, &review, &caller.actor())
             .await?
             .into(),
     ))

@@ -1,7 +1,9 @@
-//! A circuit breaker in front of the node: after `failure_threshold`
-//! consecutive transient failures it opens and refuses calls at once (no
-//! timeouts piling up behind a dead node); after `cool_down` one probe call is
-//! let through (half-open), and its success closes the breaker again.
+//! A circuit breaker in front of a dependency (the node; the external risk
+//! engine): after `failure_threshold` consecutive transient failures it
+//! opens and refuses calls at once (no timeouts piling up behind a dead
+//! dependency); after `cool_down` one probe call is let through (half-open),
+//! and its success closes the breaker again. Each transition is logged and
+//! counted under the breaker's own metric.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -38,15 +40,37 @@ struct Inner {
 /// The breaker.
 #[derive(Debug)]
 pub struct Breaker {
+    /// The dependency, for logs.
+    name: &'static str,
+    /// The transitions counter, labelled `to`.
+    metric: &'static str,
     failure_threshold: u32,
     cool_down: Duration,
     inner: Mutex<Inner>,
 }
 
 impl Breaker {
-    /// A closed breaker.
+    /// A closed breaker in front of the node
+    /// (`rwa_chain_breaker_transitions_total`).
     pub fn new(failure_threshold: u32, cool_down: Duration) -> Self {
+        Self::named(
+            "chain",
+            "rwa_chain_breaker_transitions_total",
+            failure_threshold,
+            cool_down,
+        )
+    }
+
+    /// A closed breaker in front of `name`, counting transitions in `metric`.
+    pub fn named(
+        name: &'static str,
+        metric: &'static str,
+        failure_threshold: u32,
+        cool_down: Duration,
+    ) -> Self {
         Self {
+            name,
+            metric,
             failure_threshold: failure_threshold.max(1),
             cool_down,
             inner: Mutex::new(Inner {
@@ -84,7 +108,7 @@ impl Breaker {
                     .opened_at
                     .is_some_and(|at| at.elapsed() >= self.cool_down)
                 {
-                    transition(&mut inner, BreakerState::HalfOpen);
+                    self.transition(&mut inner, BreakerState::HalfOpen);
                     true
                 } else {
                     false
@@ -98,7 +122,7 @@ impl Breaker {
         let mut inner = self.lock();
         inner.consecutive_failures = 0;
         if inner.state != BreakerState::Closed {
-            transition(&mut inner, BreakerState::Closed);
+            self.transition(&mut inner, BreakerState::Closed);
             inner.opened_at = None;
         }
     }
@@ -111,20 +135,23 @@ impl Breaker {
             || (inner.state == BreakerState::Closed
                 && inner.consecutive_failures >= self.failure_threshold);
         if trips {
-            transition(&mut inner, BreakerState::Open);
+            self.transition(&mut inner, BreakerState::Open);
             inner.opened_at = Some(Instant::now());
         }
     }
 }
 
-fn transition(inner: &mut Inner, to: BreakerState) {
-    tracing::warn!(
-        from = inner.state.as_str(),
-        to = to.as_str(),
-        "chain circuit breaker"
-    );
-    metrics::counter!("rwa_chain_breaker_transitions_total", "to" => to.as_str()).increment(1);
-    inner.state = to;
+impl Breaker {
+    fn transition(&self, inner: &mut Inner, to: BreakerState) {
+        tracing::warn!(
+            breaker = self.name,
+            from = inner.state.as_str(),
+            to = to.as_str(),
+            "circuit breaker"
+        );
+        metrics::counter!(self.metric, "to" => to.as_str()).increment(1);
+        inner.state = to;
+    }
 }
 
 #[cfg(test)]
