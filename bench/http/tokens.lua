@@ -36,13 +36,4 @@ function request()
   return wrk.format(nil, "/v1/tokens", nil, body)
 end
 
-local statuses = {}
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-
-function done(summary, latency, requests)
-  io.write(string.format("errors: connect %d, read %d, write %d, status %d, timeout %d\n",
-    summary.errors.connect, summary.errors.read, summary.errors.write,
-    summary.errors.status, summary.errors.timeout))
-end
+dofile("bench/http/report.lua")
