@@ -8,62 +8,27 @@ devnet blocks and transactions in that window (from /metrics), and the
 server's CPU time per mint.
 """
 import sys
-import time
-import urllib.request
 import uuid
 
 from client import caller
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from e2e import cpu_seconds, every, metric, onboard, ts, wait
+from e2e import metrics as read_metrics
 
 base, key, n, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 call = caller(base, key)
 
 
-def metric(text, name, label=""):
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and label in line and not line.startswith("#"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def metrics():
-    with urllib.request.urlopen(base + "/metrics") as r:
-        return r.read().decode()
-
-
-def cpu_seconds():
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, USER_HZ 100
-
-
-def wait(what, done, limit=1800):
-    start = time.monotonic()
-    while not done():
-        time.sleep(0.2)
-        if time.monotonic() - start > limit:
-            sys.exit(f"{what} still pending after {limit} s")
+    return read_metrics(base)
 
 
 token = call("POST", "/v1/tokens", {"name": "Bench Fund", "symbol": "BENCH", "decimals": 0})
 wait("deployment", lambda: call("GET", f"/v1/tokens/{token['id']}")["status"] == "deployed")
 
 
-def onboard(i):
-    investor = call("POST", "/v1/investors", {
-        "name": f"Investor {i:06d}", "email": f"investor{i}@example.com",
-        "country": "FR", "type": "individual", "accredited": False,
-    })
-    call("POST", f"/v1/investors/{investor['id']}/wallets", {"address": "0x" + f"{i + 1:040x}"})
-    call("POST", f"/v1/investors/{investor['id']}/kyc", {
-        "decision": "approved", "expires_at": "2099-01-01T00:00:00Z", "reason": "bench"})
-    return investor["id"]
-
-
 with ThreadPoolExecutor(16) as pool:
-    ids = list(pool.map(onboard, range(n)))
+    ids = list(pool.map(lambda i: onboard(call, i), range(n)))
 wait("registrations", lambda: metric(metrics(), "rwa_identity_wallets_total") >= n)
 
 
@@ -74,7 +39,7 @@ def mint(i):
 
 
 before = metrics()
-cpu0 = cpu_seconds()
+cpu0 = cpu_seconds(pid)
 start = time.monotonic()
 with ThreadPoolExecutor(32) as pool:
     ops = list(pool.map(mint, range(n)))
@@ -82,21 +47,11 @@ requested_in = time.monotonic() - start
 settled = 'state="settled"'
 wait("mints", lambda: metric(metrics(), "rwa_operations_total", settled) >= n)
 waited = time.monotonic() - start
-cpu = cpu_seconds() - cpu0
+cpu = cpu_seconds(pid) - cpu0
 after = metrics()
 
 
-def ts(s):
-    return datetime.fromisoformat(s.replace("Z", "+00:00"))
-
-
-items, cursor = [], ""
-while True:
-    page = call("GET", f"/v1/operations?kind=mint&limit=200&cursor={cursor}")
-    items += page["items"]
-    cursor = page.get("next_cursor")
-    if not cursor:
-        break
+items = every(call, "/v1/operations?kind=mint")
 assert len(items) == n and all(o["status"] == "settled" for o in items), "every mint settled"
 first = min(ts(o["created_at"]) for o in items)
 last = max(ts(o["updated_at"]) for o in items)

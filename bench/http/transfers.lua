@@ -22,7 +22,11 @@ end
 function request()
   run = run or tostring(os.time())
   counter = counter + 1
-  local headers = { ["Idempotency-Key"] = "bench-" .. run .. "-" .. tid .. "-" .. counter }
+  -- wrk.format takes the given headers instead of wrk.headers (which hold
+  -- the -H ones): copy them.
+  local headers = {}
+  for k, v in pairs(wrk.headers) do headers[k] = v end
+  headers["Idempotency-Key"] = "bench-" .. run .. "-" .. tid .. "-" .. counter
   return wrk.format(nil, "/v1/transfers", headers, body)
 end
 

@@ -2,7 +2,9 @@
 //! PostgreSQL, per `RWA_TEST_DATABASE`), the transaction manager, the token
 //! deployment, identity and operations flows, and a real chain (the
 //! embedded devnet and anvil), driven step by step. Every outcome is read
-//! back from the token contract.
+//! back from the token contract. A transfer's settlement through a reorg
+//! is driven the same way (with the indexer, whose balances it is checked
+//! against).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,13 +31,19 @@ use rwa_domain::org::OrgName;
 use rwa_domain::pii::PiiKeys;
 use rwa_domain::ports::OrgRepository;
 use rwa_domain::token::{ComplianceDraft, NewToken, Token, TokenDraft, TokenRepository};
+use rwa_domain::transfer::{
+    PartyRef, Resolved, Transfer, TransferRepository, TransferRequest, TransferStatus,
+};
 use rwa_domain::tx::{Lane, Signer};
 use rwa_domain::{Actor, ApiKeyId, InvestorId, OrgId, Role};
+use rwa_flows::compliance::ComplianceFlow;
 use rwa_flows::deployment::{Progress as Deploy, TokenDeployer};
 use rwa_flows::holdings::ChainHoldings;
 use rwa_flows::identity::{IdentitySync, SyncProgress};
 use rwa_flows::operations::{OperationsFlow, Progress};
+use rwa_flows::settlement::{Progress as Settled, SettlementFlow};
 use rwa_flows::submit::Submitter;
+use rwa_indexer::follower::{Follower, FollowerConfig};
 use rwa_store::{Store, StoreOptions};
 use rwa_testkit::anvil::{DEV_KEY_0, DEV_KEY_1, DEV_KEY_2};
 use rwa_testkit::{Anvil, TestDatabase};
@@ -719,4 +727,126 @@ async fn mints_are_batched_on_anvil() {
 #[tokio::test]
 async fn a_reorged_mint_is_applied_once_on_the_devnet() {
     a_reorged_mint_is_applied_once(rig(devnet().await).await).await;
+}
+
+/// Steps the indexer until it is at the head.
+async fn index(rig: &Rig) {
+    let chain_id = rig.chain.chain_id().await.unwrap();
+    let port: Arc<dyn ChainPort> = rig.chain.clone();
+    let follower = Follower::new(port, rig.store.clone(), chain_id, FollowerConfig::default());
+    for _ in 0..200 {
+        if follower.step().await.unwrap() == rwa_indexer::follower::Progress::Idle {
+            return;
+        }
+    }
+    panic!("the indexer never reached the head");
+}
+
+fn render_transfer(t: &Transfer) -> String {
+    format!("{{\"id\":\"{}\"}}", t.id)
+}
+
+/// Requests a transfer as the API does, under a fresh idempotency key.
+async fn transfer(rig: &Rig, org: OrgId, request: &TransferRequest) -> Transfer {
+    let key = IdempotencyKey::parse(&uuid::Uuid::now_v7().to_string()).unwrap();
+    let Claim::Granted(claim) = rig
+        .store
+        .claim(org, &key, "fp", Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh key is granted");
+    };
+    let done = Completion {
+        key,
+        claim,
+        status: 202,
+        render: Arc::new(render_transfer),
+    };
+    match TransferRepository::create(rig.store.as_ref(), org, request, &alice(), &done)
+        .await
+        .unwrap()
+    {
+        Resolved::Done(t) => t,
+        Resolved::Refused(e) => panic!("refused: {e:?}"),
+    }
+}
+
+async fn transfer_status(rig: &Rig, org: OrgId, id: uuid::Uuid) -> TransferStatus {
+    TransferRepository::get(rig.store.as_ref(), org, id)
+        .await
+        .unwrap()
+        .status
+}
+
+/// A settled transfer's block reorged out: the transfer goes back to
+/// `submitted`, its batch's transaction is sent again, and it moves tokens
+/// once.
+async fn a_reorged_transfer_moves_tokens_once(rig: Rig) {
+    let org = org(&rig.store).await;
+    let token = deploy(&rig, org, None).await;
+    let ana = investor(&rig, org, "Ana Lima", &[w(1)]).await;
+    let ben = investor(&rig, org, "Ben Ode", &[w(2)]).await;
+    register(&rig, org).await;
+    stored(&rig, org, &token, mint(&token, ana, w(1), 100), &alice()).await;
+    settle(&rig, org).await;
+    index(&rig).await;
+    let request = TransferRequest {
+        token_id: token.id,
+        from: PartyRef::Investor(ana),
+        to: PartyRef::Investor(ben),
+        amount: Amount::new(U256::from(10u64)),
+    };
+    let t = transfer(&rig, org, &request).await;
+    let compliance = ComplianceFlow::new(rig.store.clone(), None);
+    let checked = compliance.step(t.id).await.unwrap();
+    assert_eq!(checked.status, TransferStatus::Approved, "{checked:?}");
+    let port: Arc<dyn ChainPort> = rig.chain.clone();
+    let sub = Submitter {
+        txm: rig.txm.clone(),
+        txs: rig.store.clone(),
+        chain: port.clone(),
+    };
+    let settlement = SettlementFlow::new(sub, port, rig.store.clone(), rig.store.clone());
+    for _ in 0..6 {
+        settlement.step(org).await.unwrap();
+        if transfer_status(&rig, org, t.id).await == TransferStatus::Confirmed {
+            break;
+        }
+        tick(&rig).await;
+    }
+    assert_eq!(
+        transfer_status(&rig, org, t.id).await,
+        TransferStatus::Confirmed
+    );
+    // The block holding it and the one above.
+    rig.chain.rollback(2).await.unwrap();
+    rig.txm.tick().await;
+    settlement.step(org).await.unwrap();
+    assert_eq!(
+        transfer_status(&rig, org, t.id).await,
+        TransferStatus::Submitted
+    );
+    for _ in 0..40 {
+        if settlement.step(org).await.unwrap() == Settled::Idle {
+            break;
+        }
+        tick(&rig).await;
+    }
+    assert_eq!(
+        transfer_status(&rig, org, t.id).await,
+        TransferStatus::Settled
+    );
+    assert_eq!(balance(&rig, &token, w(2)).await, 10, "moved once");
+    assert_eq!(balance(&rig, &token, w(1)).await, 90);
+}
+
+#[tokio::test]
+async fn a_reorged_transfer_moves_tokens_once_on_the_devnet() {
+    a_reorged_transfer_moves_tokens_once(rig(devnet().await).await).await;
+}
+
+#[tokio::test]
+async fn a_reorged_transfer_moves_tokens_once_on_anvil() {
+    a_reorged_transfer_moves_tokens_once(rig(anvil()).await).await;
 }

@@ -424,6 +424,11 @@ fn check(rule: Rule, r: &RuleSet, s: &Snapshot) -> (bool, String) {
                 )
             }
         },
+        // Without a lockup the contract still records each mint's block
+        // time as the wallet's unlock time, which has passed at any later
+        // block: it is no lockup, even when the node's clock runs ahead of
+        // ours. (With one, the end is compared with our clock.)
+        Rule::Lockup if r.lockup_seconds == 0 => (true, "no lockup".to_owned()),
         Rule::Lockup => match s.sender_unlock_at {
             Some(until) if until > s.taken_at => (
                 false,
@@ -738,6 +743,7 @@ mod tests {
         s.sender_unlock_at = Some("2026-12-04T00:00:00Z".parse().unwrap());
         let rules = RuleSet {
             country_block: vec![country("US")],
+            lockup_seconds: 86_400,
             ..RuleSet::default()
         };
         assert_eq!(
@@ -752,6 +758,21 @@ mod tests {
                 "sanctions"
             ]
         );
+    }
+
+    #[test]
+    fn a_token_without_lockup_ignores_unlock_times() {
+        let mut s = snapshot();
+        s.sender_unlock_at = Some(s.taken_at + chrono::TimeDelta::seconds(5));
+        assert!(
+            failed(&RuleSet::default(), &s).is_empty(),
+            "a mint's block time ahead of our clock"
+        );
+        let locked = RuleSet {
+            lockup_seconds: 60,
+            ..RuleSet::default()
+        };
+        assert_eq!(failed(&locked, &s), ["lockup"]);
     }
 
     #[test]

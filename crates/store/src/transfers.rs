@@ -420,9 +420,33 @@ fn unlock_at_of(data: Option<String>) -> RepoResult<Option<DateTime<Utc>>> {
     })
 }
 
-/// Inside a unit, after a change to transfer `$id`: re-reads it and appends
-/// the audit entry `$action` by `$actor` and the event `$event`, both
-/// carrying the transfer and the fields of `$extra`; evaluates to the
+/// Inside a unit: appends the audit entry `$action` by `$actor` and the
+/// event `$event` of the transfer `$stored`, both carrying the transfer and
+/// the fields of `$extra`.
+macro_rules! recorded {
+    ($tx:ident, $audit:ident, $events:ident, $stored:expr, $actor:expr,
+     $action:expr, $event:expr, $extra:expr) => {{
+        let stored: &Transfer = $stored;
+        let mut data = event_data(stored);
+        if let (Some(map), serde_json::Value::Object(extra)) = (data.as_object_mut(), $extra) {
+            map.extend(extra);
+        }
+        let record = AuditRecord {
+            action: $action,
+            target: stored.id.to_string(),
+            data: data.clone(),
+        };
+        $audit::append_audit(&mut $tx, stored.org_id, $actor, &record)
+            .await
+            .db()?;
+        $events::append_event(&mut $tx, stored.org_id.as_uuid(), $event, &data)
+            .await
+            .db()?;
+    }};
+}
+
+/// Inside a unit, after a change to transfer `$id`: re-reads it and
+/// appends its audit entry and event ([`recorded!`]); evaluates to the
 /// transfer.
 macro_rules! changed {
     ($tx:ident, $sql:ident, $audit:ident, $events:ident, $id:expr, $actor:expr,
@@ -433,25 +457,13 @@ macro_rules! changed {
                 .db()?
                 .ok_or(RepoError::NotFound)?,
         )?;
-        let mut data = event_data(&stored);
-        if let (Some(map), serde_json::Value::Object(extra)) = (data.as_object_mut(), $extra) {
-            map.extend(extra);
-        }
-        let record = AuditRecord {
-            action: $action,
-            target: $id.to_string(),
-            data: data.clone(),
-        };
-        $audit::append_audit(&mut $tx, stored.org_id, $actor, &record)
-            .await
-            .db()?;
-        $events::append_event(&mut $tx, stored.org_id.as_uuid(), $event, &data)
-            .await
-            .db()?;
+        $crate::transfers::recorded!(
+            $tx, $audit, $events, &stored, $actor, $action, $event, $extra
+        );
         stored
     }};
 }
-pub(crate) use changed;
+pub(crate) use {changed, recorded};
 
 /// Inside a unit holding the token's lock: records a check's `$record` and
 /// the `$status` it leads to (an approval turns the organization's
@@ -498,15 +510,21 @@ impl TransferRepository for Store {
         actor: &Actor,
         done: &Completion<Transfer>,
     ) -> RepoResult<Resolved<Transfer>> {
+        // Resolved on a reader, off the (SQLite) writer: what it reads can
+        // change before the insert commits, and the check reads it again.
+        let resolved = on_reader!(self, |pool, sql| {
+            let mut c = pool.acquire().await.db()?;
+            sql::resolve(&mut c, org.as_uuid(), request).await?
+        });
+        let (from, to) = match resolved {
+            Ok((_, from, to)) => (from, to),
+            Err(refusal) => return Ok(Resolved::Refused(refusal)),
+        };
         let (request, actor, done) = (request.clone(), actor.clone(), done.clone());
         let id = Uuid::now_v7();
         let out: RepoResult<Resolved<Transfer>> =
             in_write_tx!(self, |tx, sql, audit, events, idempotency, jobs| {
-                let (from, to) = match sql::resolve(&mut tx, org.as_uuid(), &request).await? {
-                    Ok((_, from, to)) => (from, to),
-                    Err(refusal) => return Ok(Resolved::Refused(refusal)),
-                };
-                sql::insert(
+                let row = sql::insert(
                     &mut tx,
                     id,
                     org.as_uuid(),
@@ -517,12 +535,12 @@ impl TransferRepository for Store {
                 )
                 .await
                 .db()?;
-                let stored = changed!(
+                let stored = Transfer::try_from(row)?;
+                recorded!(
                     tx,
-                    sql,
                     audit,
                     events,
-                    id,
+                    &stored,
                     &actor,
                     "transfer.requested",
                     "transfer.pending_compliance",
@@ -1044,12 +1062,13 @@ crate::dialect::statements! {
         from: ResolvedParty,
         to: ResolvedParty,
         actor: &str,
-    ) -> sqlx::Result<()> {
-        query(
+    ) -> sqlx::Result<TransferRow> {
+        query_as(concat!(
             "INSERT INTO transfers (id, org_id, token_id, from_investor_id, from_wallet, \
              to_investor_id, to_wallet, amount, status, requested_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending_compliance', $9)",
-        )
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending_compliance', $9) RETURNING ",
+            transfer_columns!()
+        ))
         .bind(id)
         .bind(org)
         .bind(r.token_id.as_uuid())
@@ -1059,9 +1078,8 @@ crate::dialect::statements! {
         .bind(hex(to.wallet))
         .bind(r.amount.to_string())
         .bind(actor)
-        .execute(c)
+        .fetch_one(c)
         .await
-        .map(|_| ())
     }
 
     pub(crate) async fn lock(c: &mut Conn, org: Option<Uuid>, id: Uuid) -> sqlx::Result<Option<TransferRow>> {
