@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 use rwa_chain::contracts::{self, SecurityToken};
 use rwa_chain::txm::TxmError;
-use rwa_domain::chain::{Address, Bytes, ChainError, U256};
+use rwa_domain::chain::{Address, Bytes, U256};
 use rwa_domain::operation::{Operation, OperationBatch, OperationKind, OperationRepository};
 use rwa_domain::token::{TokenRepository, TokenStatus};
-use rwa_domain::tx::{TxRequest, TxState};
+use rwa_domain::tx::TxState;
 use rwa_domain::{OrgId, RepoError};
 
-use crate::submit::Submitter;
+use crate::submit::{Estimated, Submitter, observed};
 
 /// Mints or burns per transaction. A mint to a new holder costs about 220k
 /// gas (`docs/benchmarks.md`); with the 10 % margin a batch of 40 reserves
@@ -112,36 +112,22 @@ impl OperationsFlow {
                     return Ok(false);
                 };
                 let input = call_input(batch);
-                let lane = batch.kind.lane();
-                let estimate = self.sub.estimate_with_margin(
-                    lane,
-                    Some(deployment.address),
-                    &input,
+                let sent = self.sub.submit_estimated(
+                    key,
+                    batch.kind.lane(),
+                    deployment.address,
+                    input,
                     BATCH_ESTIMATE_MARGIN_PERCENT,
                 );
-                let gas_limit = match estimate.await {
-                    Ok(gas) => gas,
-                    // The token refuses it as it stands: no transaction
-                    // would do better.
-                    Err(TxmError::Chain(ChainError::Reverted { reason, data })) => {
+                match sent.await? {
+                    Estimated::Sent(tx) => *tx,
+                    Estimated::Refused { reason, data } => {
                         let why = describe_revert(&reason, &data);
                         tracing::warn!(batch = %batch.id, kind = %batch.kind, items = batch.items.len(), reason = %why, "operation batch refused");
                         self.fail(batch, &why).await?;
                         return Ok(false);
                     }
-                    Err(e) => return Err(e.into()),
-                };
-                self.sub
-                    .txm
-                    .submit(&TxRequest {
-                        key,
-                        lane,
-                        to: Some(deployment.address),
-                        value: U256::ZERO,
-                        input,
-                        gas_limit,
-                    })
-                    .await?
+                }
             }
         };
         if batch.tx_id.is_none() {
@@ -149,16 +135,11 @@ impl OperationsFlow {
                 .system_record_batch_tx(batch.id, tx.id)
                 .await?;
         }
-        let hash = tx
-            .inclusion
-            .as_ref()
-            .map(|i| i.hash)
-            .or(tx.attempts.last().map(|a| a.hash));
-        let block = tx.inclusion.as_ref().map(|i| i.block_number);
+        let (state, hash, block) = observed(&tx);
         // Mirrored only when something changed: a step looks at every open
         // batch, and most have not moved since the last one.
         let unchanged = batch.tx_id.is_some()
-            && (batch.tx_state, batch.tx_hash, batch.block_number) == (tx.state, hash, block);
+            && (batch.tx_state, batch.tx_hash, batch.block_number) == (state, hash, block);
         if !unchanged {
             self.operations
                 .system_follow_batch(batch.id, tx.state, hash, block, tx.error.as_deref())

@@ -19,14 +19,14 @@ use std::sync::Arc;
 
 use rwa_chain::contracts::{self, ReasonCode, SecurityToken};
 use rwa_chain::txm::TxmError;
-use rwa_domain::chain::{Address, BlockTag, Bytes, ChainError, ChainPort, U256};
+use rwa_domain::chain::{Address, BlockTag, Bytes, ChainError, ChainPort};
 use rwa_domain::settlement::{SettlementRepository, TransferBatch};
 use rwa_domain::token::{TokenRepository, TokenStatus};
 use rwa_domain::transfer::Transfer;
-use rwa_domain::tx::{Lane, TxRequest, TxState};
+use rwa_domain::tx::{Lane, TxState};
 use rwa_domain::{OrgId, RepoError};
 
-use crate::submit::Submitter;
+use crate::submit::{Estimated, Submitter, observed};
 
 /// Transfers per transaction. An agent transfer to a new holder costs
 /// about 115k gas inside a batch; with the 10 % margin a batch of 100
@@ -138,33 +138,22 @@ impl SettlementFlow {
                     return Ok(false);
                 }
                 let input = call_input(&batch.items);
-                let estimate = self.sub.estimate_with_margin(
+                let sent = self.sub.submit_estimated(
+                    key,
                     Lane::Settlement,
-                    Some(deployment.address),
-                    &input,
+                    deployment.address,
+                    input,
                     BATCH_ESTIMATE_MARGIN_PERCENT,
                 );
-                let gas_limit = match estimate.await {
-                    Ok(gas) => gas,
-                    Err(TxmError::Chain(ChainError::Reverted { reason, data })) => {
+                match sent.await? {
+                    Estimated::Sent(tx) => *tx,
+                    Estimated::Refused { reason, data } => {
                         let why = contracts::token_error(&data).unwrap_or(reason);
                         tracing::warn!(batch = %batch.id, items = batch.items.len(), reason = %why, "transfer batch refused");
                         self.fail(&batch, &why).await?;
                         return Ok(false);
                     }
-                    Err(e) => return Err(e.into()),
-                };
-                self.sub
-                    .txm
-                    .submit(&TxRequest {
-                        key,
-                        lane: Lane::Settlement,
-                        to: Some(deployment.address),
-                        value: U256::ZERO,
-                        input,
-                        gas_limit,
-                    })
-                    .await?
+                }
             }
         };
         if batch.tx_id.is_none() {
@@ -172,14 +161,9 @@ impl SettlementFlow {
                 .system_record_batch_tx(batch.id, tx.id)
                 .await?;
         }
-        let hash = tx
-            .inclusion
-            .as_ref()
-            .map(|i| i.hash)
-            .or(tx.attempts.last().map(|a| a.hash));
-        let block = tx.inclusion.as_ref().map(|i| i.block_number);
+        let (state, hash, block) = observed(&tx);
         let unchanged = batch.tx_id.is_some()
-            && (batch.tx_state, batch.tx_hash, batch.block_number) == (tx.state, hash, block);
+            && (batch.tx_state, batch.tx_hash, batch.block_number) == (state, hash, block);
         if !unchanged {
             self.settlement
                 .system_follow_batch(batch.id, tx.state, hash, block, tx.error.as_deref())

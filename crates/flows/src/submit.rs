@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use rwa_chain::contracts;
 use rwa_chain::txm::{TxManager, TxmError};
-use rwa_domain::chain::{Address, Bytes, CallRequest, ChainPort, U256};
-use rwa_domain::tx::{Lane, ManagedTx, TxRequest, TxStore};
+use rwa_domain::chain::{Address, B256, Bytes, CallRequest, ChainError, ChainPort, U256};
+use rwa_domain::tx::{Lane, ManagedTx, TxRequest, TxState, TxStore};
 
 /// Margin over a gas estimate, in percent.
 pub const ESTIMATE_MARGIN_PERCENT: u64 = 20;
@@ -25,6 +25,36 @@ pub struct Step {
     /// The contract it creates (a deployment's address follows from its
     /// sender and nonce).
     pub creates: Option<Address>,
+}
+
+/// What [`Submitter::submit_estimated`] came to.
+pub enum Estimated {
+    /// Submitted.
+    Sent(Box<ManagedTx>),
+    /// The contract refuses the call as it stands (its gas estimate
+    /// reverts): no transaction would do better. The revert's reason and
+    /// data, for the flow to decode and split its batch.
+    Refused {
+        /// The node's reason.
+        reason: String,
+        /// The revert data.
+        data: Bytes,
+    },
+}
+
+/// A batch's transaction as the batch mirrors it: its state, its hash (the
+/// included attempt's, else the last one's) and its block.
+pub fn observed(tx: &ManagedTx) -> (TxState, Option<B256>, Option<u64>) {
+    let hash = tx
+        .inclusion
+        .as_ref()
+        .map(|i| i.hash)
+        .or(tx.attempts.last().map(|a| a.hash));
+    (
+        tx.state,
+        hash,
+        tx.inclusion.as_ref().map(|i| i.block_number),
+    )
 }
 
 /// Submits (or finds) managed transactions.
@@ -54,6 +84,36 @@ impl Submitter {
     ) -> Result<u64, TxmError> {
         self.estimate_with_margin(lane, to, input, ESTIMATE_MARGIN_PERCENT)
             .await
+    }
+
+    /// Submits `input` to `to` from `lane` under `key`, its gas limit the
+    /// estimate with `margin_percent` on top; a call the contract refuses
+    /// as it stands is answered [`Estimated::Refused`], not sent.
+    pub async fn submit_estimated(
+        &self,
+        key: String,
+        lane: Lane,
+        to: Address,
+        input: Bytes,
+        margin_percent: u64,
+    ) -> Result<Estimated, TxmError> {
+        let estimate = self.estimate_with_margin(lane, Some(to), &input, margin_percent);
+        let gas_limit = match estimate.await {
+            Ok(gas) => gas,
+            Err(TxmError::Chain(ChainError::Reverted { reason, data })) => {
+                return Ok(Estimated::Refused { reason, data });
+            }
+            Err(e) => return Err(e),
+        };
+        let request = TxRequest {
+            key,
+            lane,
+            to: Some(to),
+            value: U256::ZERO,
+            input,
+            gas_limit,
+        };
+        Ok(Estimated::Sent(Box::new(self.txm.submit(&request).await?)))
     }
 
     /// [`Self::estimate`] with `margin_percent` on top instead.
