@@ -104,6 +104,44 @@ contract Compliance is Ownable, ICompliance {
         emit LockupSecondsSet(lockup);
     }
 
+    /// @notice Changes several rules in one transaction, so a new rule set takes
+    /// effect whole or not at all: countries added to and removed from each list,
+    /// then the three limits (0: no limit; lockup 0: none).
+    function setRules(
+        uint16[] calldata allowAdd,
+        uint16[] calldata allowRemove,
+        uint16[] calldata blockAdd,
+        uint16[] calldata blockRemove,
+        uint256 maxBalance,
+        uint256 maxHolders_,
+        uint64 lockup
+    ) external onlyOwner {
+        for (uint256 i = 0; i < allowRemove.length; ++i) {
+            _setAllowed(allowRemove[i], false);
+        }
+        for (uint256 i = 0; i < allowAdd.length; ++i) {
+            _setAllowed(allowAdd[i], true);
+        }
+        for (uint256 i = 0; i < blockRemove.length; ++i) {
+            _setBlocked(blockRemove[i], false);
+        }
+        for (uint256 i = 0; i < blockAdd.length; ++i) {
+            _setBlocked(blockAdd[i], true);
+        }
+        if (maxBalancePerInvestor != maxBalance) {
+            maxBalancePerInvestor = maxBalance;
+            emit MaxBalancePerInvestorSet(maxBalance);
+        }
+        if (maxHolders != maxHolders_) {
+            maxHolders = maxHolders_;
+            emit MaxHoldersSet(maxHolders_);
+        }
+        if (lockupSeconds != lockup) {
+            lockupSeconds = lockup;
+            emit LockupSecondsSet(lockup);
+        }
+    }
+
     function _setAllowed(uint16 country, bool allowed) private {
         if (countryAllowed[country] != allowed) {
             countryAllowed[country] = allowed;

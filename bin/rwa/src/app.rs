@@ -248,6 +248,7 @@ impl App {
             events: store.clone(),
             operations: store.clone(),
             transfers: store.clone(),
+            rule_sets: store.clone(),
             idempotency: store.clone(),
             holdings,
             index: store.clone(),

@@ -491,13 +491,13 @@ async fn unknown_routes_and_methods_are_problems_too() {
         "not-found",
     )
     .await;
-    let resp = client().put(s.url("/v1/org")).send().await.unwrap();
+    let resp = client().delete(s.url("/v1/org")).send().await.unwrap();
     let allow = resp
         .headers()
         .get("allow")
         .map(|v| v.to_str().unwrap().to_owned());
     problem(resp, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed").await;
-    assert_eq!(allow.as_deref(), Some("GET,HEAD"));
+    assert_eq!(allow.as_deref(), Some("GET,HEAD,PATCH"));
 }
 
 #[tokio::test]
@@ -609,6 +609,7 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/health/detailed", "get"),
         ("/metrics", "get"),
         ("/v1/org", "get"),
+        ("/v1/org", "patch"),
         ("/v1/api-keys", "post"),
         ("/v1/api-keys", "get"),
         ("/v1/api-keys/{id}", "delete"),
@@ -620,6 +621,9 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/tokens", "get"),
         ("/v1/tokens/{id}", "get"),
         ("/v1/tokens/{id}", "patch"),
+        ("/v1/tokens/{id}/compliance", "get"),
+        ("/v1/tokens/{id}/compliance", "put"),
+        ("/v1/tokens/{id}/compliance/versions", "get"),
         ("/v1/tokens/{id}/mints", "post"),
         ("/v1/tokens/{id}/burns", "post"),
         ("/v1/tokens/{id}/freezes", "post"),

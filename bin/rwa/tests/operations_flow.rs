@@ -293,6 +293,7 @@ fn op(kind: OperationKind, token: &Token, wallet: Address, amount: Option<u64>) 
         reason: None,
         four_eyes: kind.always_four_eyes(),
         new_holder: false,
+        rule_change: None,
     }
 }
 
@@ -469,6 +470,7 @@ async fn every_operation_settles_on_chain(rig: Rig) {
         reason: None,
         four_eyes: true,
         new_holder: false,
+        rule_change: None,
     };
     let recovery = stored(&rig, org, &token, recovery, &alice).await;
     rig.store.approve(org, recovery.id, &bob).await.unwrap();

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::api::{Api, investor_in, registered, wallet};
+use common::api::{Api, balances, failed, token_with_investors, wallet};
 use common::{Server, eventually, forget_events_of_block, problem_fields};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
@@ -26,16 +26,6 @@ async fn checked(api: &Api<'_>, key: &str, id: &str) -> Value {
     .await;
     assert!(done, "never checked: {t}");
     t
-}
-
-fn failed(t: &Value) -> Vec<String> {
-    t["compliance"]["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["passed"] == false)
-        .map(|v| v["rule"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test]
@@ -91,7 +81,7 @@ async fn transfers_are_checked_reserved_settled_and_explained() {
     let (status, _, mismatch) = post("t-1", other).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{mismatch}");
     let id1 = t1["id"].as_str().unwrap().to_owned();
-    let t1 = until(&api, &alice, &id1, "settled").await;
+    let t1 = api.transfer_until(&alice, &id1, "settled").await;
     assert!(failed(&t1).is_empty(), "{t1}");
     assert!(
         t1["tx_hash"].is_string() && t1["block_number"].is_u64(),
@@ -118,7 +108,7 @@ async fn transfers_are_checked_reserved_settled_and_explained() {
         if t["status"] == "rejected" {
             refused.push(t);
         } else {
-            settled.push(until(&api, &alice, id, "settled").await);
+            settled.push(api.transfer_until(&alice, id, "settled").await);
         }
     }
     assert_eq!(
@@ -260,89 +250,6 @@ async fn transfers_are_checked_reserved_settled_and_explained() {
     let events = api.get(&alice, "/v1/events?type=transfer.unindexed").await;
     assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
     assert_eq!(events["items"][0]["data"]["transfer_id"], id1.as_str());
-}
-
-/// Waits until the transfer reaches `status`.
-async fn until(api: &Api<'_>, key: &str, id: &str, status: &str) -> Value {
-    let path = format!("/v1/transfers/{id}");
-    let mut t = Value::Null;
-    let reached = eventually(Duration::from_secs(90), async || {
-        t = api.get(key, &path).await;
-        t["status"] == status
-    })
-    .await;
-    assert!(
-        reached,
-        "never {status}: {t}\n{}",
-        api.s.log_lines().join("\n")
-    );
-    t
-}
-
-/// Waits until the index shows each investor's balance.
-async fn balances(api: &Api<'_>, key: &str, token: &str, want: &[(&str, &str)]) {
-    let path = format!("/v1/tokens/{token}/holders");
-    let mut cap = Value::Null;
-    let ok = eventually(Duration::from_secs(60), async || {
-        cap = api.get(key, &path).await;
-        want.iter().all(|(investor, balance)| {
-            cap["items"].as_array().is_some_and(|i| {
-                i.iter()
-                    .any(|h| h["investor_id"] == *investor && h["balance"] == *balance)
-            })
-        })
-    })
-    .await;
-    assert!(ok, "the index never showed {want:?}: {cap}");
-}
-
-/// A deployed token of the caller's organization (`compliance` its rules,
-/// or null), one investor per `(wallet n, name, country, approved)` with
-/// the approved ones registered on-chain, and `mint` (if any) minted to the
-/// first, settled and indexed. Answers the token and the investors.
-async fn token_with_investors(
-    api: &Api<'_>,
-    key: &str,
-    symbol: &str,
-    compliance: Value,
-    people: &[(u8, &str, &str, bool)],
-    mint: Option<&str>,
-) -> (String, Vec<String>) {
-    let mut body = json!({ "name": format!("{symbol} Fund"), "symbol": symbol, "decimals": 0 });
-    if !compliance.is_null() {
-        body["compliance"] = compliance;
-    }
-    let (status, token) = api.post(key, "/v1/tokens", body).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{token}");
-    let token_id = token["id"].as_str().unwrap().to_owned();
-    let mut ids = Vec::new();
-    for (n, name, country, approved) in people {
-        ids.push(investor_in(api, key, name, &wallet(*n), country, *approved).await);
-    }
-    for (id, person) in ids.iter().zip(people) {
-        if person.3 {
-            registered(api, key, id).await;
-        }
-    }
-    let deployed = eventually(Duration::from_secs(90), async || {
-        api.get(key, &format!("/v1/tokens/{token_id}")).await["status"] == "deployed"
-    })
-    .await;
-    assert!(deployed, "token never deployed");
-    if let Some(amount) = mint {
-        let (status, _, op) = api
-            .op(
-                key,
-                &format!("/v1/tokens/{token_id}/mints"),
-                &format!("mint-{symbol}"),
-                Some(json!({ "to": ids[0], "amount": amount })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{op}");
-        api.until(key, op["id"].as_str().unwrap(), "settled").await;
-        balances(api, key, &token_id, &[(&ids[0], amount)]).await;
-    }
-    (token_id, ids)
 }
 
 /// With the compliance queue served by no worker, a transfer stays
@@ -520,12 +427,12 @@ async fn approved_transfers_settle_together_and_one_made_invalid_is_rejected() {
     let mut hashes = std::collections::BTreeSet::new();
     for (id, to) in &ids {
         if to == dan {
-            let t = until(&api, &alice, id, "rejected").await;
+            let t = api.transfer_until(&alice, id, "rejected").await;
             // Rejected KYC: the wallet also left the registry.
             assert!(failed(&t).contains(&"receiver_kyc".to_owned()), "{t}");
             assert!(t["tx_hash"].is_null(), "never sent: {t}");
         } else {
-            let t = until(&api, &alice, id, "settled").await;
+            let t = api.transfer_until(&alice, id, "settled").await;
             hashes.insert(t["tx_hash"].as_str().unwrap().to_owned());
         }
     }
@@ -651,7 +558,8 @@ async fn the_risk_engine_decides_and_its_outage_sends_transfers_to_review() {
     let v = engine_verdict(&t);
     assert_eq!(v["passed"], true, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("score 42.5"), "{v}");
-    until(&api, &alice, t["id"].as_str().unwrap(), "settled").await;
+    api.transfer_until(&alice, t["id"].as_str().unwrap(), "settled")
+        .await;
     let asked = engine.seen.lock().unwrap()[0].clone();
     assert_eq!(asked["transfer_id"], t["id"]);
     assert_eq!(asked["amount"], "10");
@@ -691,7 +599,8 @@ async fn the_risk_engine_decides_and_its_outage_sends_transfers_to_review() {
             .unwrap()
             .starts_with("api_key:")
     );
-    until(&api, &alice, t["id"].as_str().unwrap(), "settled").await;
+    api.transfer_until(&alice, t["id"].as_str().unwrap(), "settled")
+        .await;
     let (status, again) = api
         .post(
             &officer,
@@ -737,7 +646,8 @@ async fn the_risk_engine_decides_and_its_outage_sends_transfers_to_review() {
     })
     .await;
     assert!(normal, "still held after the engine came back: {t}");
-    until(&api, &alice, t["id"].as_str().unwrap(), "settled").await;
+    api.transfer_until(&alice, t["id"].as_str().unwrap(), "settled")
+        .await;
     let check = s.detailed_health().await["checks"]["compliance_engine"].clone();
     assert_eq!(check["status"], "healthy", "{check}");
     assert_eq!(check["breaker"], "closed", "{check}");

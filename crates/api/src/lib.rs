@@ -52,6 +52,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::audit::router())
         .merge(routes::jobs::router())
         .merge(routes::tokens::router())
+        .merge(routes::rule_sets::router())
         .merge(routes::investors::router())
         .merge(routes::operations::router())
         .merge(routes::transfers::router())

@@ -92,4 +92,48 @@ pub(crate) mod integer {
                 .ok_or_else(|| D::Error::custom(format!("expected an integer, got {n}"))),
         }
     }
+
+    /// An object of integers by key (`null` or absent: empty).
+    pub(crate) fn map<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::collections::BTreeMap<String, i64>, D::Error> {
+        let raw = Option::<std::collections::BTreeMap<String, serde_json::Number>>::deserialize(d)?;
+        raw.unwrap_or_default()
+            .into_iter()
+            .map(|(k, n)| match exact(n.clone()) {
+                Some(v) => Ok((k, v)),
+                None => Err(D::Error::custom(format!(
+                    "{k}: expected an integer, got {n}"
+                ))),
+            })
+            .collect()
+    }
 }
+
+/// Most investors per country: an object keyed by assigned country codes,
+/// each value an integer of at least 0.
+pub(crate) struct CountryCaps;
+
+impl PartialSchema for CountryCaps {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Most investors of each country (an assigned ISO 3166-1 alpha-2 code, upper \
+                 case) that may hold the token at once.",
+            ))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(Country::codes())),
+            ))
+            .additional_properties(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0.0)),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for CountryCaps {}

@@ -83,6 +83,8 @@ pub struct ApiPorts {
     pub operations: Arc<dyn rwa_domain::operation::OperationRepository>,
     /// Transfers.
     pub transfers: Arc<dyn rwa_domain::transfer::TransferRepository>,
+    /// Tokens' rule-set versions and the organization's defaults.
+    pub rule_sets: Arc<dyn rwa_domain::rule_set::RuleSetRepository>,
     /// Idempotency keys of the POSTs that take one.
     pub idempotency: Arc<dyn rwa_domain::idempotency::IdempotencyStore>,
     /// The indexer's holdings and history.

@@ -1148,3 +1148,89 @@ async fn the_registry_registers_updates_and_removes_with_an_event_each() {
         .await
     );
 }
+
+#[tokio::test]
+async fn set_rules_changes_a_whole_rule_set_in_one_transaction_by_its_owner_only() {
+    let s = Suite::new().await;
+    let k = &s.k;
+    let (alice, bob, eve) = (k.alice.address(), k.bob.address(), k.eve.address());
+    s.mint(alice, 500).await;
+    s.advance(LOCKUP + 1).await;
+    assert_eq!(s.can(alice, eve, 1).await, ReasonCode::CountryBlocked);
+    assert_eq!(
+        s.can(alice, bob, 600).await,
+        ReasonCode::InsufficientUnfrozenBalance
+    );
+
+    // Allow only France and Germany, unblock North Korea, block Japan, lift
+    // the balance limit, one holder at most, no lockup: one transaction.
+    let change = Compliance::setRulesCall {
+        allowAdd: vec![FR, DE],
+        allowRemove: vec![],
+        blockAdd: vec![JP],
+        blockRemove: vec![KP],
+        maxBalance: U256::ZERO,
+        maxHolders_: U256::from(1u64),
+        lockup: 0,
+    };
+    let not_owner = s.refused(&k.alice, s.compliance, change.clone()).await;
+    assert_eq!(
+        &not_owner[..4],
+        &Compliance::OwnableUnauthorizedAccount::SELECTOR[..]
+    );
+    let receipt = s.ok(&k.admin, s.compliance, change).await;
+    // Two allowed, one unblocked, one blocked, and the three limits changed.
+    assert_eq!(receipt.logs.len(), 7, "{:?}", receipt.logs);
+    for country in [FR, DE] {
+        let allowed = Compliance::countryAllowedCall(country);
+        assert!(s.view(s.compliance, allowed).await);
+    }
+    assert_eq!(
+        s.view(s.compliance, Compliance::allowedCountryCountCall {})
+            .await,
+        U256::from(2u64)
+    );
+    assert!(
+        !s.view(s.compliance, Compliance::countryBlockedCall(KP))
+            .await
+    );
+    assert!(
+        s.view(s.compliance, Compliance::countryBlockedCall(JP))
+            .await
+    );
+    assert_eq!(
+        s.view(s.compliance, Compliance::maxBalancePerInvestorCall {})
+            .await,
+        U256::ZERO
+    );
+    assert_eq!(
+        s.view(s.compliance, Compliance::lockupSecondsCall {}).await,
+        0
+    );
+    // North Korea is no longer blocked, but it is not on the allow-list.
+    assert_eq!(s.can(alice, eve, 1).await, ReasonCode::CountryNotAllowed);
+    // Bob (Germany) would be a second holder.
+    assert_eq!(s.can(alice, bob, 1).await, ReasonCode::MaxHoldersExceeded);
+
+    // Removing from the allow-list and setting what is already set.
+    s.ok(
+        &k.admin,
+        s.compliance,
+        Compliance::setRulesCall {
+            allowAdd: vec![],
+            allowRemove: vec![FR, DE],
+            blockAdd: vec![],
+            blockRemove: vec![],
+            maxBalance: U256::ZERO,
+            maxHolders_: U256::ZERO,
+            lockup: 0,
+        },
+    )
+    .await;
+    assert_eq!(
+        s.view(s.compliance, Compliance::allowedCountryCountCall {})
+            .await,
+        U256::ZERO
+    );
+    assert_eq!(s.can(alice, bob, 1).await, ReasonCode::Ok);
+}

@@ -112,6 +112,14 @@ impl From<&ComplianceRules> for RuleSet {
 }
 
 impl RuleSet {
+    /// Whether every rule equals `other`'s (country lists as sets).
+    pub fn same(&self, other: &RuleSet) -> bool {
+        self.same_onchain(other)
+            && self.max_investors_per_country == other.max_investors_per_country
+            && self.velocity == other.velocity
+            && self.structuring == other.structuring
+    }
+
     /// Whether the parts the contract enforces equal `other`'s.
     pub fn same_onchain(&self, other: &RuleSet) -> bool {
         let sorted = |v: &[Country]| {

@@ -34,6 +34,7 @@ pub mod page;
 pub mod pii;
 pub mod ports;
 pub mod role;
+pub mod rule_set;
 pub mod sanctions;
 pub mod settlement;
 pub mod signature;

@@ -29,6 +29,7 @@ use crate::idempotency::Completion;
 use crate::identity::RegistrationStatus;
 use crate::investor::{Investor, KycStatus};
 use crate::page::{Page, PageRequest};
+use crate::rule_set::RuleChange;
 use crate::token::{ComplianceRules, TokenDeployment};
 use crate::tx::{Lane, TxState};
 use crate::{Actor, InvestorId, OrgId, RepoResult, TokenId, ValidationError};
@@ -65,11 +66,14 @@ pub enum OperationKind {
     /// A lost wallet's balance, freeze and lockup moved to a new wallet of
     /// the same investor, on every token of the organization.
     Recovery,
+    /// A new rule-set version's on-chain part applied to the token's
+    /// compliance contract (`setRules`).
+    RuleSetChange,
 }
 
 impl OperationKind {
     /// Every kind.
-    pub const ALL: [OperationKind; 8] = [
+    pub const ALL: [OperationKind; 9] = [
         OperationKind::Mint,
         OperationKind::Burn,
         OperationKind::Freeze,
@@ -78,6 +82,7 @@ impl OperationKind {
         OperationKind::Pause,
         OperationKind::Unpause,
         OperationKind::Recovery,
+        OperationKind::RuleSetChange,
     ];
 
     /// The stored and displayed name.
@@ -91,6 +96,7 @@ impl OperationKind {
             OperationKind::Pause => "pause",
             OperationKind::Unpause => "unpause",
             OperationKind::Recovery => "recovery",
+            OperationKind::RuleSetChange => "rule_set_change",
         }
     }
 
@@ -99,6 +105,8 @@ impl OperationKind {
     pub const fn lane(self) -> Lane {
         match self {
             OperationKind::Mint | OperationKind::Burn => Lane::Mint,
+            // The deploy lane owns the compliance contracts it deployed.
+            OperationKind::RuleSetChange => Lane::Deploy,
             _ => Lane::Admin,
         }
     }
@@ -116,6 +124,7 @@ impl OperationKind {
                 | OperationKind::ForcedTransfer
                 | OperationKind::Pause
                 | OperationKind::Recovery
+                | OperationKind::RuleSetChange
         )
     }
 }
@@ -272,6 +281,9 @@ pub struct Operation {
     pub rejected_by: Option<String>,
     /// The rejection's reason.
     pub rejection_reason: Option<String>,
+    /// What a rule-set change does to the compliance contract.
+    #[serde(skip)]
+    pub rule_change: Option<RuleChange>,
     /// Its transactions.
     pub transactions: Vec<OperationTx>,
     /// Why it failed.
@@ -304,6 +316,8 @@ pub struct NewOperation {
     /// A mint to an investor holding nothing of the token on-chain (counted
     /// against the token's holder limit until it settles).
     pub new_holder: bool,
+    /// What a rule-set change does.
+    pub rule_change: Option<RuleChange>,
 }
 
 impl NewOperation {

@@ -133,23 +133,22 @@ impl ComplianceRules {
     /// Validates received rules; every problem is reported with its field path
     /// (`compliance.country_allow[2]`).
     pub fn parse(draft: &ComplianceDraft) -> Result<Self, Vec<ValidationError>> {
+        Self::parse_at(draft, "compliance.")
+    }
+
+    /// [`ComplianceRules::parse`] with field paths under `prefix` (empty:
+    /// the rules are the whole body).
+    pub fn parse_at(draft: &ComplianceDraft, prefix: &str) -> Result<Self, Vec<ValidationError>> {
         let mut errors = Vec::new();
-        let country_allow = countries(
-            &draft.country_allow,
-            "compliance.country_allow",
-            &mut errors,
-        );
-        let country_block = countries(
-            &draft.country_block,
-            "compliance.country_block",
-            &mut errors,
-        );
+        let at = |field: &str| format!("{prefix}{field}");
+        let country_allow = countries(&draft.country_allow, &at("country_allow"), &mut errors);
+        let country_block = countries(&draft.country_block, &at("country_block"), &mut errors);
         let max_balance_per_investor = match draft.max_balance_per_investor.as_deref() {
             None => None,
-            Some(raw) => match Amount::parse(raw, "compliance.max_balance_per_investor") {
+            Some(raw) => match Amount::parse(raw, &at("max_balance_per_investor")) {
                 Ok(a) if a == Amount::ZERO => {
                     errors.push(ValidationError::new(
-                        "compliance.max_balance_per_investor",
+                        at("max_balance_per_investor"),
                         "must be positive; omit it for no limit",
                     ));
                     None
@@ -166,7 +165,7 @@ impl ComplianceRules {
             Some(n) if n >= 1 => Some(n as u64),
             Some(_) => {
                 errors.push(ValidationError::new(
-                    "compliance.max_holders",
+                    at("max_holders"),
                     "must be at least 1; omit it for no limit",
                 ));
                 None
@@ -177,7 +176,7 @@ impl ComplianceRules {
             Some(n) if (0..=MAX_LOCKUP_SECONDS as i64).contains(&n) => n as u64,
             Some(_) => {
                 errors.push(ValidationError::new(
-                    "compliance.lockup_seconds",
+                    at("lockup_seconds"),
                     format!("must be between 0 and {MAX_LOCKUP_SECONDS} seconds"),
                 ));
                 0

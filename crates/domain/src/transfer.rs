@@ -199,8 +199,16 @@ impl TransferRequest {
         let token_id = Uuid::parse_str(&d.token_id)
             .map(TokenId::from_uuid)
             .map_err(|_| ValidationError::new("token_id", "must be a token id (UUID)"));
-        let from = PartyRef::parse(&d.from, "from");
-        let to = PartyRef::parse(&d.to, "to");
+        // The zero address holds nothing and can receive nothing (the token
+        // answers `InvalidReceiver`).
+        let not_zero = |p: PartyRef, field: &str| match p {
+            PartyRef::Wallet(w) if w.is_zero() => {
+                Err(ValidationError::new(field, "must not be the zero address"))
+            }
+            p => Ok(p),
+        };
+        let from = PartyRef::parse(&d.from, "from").and_then(|p| not_zero(p, "from"));
+        let to = PartyRef::parse(&d.to, "to").and_then(|p| not_zero(p, "to"));
         let amount = Amount::parse(&d.amount, "amount").and_then(|a| {
             if a.get().is_zero() {
                 Err(ValidationError::new("amount", "must be more than zero"))
@@ -233,12 +241,24 @@ impl TransferRequest {
 /// was evaluated under, what the rules read and what they said.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComplianceRecord {
-    /// The token's rule-set version.
+    /// The token's latest rule-set version: its off-chain rules applied.
     pub rule_set_version: u32,
+    /// The version whose on-chain rules the compliance contract enforced
+    /// (earlier than `rule_set_version` while a change is on its way).
+    #[serde(default = "first_version")]
+    pub onchain_rule_set_version: u32,
+    /// The rules evaluated: the on-chain ones in force, the version's
+    /// off-chain ones, the organization's defaults for what it left unset.
+    #[serde(default)]
+    pub rules: Option<RuleSet>,
     /// Every rule's verdict.
     pub verdicts: Vec<Verdict>,
     /// What the rules read.
     pub snapshot: Snapshot,
+}
+
+fn first_version() -> u32 {
+    crate::rule_set::FIRST_VERSION
 }
 
 /// A manual review's outcome.
@@ -435,6 +455,10 @@ mod tests {
         assert!(matches!(ok.from, PartyRef::Investor(_)));
         let same = TransferRequest::parse(&draft(&token, &wallet, &wallet, "1")).unwrap_err();
         assert_eq!(same[0].field, "to");
+        let zero = format!("{}", Address::ZERO);
+        let nowhere = TransferRequest::parse(&draft(&token, &wallet, &zero, "1")).unwrap_err();
+        assert_eq!(nowhere[0].field, "to");
+        assert_eq!(nowhere[0].message, "must not be the zero address");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Issuer operations (`operations-sync` jobs): carries an organization's
 //! accepted operations to the chain, mints and burns of one token many per
 //! transaction (`batchMint`, `batchBurn`), everything else alone, each on
-//! its kind's signer lane.
+//! its kind's signer lane (a rule-set change to the token's compliance
+//! contract, `setRules`, on the deploy lane that owns it).
 //!
 //! A step follows the open batches (mirroring each transaction's state onto
 //! its operations: submitted, confirmed, back to submitted after a reorg,
@@ -14,10 +15,12 @@
 
 use std::sync::Arc;
 
-use rwa_chain::contracts::{self, SecurityToken};
+use rwa_chain::contracts::{self, Compliance, SecurityToken};
 use rwa_chain::txm::TxmError;
 use rwa_domain::chain::{Address, Bytes, U256};
+use rwa_domain::country::Country;
 use rwa_domain::operation::{Operation, OperationBatch, OperationKind, OperationRepository};
+use rwa_domain::rule_set::RuleChange;
 use rwa_domain::token::{TokenRepository, TokenStatus};
 use rwa_domain::tx::TxState;
 use rwa_domain::{OrgId, RepoError};
@@ -112,10 +115,15 @@ impl OperationsFlow {
                     return Ok(false);
                 };
                 let input = call_input(batch);
+                // A rule-set change goes to the token's compliance contract.
+                let to = match batch.kind {
+                    OperationKind::RuleSetChange => deployment.compliance,
+                    _ => deployment.address,
+                };
                 let sent = self.sub.submit_estimated(
                     key,
                     batch.kind.lane(),
-                    deployment.address,
+                    to,
                     input,
                     BATCH_ESTIMATE_MARGIN_PERCENT,
                 );
@@ -229,5 +237,22 @@ pub fn call_input(batch: &OperationBatch) -> Bytes {
             lostWallet: wallet,
             newWallet: first.counterparty.unwrap_or_default(),
         }),
+        OperationKind::RuleSetChange => {
+            let call = first
+                .rule_change
+                .as_ref()
+                .map(RuleChange::call)
+                .expect("a rule-set change carries its change");
+            let codes = |cs: &[Country]| cs.iter().map(|c| c.numeric()).collect::<Vec<u16>>();
+            contracts::input(&Compliance::setRulesCall {
+                allowAdd: codes(&call.allow_add),
+                allowRemove: codes(&call.allow_remove),
+                blockAdd: codes(&call.block_add),
+                blockRemove: codes(&call.block_remove),
+                maxBalance: call.max_balance,
+                maxHolders_: call.max_holders,
+                lockup: call.lockup,
+            })
+        }
     }
 }

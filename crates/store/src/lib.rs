@@ -35,6 +35,7 @@ mod onchain;
 mod operations;
 mod orgs;
 mod reconciliation;
+mod rule_sets;
 mod sanctions;
 mod senders;
 mod sequencer;

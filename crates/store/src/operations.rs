@@ -22,6 +22,7 @@ use rwa_domain::operation::{
     PendingMints, SETTLEMENT_QUEUE, SYNC_KIND, check_mint,
 };
 use rwa_domain::page::{Page, PageRequest};
+use rwa_domain::rule_set::RuleChange;
 use rwa_domain::tx::{TxId, TxState};
 use rwa_domain::{Actor, InvestorId, OrgId, RepoError, RepoResult, TokenId};
 use rwa_jobs::NewJob;
@@ -32,6 +33,7 @@ use crate::Store;
 use crate::connect::{in_write_tx, on_reader};
 use crate::error::DbResult;
 use crate::sync_flag::{self, Flow};
+use crate::transfers::json_of;
 
 /// Attempts of an operations job before it is discarded; the expiry sweep
 /// revives the flow of an organization that has no job left.
@@ -62,7 +64,7 @@ macro_rules! op_columns {
     () => {
         "o.id, o.org_id, o.token_id, o.kind, o.status, o.wallet, o.counterparty, o.investor_id, \
          o.amount, o.reason, o.requested_by, o.approved_by, o.rejected_by, o.rejection_reason, \
-         o.isolate, o.error, o.created_at, o.updated_at, b.token_id AS b_token, \
+         o.isolate, o.error, o.rule_change, o.created_at, o.updated_at, b.token_id AS b_token, \
          b.tx_state AS b_state, b.tx_hash AS b_hash, b.block_number AS b_block, b.error AS b_error"
     };
 }
@@ -93,6 +95,7 @@ pub(crate) struct OpRow {
     rejection_reason: Option<String>,
     isolate: bool,
     error: Option<String>,
+    rule_change: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     b_token: Option<Uuid>,
@@ -195,6 +198,14 @@ impl TryFrom<OpRow> for Operation {
             approved_by: r.approved_by,
             rejected_by: r.rejected_by,
             rejection_reason: r.rejection_reason,
+            rule_change: r
+                .rule_change
+                .as_deref()
+                .map(|raw| {
+                    let value: serde_json::Value = json_of(raw, "rule change")?;
+                    Ok::<_, RepoError>(RuleChange::from_stored(&value)?)
+                })
+                .transpose()?,
             transactions,
             error: r.error,
             created_at: r.created_at,
@@ -224,7 +235,7 @@ fn assemble(rows: Vec<OpRow>, legs: Vec<LegRow>) -> RepoResult<Vec<Operation>> {
 }
 
 /// What `operation.*` events and audit entries carry.
-fn event_data(op: &Operation) -> serde_json::Value {
+pub(crate) fn event_data(op: &Operation) -> serde_json::Value {
     json!({
         "id": op.id,
         "kind": op.kind,
@@ -313,6 +324,56 @@ fn path(from: OperationStatus, to: OperationStatus) -> Vec<OperationStatus> {
 
 /// Appends `operation.<status>` for each operation and each status it went
 /// through since `from`.
+/// Stores a requested operation (`awaiting_approval` when it needs a second
+/// actor, else `pending` with the operations job asked for), with its audit
+/// entry and `operation.requested` event, in the unit's transaction; the
+/// stored operation. Expanded inside `in_write_tx!` with `audit`, `events`
+/// and `sync_flag` in scope, `$ops` naming this module's statements.
+macro_rules! record_request {
+    ($tx:ident, $ops:ident, $org:expr, $id:expr, $op:expr, $new_holder:expr, $actor:expr) => {{
+        let (org, id, op, actor): (OrgId, Uuid, &NewOperation, &Actor) = ($org, $id, $op, $actor);
+        let status = if op.four_eyes {
+            OperationStatus::AwaitingApproval
+        } else {
+            OperationStatus::Pending
+        };
+        $ops::insert_op(
+            &mut $tx,
+            id,
+            org.as_uuid(),
+            op,
+            status.as_str(),
+            $new_holder,
+            &actor.to_string(),
+        )
+        .await
+        .db()?;
+        let stored = Operation::try_from(
+            $ops::lock_op(&mut $tx, org.as_uuid(), id)
+                .await
+                .db()?
+                .ok_or(RepoError::NotFound)?,
+        )?;
+        let data = $crate::operations::event_data(&stored);
+        let record = AuditRecord {
+            action: "operation.requested",
+            target: id.to_string(),
+            data: data.clone(),
+        };
+        audit::append_audit(&mut $tx, org, actor, &record)
+            .await
+            .db()?;
+        events::append_event(&mut $tx, org.as_uuid(), "operation.requested", &data)
+            .await
+            .db()?;
+        if status == OperationStatus::Pending {
+            sync_flag::request(&mut $tx, &$crate::operations::FLOW, org.as_uuid()).await?;
+        }
+        stored
+    }};
+}
+pub(crate) use record_request;
+
 macro_rules! append_status_events {
     ($tx:ident, $events:ident, $moves:expr) => {
         for (op, from) in $moves {
@@ -387,43 +448,7 @@ impl OperationRepository for Store {
                     Err(failure) => return Ok(Created::Refused(failure)),
                 }
             }
-            let status = if op.four_eyes {
-                OperationStatus::AwaitingApproval
-            } else {
-                OperationStatus::Pending
-            };
-            sql::insert_op(
-                &mut tx,
-                id,
-                org.as_uuid(),
-                &op,
-                status.as_str(),
-                new_holder,
-                &actor.to_string(),
-            )
-            .await
-            .db()?;
-            let stored = Operation::try_from(
-                sql::lock_op(&mut tx, org.as_uuid(), id)
-                    .await
-                    .db()?
-                    .ok_or(RepoError::NotFound)?,
-            )?;
-            let data = event_data(&stored);
-            let record = AuditRecord {
-                action: "operation.requested",
-                target: id.to_string(),
-                data: data.clone(),
-            };
-            audit::append_audit(&mut tx, org, &actor, &record)
-                .await
-                .db()?;
-            events::append_event(&mut tx, org.as_uuid(), "operation.requested", &data)
-                .await
-                .db()?;
-            if status == OperationStatus::Pending {
-                sync_flag::request(&mut tx, &FLOW, org.as_uuid()).await?;
-            }
+            let stored = record_request!(tx, sql, org, id, &op, new_holder, &actor);
             let body = (done.render)(&stored);
             idempotency::complete(
                 &mut tx,
@@ -679,7 +704,13 @@ impl OperationRepository for Store {
     ) -> RepoResult<()> {
         let error = error.map(str::to_owned);
         let hash = tx_hash.map(|h| format!("{h:#x}"));
-        in_write_tx!(self, |tx, sql, events, investors, identity, audit| {
+        in_write_tx!(self, |tx,
+                            sql,
+                            events,
+                            investors,
+                            identity,
+                            audit,
+                            rule_sets| {
             let Some(row) = sql::lock_open_batch(&mut tx, batch).await.db()? else {
                 return Ok(()); // closed already (a repeated step)
             };
@@ -773,6 +804,25 @@ impl OperationRepository for Store {
                 moved(rows)?
             };
             append_status_events!(tx, events, changed.iter().map(|(o, f)| (o, f)));
+            // A rule-set change in force: transfers read its on-chain rules
+            // from the token from now on.
+            for (op, _) in &changed {
+                let (OperationStatus::Settled, Some(change), Some(token)) =
+                    (op.status, &op.rule_change, op.token_id)
+                else {
+                    continue;
+                };
+                if rule_sets::applied(&mut tx, token.as_uuid(), change)
+                    .await
+                    .db()?
+                {
+                    let data = crate::rule_sets::applied_event(token, op.id, change);
+                    let kind = crate::rule_sets::RULE_SET_APPLIED;
+                    events::append_event(&mut tx, op.org_id.as_uuid(), kind, &data)
+                        .await
+                        .db()?;
+                }
+            }
             Ok::<_, RepoError>(())
         })
     }
@@ -930,8 +980,8 @@ crate::dialect::statements! {
     ) -> sqlx::Result<()> {
         query(
             "INSERT INTO operations (id, org_id, token_id, kind, status, wallet, counterparty, \
-             investor_id, amount, reason, new_holder, requested_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             investor_id, amount, reason, new_holder, requested_by, rule_change) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(id)
         .bind(org)
@@ -945,6 +995,7 @@ crate::dialect::statements! {
         .bind(op.reason.as_deref())
         .bind(new_holder)
         .bind(actor)
+        .bind(op.rule_change.as_ref().map(|c| c.to_stored().to_string()))
         .execute(c)
         .await
         .map(|_| ())

@@ -50,10 +50,6 @@ use crate::holdings::hex;
 /// database, so failures are outages).
 const CHECK_ATTEMPTS: i32 = 20;
 
-/// The rule-set version of a token's rules as deployed (no later version
-/// exists yet).
-pub(crate) const DEPLOYED_VERSION: u32 = 1;
-
 /// The job checking one transfer.
 pub(crate) fn check_job(org: Uuid, transfer: Uuid) -> NewJob {
     NewJob::new(
@@ -102,7 +98,7 @@ fn amount(s: &str) -> RepoResult<Amount> {
     Amount::parse(s, "amount").map_err(|e| RepoError::Internal(format!("stored amount: {e}")))
 }
 
-fn json_of<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> RepoResult<T> {
+pub(crate) fn json_of<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> RepoResult<T> {
     serde_json::from_str(s).map_err(|e| RepoError::Internal(format!("stored {what}: {e}")))
 }
 
@@ -177,13 +173,45 @@ pub(crate) struct TokenFacts {
     chain_id: Option<i64>,
     address: Option<String>,
     compliance_address: Option<String>,
+    /// The on-chain rules the contract enforces.
     compliance: String,
+    /// The latest rule-set version.
+    rule_version: i32,
+    /// Its rules (none: version 1, the deployed rules).
+    rules: Option<String>,
+    /// The version whose on-chain rules `compliance` holds.
+    onchain_version: i32,
+    /// The organization's defaults.
+    compliance_defaults: Option<String>,
 }
 
 impl TokenFacts {
+    /// The rules transfers are checked against now ([`RuleSet::effective`]).
     pub(crate) fn rule_set(&self) -> RepoResult<RuleSet> {
         let stored: serde_json::Value = json_of(&self.compliance, "compliance rules")?;
-        Ok(RuleSet::from(&ComplianceRules::from_stored(&stored)?))
+        let applied = ComplianceRules::from_stored(&stored)?;
+        let latest = match &self.rules {
+            Some(raw) => json_of::<RuleSet>(raw, "rule set")?,
+            None => RuleSet::from(&applied),
+        };
+        let defaults = crate::rule_sets::parse_defaults(self.compliance_defaults.as_deref())?;
+        Ok(latest.effective(&applied, &defaults))
+    }
+
+    /// The record of a check under these rules.
+    pub(crate) fn record(
+        &self,
+        rules: RuleSet,
+        verdicts: Vec<rwa_domain::compliance::Verdict>,
+        snapshot: Snapshot,
+    ) -> ComplianceRecord {
+        ComplianceRecord {
+            rule_set_version: self.rule_version as u32,
+            onchain_rule_set_version: self.onchain_version as u32,
+            rules: Some(rules),
+            verdicts,
+            snapshot,
+        }
     }
 }
 
@@ -587,12 +615,8 @@ impl TransferRepository for Store {
             let snapshot = assemble(readings)?;
             let verdicts = evaluate(&rules, &snapshot);
             Ok(Resolved::Done(Check {
+                record: facts.record(rules.clone(), verdicts, snapshot),
                 rule_set: rules,
-                record: ComplianceRecord {
-                    rule_set_version: DEPLOYED_VERSION,
-                    verdicts,
-                    snapshot,
-                },
             }))
         })
     }
@@ -813,8 +837,9 @@ crate::dialect::statements! {
 
     pub(crate) async fn token_facts(c: &mut Conn, token: Uuid) -> sqlx::Result<Option<TokenFacts>> {
         query_as(
-            "SELECT id, org_id, status, chain_id, address, compliance_address, compliance \
-             FROM tokens WHERE id = $1",
+            "SELECT t.id, t.org_id, t.status, t.chain_id, t.address, t.compliance_address, \
+             t.compliance, t.rule_version, t.rules, t.onchain_version, o.compliance_defaults \
+             FROM tokens t JOIN organizations o ON o.id = t.org_id WHERE t.id = $1",
         )
         .bind(token)
         .fetch_optional(c)
@@ -1150,11 +1175,7 @@ crate::dialect::statements! {
         .await?;
         let snapshot = super::assemble(readings)?;
         let verdicts = evaluate(&rules, &snapshot);
-        Ok(ComplianceRecord {
-            rule_set_version: super::DEPLOYED_VERSION,
-            verdicts,
-            snapshot,
-        })
+        Ok(facts.record(rules, verdicts, snapshot))
     }
 
     pub(crate) async fn get_any(c: &mut Conn, id: Uuid) -> sqlx::Result<Option<TransferRow>> {

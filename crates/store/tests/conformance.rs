@@ -640,6 +640,7 @@ fn pause(token: rwa_domain::TokenId) -> rwa_domain::operation::NewOperation {
         reason: None,
         four_eyes: true,
         new_holder: false,
+        rule_change: None,
     }
 }
 

@@ -112,6 +112,25 @@ impl Api<'_> {
     }
 }
 
+impl Api<'_> {
+    /// Waits until the transfer reaches `status`.
+    pub async fn transfer_until(&self, key: &str, id: &str, status: &str) -> Value {
+        let path = format!("/v1/transfers/{id}");
+        let mut t = Value::Null;
+        let reached = eventually(Duration::from_secs(90), async || {
+            t = self.get(key, &path).await;
+            t["status"] == status
+        })
+        .await;
+        assert!(
+            reached,
+            "never {status}: {t}\n{}",
+            self.s.log_lines().join("\n")
+        );
+        t
+    }
+}
+
 pub async fn investor(api: &Api<'_>, key: &str, name: &str, wallet: &str, approve: bool) -> String {
     investor_in(api, key, name, wallet, "FR", approve).await
 }
@@ -177,4 +196,81 @@ pub async fn registered(api: &Api<'_>, key: &str, id: &str) {
 
 pub fn wallet(n: u8) -> String {
     format!("0x{}", format!("{n:02x}").repeat(20))
+}
+
+/// The rules a checked transfer failed.
+pub fn failed(t: &Value) -> Vec<String> {
+    t["compliance"]["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["passed"] == false)
+        .map(|v| v["rule"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until the index shows each investor's balance.
+pub async fn balances(api: &Api<'_>, key: &str, token: &str, want: &[(&str, &str)]) {
+    let path = format!("/v1/tokens/{token}/holders");
+    let mut cap = Value::Null;
+    let ok = eventually(Duration::from_secs(60), async || {
+        cap = api.get(key, &path).await;
+        want.iter().all(|(investor, balance)| {
+            cap["items"].as_array().is_some_and(|i| {
+                i.iter()
+                    .any(|h| h["investor_id"] == *investor && h["balance"] == *balance)
+            })
+        })
+    })
+    .await;
+    assert!(ok, "the index never showed {want:?}: {cap}");
+}
+
+/// A deployed token of the caller's organization (`compliance` its rules,
+/// or null), one investor per `(wallet n, name, country, approved)` with
+/// the approved ones registered on-chain, and `mint` (if any) minted to the
+/// first, settled and indexed. Answers the token and the investors.
+pub async fn token_with_investors(
+    api: &Api<'_>,
+    key: &str,
+    symbol: &str,
+    compliance: Value,
+    people: &[(u8, &str, &str, bool)],
+    mint: Option<&str>,
+) -> (String, Vec<String>) {
+    let mut body = json!({ "name": format!("{symbol} Fund"), "symbol": symbol, "decimals": 0 });
+    if !compliance.is_null() {
+        body["compliance"] = compliance;
+    }
+    let (status, token) = api.post(key, "/v1/tokens", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{token}");
+    let token_id = token["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (n, name, country, approved) in people {
+        ids.push(investor_in(api, key, name, &wallet(*n), country, *approved).await);
+    }
+    for (id, person) in ids.iter().zip(people) {
+        if person.3 {
+            registered(api, key, id).await;
+        }
+    }
+    let deployed = eventually(Duration::from_secs(90), async || {
+        api.get(key, &format!("/v1/tokens/{token_id}")).await["status"] == "deployed"
+    })
+    .await;
+    assert!(deployed, "token never deployed");
+    if let Some(amount) = mint {
+        let (status, _, op) = api
+            .op(
+                key,
+                &format!("/v1/tokens/{token_id}/mints"),
+                &format!("mint-{symbol}"),
+                Some(json!({ "to": ids[0], "amount": amount })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{op}");
+        api.until(key, op["id"].as_str().unwrap(), "settled").await;
+        balances(api, key, &token_id, &[(&ids[0], amount)]).await;
+    }
+    (token_id, ids)
 }

@@ -12,6 +12,7 @@ pub(crate) mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod operations;
 pub(crate) mod org;
+pub(crate) mod rule_sets;
 #[cfg(feature = "test-hooks")]
 pub(crate) mod test_hooks;
 pub(crate) mod tokens;

@@ -66,7 +66,7 @@ pub(crate) struct OperationTxView {
 pub(crate) struct OperationView {
     id: uuid::Uuid,
     /// `mint`, `burn`, `freeze`, `unfreeze`, `forced_transfer`, `pause`,
-    /// `unpause` or `recovery`.
+    /// `unpause`, `recovery` or `rule_set_change`.
     kind: String,
     /// `awaiting_approval`, `pending`, `submitted`, `confirmed`, `settled`,
     /// `failed` or `rejected`.
@@ -83,6 +83,9 @@ pub(crate) struct OperationView {
     amount: Option<String>,
     /// A forced transfer's reason.
     reason: Option<String>,
+    /// The rule-set version whose on-chain part a `rule_set_change` applies
+    /// to the token's compliance contract.
+    rule_set_version: Option<u32>,
     /// The requester (`api_key:<id>`).
     requested_by: String,
     approved_by: Option<String>,
@@ -113,6 +116,7 @@ impl From<Operation> for OperationView {
             investor_id: o.investor_id.map(|i| i.as_uuid()),
             amount: o.amount.map(|a| a.to_string()),
             reason: o.reason.clone(),
+            rule_set_version: o.rule_change.as_ref().map(|c| c.version),
             requested_by: o.requested_by.clone(),
             approved_by: o.approved_by.clone(),
             rejected_by: o.rejected_by.clone(),
@@ -400,6 +404,7 @@ fn new_op(kind: OperationKind, token: Option<TokenId>) -> NewOperation {
         reason: None,
         four_eyes: kind.always_four_eyes(),
         new_holder: false,
+        rule_change: None,
     }
 }
 
@@ -755,7 +760,9 @@ pub(crate) struct OperationListParams {
     )]
     token_id: Option<String>,
     /// Only this kind.
-    #[param(pattern = "^(mint|burn|freeze|unfreeze|forced_transfer|pause|unpause|recovery)$")]
+    #[param(
+        pattern = "^(mint|burn|freeze|unfreeze|forced_transfer|pause|unpause|recovery|rule_set_change)$"
+    )]
     kind: Option<String>,
     /// Only this status.
     #[param(pattern = "^(awaiting_approval|pending|submitted|confirmed|settled|failed|rejected)$")]

@@ -1,19 +1,55 @@
-//! The caller's organization.
+//! The caller's organization, and its compliance defaults: the off-chain
+//! transfer rules (investors per country, velocity, structuring) for every
+//! token whose rule-set version leaves them unset.
+
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use rwa_domain::org::Organization;
-use serde::Serialize;
+use rwa_domain::rule_set::ComplianceDefaults;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Authorized, roles};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::Json;
+use crate::routes::rule_sets::{
+    StructuringBody, VelocityBody, caps_view, offchain_draft, structuring_view, velocity_view,
+};
+use crate::schema::{CountryCaps, integer};
 use crate::state::ApiState;
 
 pub(crate) fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(get_org))
+    OpenApiRouter::new().routes(routes!(get_org, update_org))
+}
+
+/// The organization's off-chain transfer rules for tokens whose version
+/// leaves them unset (a token's cap for a country, each velocity limit and
+/// its structuring rule replace the default's).
+#[derive(Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DefaultsBody {
+    /// Most investors per country holding a token at once (`{"US": 99}`).
+    #[serde(default, deserialize_with = "integer::map")]
+    #[schema(value_type = CountryCaps)]
+    max_investors_per_country: BTreeMap<String, i64>,
+    #[serde(default)]
+    velocity: Option<VelocityBody>,
+    #[serde(default)]
+    structuring: Option<StructuringBody>,
+}
+
+impl From<&ComplianceDefaults> for DefaultsBody {
+    fn from(d: &ComplianceDefaults) -> Self {
+        Self {
+            max_investors_per_country: caps_view(&d.max_investors_per_country),
+            velocity: velocity_view(&d.velocity),
+            structuring: structuring_view(&d.structuring),
+        }
+    }
 }
 
 /// An organization.
@@ -21,16 +57,16 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
 pub(crate) struct OrgView {
     id: uuid::Uuid,
     name: String,
+    compliance_defaults: DefaultsBody,
     created_at: DateTime<Utc>,
 }
 
-impl From<Organization> for OrgView {
-    fn from(o: Organization) -> Self {
-        Self {
-            id: o.id.as_uuid(),
-            name: o.name,
-            created_at: o.created_at,
-        }
+fn view(o: Organization, defaults: &ComplianceDefaults) -> OrgView {
+    OrgView {
+        id: o.id.as_uuid(),
+        name: o.name,
+        compliance_defaults: defaults.into(),
+        created_at: o.created_at,
     }
 }
 
@@ -42,5 +78,40 @@ async fn get_org(
     caller: Authorized<roles::Anyone>,
     State(state): State<ApiState>,
 ) -> ApiResult<axum::Json<OrgView>> {
-    Ok(axum::Json(state.orgs.get(caller.org_id).await?.into()))
+    let org = state.orgs.get(caller.org_id).await?;
+    let defaults = state.rule_sets.defaults(caller.org_id).await?;
+    Ok(axum::Json(view(org, &defaults)))
+}
+
+/// Body of `PATCH /v1/org`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateOrg {
+    /// Replaces the compliance defaults whole (`{}`: none). Required.
+    compliance_defaults: DefaultsBody,
+}
+
+/// Changes the organization's compliance defaults (admins only); transfers
+/// checked from now on use them. Audited, with an
+/// `org.compliance_defaults_changed` event.
+#[utoipa::path(patch, path = "/v1/org", tag = "organization",
+    security(("api_key" = ["admin"])),
+    request_body = UpdateOrg,
+    responses((status = 200, body = OrgView)))]
+async fn update_org(
+    caller: Authorized<roles::Admin>,
+    State(state): State<ApiState>,
+    Json(body): Json<UpdateOrg>,
+) -> ApiResult<axum::Json<OrgView>> {
+    let d = body.compliance_defaults;
+    let draft = offchain_draft(d.max_investors_per_country, d.velocity, d.structuring);
+    let defaults = ComplianceDefaults::parse(&draft).map_err(|errors| {
+        ApiError::Validation(errors.into_iter().map(FieldError::from).collect())
+    })?;
+    let defaults = state
+        .rule_sets
+        .set_defaults(caller.org_id, &defaults, &caller.actor())
+        .await?;
+    let org = state.orgs.get(caller.org_id).await?;
+    Ok(axum::Json(view(org, &defaults)))
 }

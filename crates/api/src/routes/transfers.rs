@@ -25,6 +25,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Query, path_id};
 use crate::idempotency::{self, IdempotencyHeader, IdempotencyParam, json_response};
 use crate::routes::ListView;
+use crate::routes::rule_sets::RuleSetBody;
 use crate::schema::PositiveUint256;
 use crate::state::ApiState;
 
@@ -47,13 +48,13 @@ pub(crate) struct TransferBody {
     )]
     token_id: String,
     /// The sender: an investor id (who must then have exactly one wallet)
-    /// or a wallet.
+    /// or a wallet other than the zero address.
     #[schema(
         pattern = "^(0x[0-9a-fA-F]{40}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
     )]
     from: String,
-    /// The receiver: an investor id (exactly one wallet) or a wallet;
-    /// another wallet than the sender's.
+    /// The receiver: an investor id (exactly one wallet) or a wallet other
+    /// than the zero address; another wallet than the sender's.
     #[schema(
         pattern = "^(0x[0-9a-fA-F]{40}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
     )]
@@ -106,8 +107,15 @@ impl From<&Verdict> for VerdictView {
 pub(crate) struct ComplianceView {
     /// Whether every rule passed.
     passed: bool,
-    /// The token's rule-set version evaluated.
+    /// The token's rule-set version evaluated (its off-chain rules).
     rule_set_version: u32,
+    /// The version whose on-chain rules the compliance contract enforced
+    /// (earlier than `rule_set_version` while a change is on its way).
+    onchain_rule_set_version: u32,
+    /// The rules evaluated: the on-chain rules in force, the version's
+    /// off-chain rules and the organization's defaults for what it leaves
+    /// unset.
+    rules: Option<RuleSetBody>,
     /// Every rule, passed or not, in evaluation order.
     verdicts: Vec<VerdictView>,
     /// What the rules read (balances from the index at `indexed_block`,
@@ -122,6 +130,8 @@ impl From<&ComplianceRecord> for ComplianceView {
         Self {
             passed: all_passed(&r.verdicts),
             rule_set_version: r.rule_set_version,
+            onchain_rule_set_version: r.onchain_rule_set_version,
+            rules: r.rules.as_ref().map(RuleSetBody::from),
             verdicts: r.verdicts.iter().map(VerdictView::from).collect(),
             snapshot: serde_json::to_value(&r.snapshot).unwrap_or_default(),
         }
