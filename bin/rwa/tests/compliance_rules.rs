@@ -5,18 +5,29 @@
 //! compliance contract), one on-chain change on its way at a time, the
 //! organization's defaults filling what a version leaves unset, and every
 //! transfer recording the versions and rules it was checked under; every
-//! change an event.
+//! change an event. And the property that the off-chain rules agree with
+//! the contract's `canTransfer` over random states reaching every reason
+//! code.
 
 mod common;
 
-use common::api::{Api, failed, token_with_investors};
-use common::{Server, problem_fields};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::api::{Api, balances, failed, investor_in, registered, token_with_investors, wallet};
+use common::{Server, eventually, problem_fields};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method, StatusCode};
-use rwa_chain::contracts::{self, Compliance};
+use rwa_chain::contracts::{self, Compliance, SecurityToken};
 use rwa_chain::rpc::{RpcChain, RpcConfig};
-use rwa_domain::chain::{Address, BlockTag, U256};
-use rwa_testkit::Anvil;
+use rwa_domain::OrgId;
+use rwa_domain::chain::{Address, BlockTag, ChainPort, U256};
+use rwa_domain::transfer::{Resolved, TransferDraft, TransferRepository, TransferRequest};
+use rwa_store::{Store, StoreOptions};
 use rwa_testkit::anvil::DEV_KEY_0;
+use rwa_testkit::{Anvil, TestDatabase};
 use serde_json::{Value, json};
 
 const DE: u16 = 276;
@@ -194,9 +205,9 @@ async fn rule_sets_apply_off_chain_at_once_and_on_chain_once_their_operation_set
     let can = contracts::view(
         &chain,
         token["address"].as_str().unwrap().parse().unwrap(),
-        &rwa_chain::contracts::SecurityToken::canTransferCall {
-            from: common::api::wallet(1).parse().unwrap(),
-            to: common::api::wallet(2).parse().unwrap(),
+        &SecurityToken::canTransferCall {
+            from: wallet(1).parse().unwrap(),
+            to: wallet(2).parse().unwrap(),
             amount: U256::from(10u64),
         },
         BlockTag::Latest,
@@ -297,4 +308,433 @@ async fn rule_sets_apply_off_chain_at_once_and_on_chain_once_their_operation_set
         .get(&alice, "/v1/events?type=token.rule_set_applied")
         .await;
     assert_eq!(applied["items"][0]["data"]["version"], 3, "{applied}");
+}
+
+// ---- off-chain ≡ on-chain ----
+
+/// The off-chain rules the token's contract enforces too, by the reason
+/// code `canTransfer` answers for each (14, the zero address, is refused
+/// before any rule: the request does not validate).
+const SHARED: [(u8, &str); 13] = [
+    (1, "token_not_paused"),
+    (2, "sender_not_frozen"),
+    (3, "receiver_not_frozen"),
+    (4, "unfrozen_balance"),
+    (5, "sender_wallet_registered"),
+    (6, "receiver_wallet_registered"),
+    (7, "sender_kyc"),
+    (8, "receiver_kyc"),
+    (9, "lockup"),
+    (10, "country_allowed"),
+    (11, "country_not_blocked"),
+    (12, "max_balance_per_investor"),
+    (13, "max_holders"),
+];
+const INVALID_RECEIVER: u8 = 14;
+/// The property test token's maximum balance per investor.
+const MAX_BALANCE: u64 = 5_000;
+
+fn server_env(anvil: &Anvil) -> Vec<(&'static str, String)> {
+    vec![
+        ("RWA_CHAIN_RPC_URL", anvil.url()),
+        ("RWA_SIGNER_KEY", DEV_KEY_0.to_owned()),
+        ("RWA_CHAIN_CONFIRMATIONS", "2".to_owned()),
+    ]
+}
+
+fn start(db: &TestDatabase, dir: tempfile::TempDir, env: &[(&str, String)]) -> Server {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start_in(&db.url, dir, &env, &[], None)
+}
+
+/// Stops the server (nothing runs between two rounds of cases: no sweep,
+/// no job, no indexer) and hands back its data directory.
+fn stop(mut s: Server) -> tempfile::TempDir {
+    s.child.kill().expect("SIGKILL");
+    s.child.wait().unwrap();
+    std::mem::replace(&mut s.data_dir, tempfile::tempdir().unwrap())
+}
+
+/// Requests an operation and waits until it settles (approved by `second`
+/// first when it waits for four eyes).
+async fn settle(
+    api: &Api<'_>,
+    key: &str,
+    second: &str,
+    path: &str,
+    idem: &str,
+    body: Option<Value>,
+) {
+    let (status, _, op) = api.op(key, path, idem, body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{path}: {op}");
+    let id = op["id"].as_str().unwrap();
+    if op["status"] == "awaiting_approval" {
+        let (status, body) = api
+            .post(second, &format!("/v1/operations/{id}/approve"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    api.until(key, id, "settled").await;
+}
+
+async fn kyc(api: &Api<'_>, key: &str, investor: &str, body: Value) {
+    let path = format!("/v1/investors/{investor}/kyc");
+    let (status, answer) = api.post(key, &path, body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// A case: the rules' verdicts from the database against the contract's
+/// answer at the latest block.
+struct Case {
+    from: Address,
+    to: Address,
+    amount: u64,
+}
+
+/// Runs `cases` with the server stopped; answers the disagreements and
+/// records the codes reached.
+async fn compare(
+    store: &Store,
+    chain: &RpcChain,
+    org: OrgId,
+    token_id: &str,
+    token: Address,
+    cases: &[Case],
+    reached: &mut BTreeMap<u8, usize>,
+) -> Vec<String> {
+    let mut disagreements = Vec::new();
+    for c in cases {
+        let call = SecurityToken::canTransferCall {
+            from: c.from,
+            to: c.to,
+            amount: U256::from(c.amount),
+        };
+        let can = contracts::view(chain, token, &call, BlockTag::Latest)
+            .await
+            .unwrap();
+        *reached.entry(can.reason).or_default() += 1;
+        let draft = TransferDraft {
+            token_id: token_id.to_owned(),
+            from: c.from.to_string(),
+            to: c.to.to_string(),
+            amount: c.amount.to_string(),
+        };
+        let case = format!("{} -> {} amount {}", c.from, c.to, c.amount);
+        let request = match TransferRequest::parse(&draft) {
+            Ok(r) => r,
+            Err(errors) => {
+                let zero = errors.iter().any(|e| e.field == "to");
+                if !(zero && c.to.is_zero() && !can.ok) {
+                    disagreements.push(format!(
+                        "{case}: refused {errors:?}, contract {}",
+                        can.reason
+                    ));
+                }
+                continue;
+            }
+        };
+        let Resolved::Done(check) = TransferRepository::check(store, org, &request)
+            .await
+            .unwrap()
+        else {
+            disagreements.push(format!("{case}: a party did not resolve"));
+            continue;
+        };
+        let failed: BTreeSet<&str> = check
+            .record
+            .verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| v.rule.as_str())
+            .filter(|r| SHARED.iter().any(|(_, s)| s == r))
+            .collect();
+        let agrees = match SHARED.iter().find(|(code, _)| *code == can.reason) {
+            _ if can.ok => failed.is_empty(),
+            Some((_, rule)) => failed.contains(rule),
+            None => false,
+        };
+        if !agrees {
+            disagreements.push(format!(
+                "{case}: contract {} ({}), off-chain failed {failed:?}; snapshot {}",
+                can.reason,
+                if can.ok { "ok" } else { "refused" },
+                serde_json::to_string(&check.record.snapshot).unwrap()
+            ));
+        }
+    }
+    disagreements
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_off_chain_rules_agree_with_can_transfer_over_random_states() {
+    let seed: u64 = std::env::var("RWA_PROPERTY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0ff_c4a1);
+    println!("seed {seed} (RWA_PROPERTY_SEED reruns it)");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let anvil = Anvil::start(&["--block-time", "1"]);
+    let chain = RpcChain::new(RpcConfig::new(anvil.url())).unwrap();
+    let db = TestDatabase::create().await;
+    let env = server_env(&anvil);
+    let mut s = start(&db, tempfile::tempdir().unwrap(), &env);
+    let store = Store::connect(&StoreOptions::new(&db.url)).await.unwrap();
+    let (org, alice) = s.create_org("Property Partners");
+    let bob = s.create_key(&org, "admin");
+    let org: OrgId = org.parse().unwrap();
+
+    // The world: holders with random balances, one with two wallets, a
+    // frozen wallet and a partly frozen one, a wallet in lockup, a holder
+    // whose KYC was withdrawn, countries allowed, blocked and neither, an
+    // applicant never approved, a wallet of nobody, and (last) a holder
+    // whose KYC expires.
+    let people: [(u8, &str, &str, bool); 10] = [
+        (1, "Ana Lima", "FR", true),
+        (2, "Ben Roth", "DE", true),
+        (3, "Cleo Park", "US", true),
+        (4, "Dan Moss", "FR", true),
+        (5, "Eli Stone", "DE", true),
+        (6, "Fay Ward", "US", true),
+        (7, "Gus Hale", "FR", true),
+        (8, "Hal Mori", "JP", true),
+        (9, "Ivo Tabriz", "IR", true),
+        (10, "Jan Doe", "FR", false),
+    ];
+    let api = Api {
+        s: &s,
+        client: Client::new(),
+    };
+    let rules = json!({
+        "country_block": ["IR"], "max_balance_per_investor": "5000", "max_holders": 8
+    });
+    let (token_id, ids) = token_with_investors(&api, &alice, "PRP", rules, &people, None).await;
+    let (status, body) = api
+        .post(
+            &alice,
+            &format!("/v1/investors/{}/wallets", ids[0]),
+            json!({ "address": wallet(11) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    registered(&api, &alice, &ids[0]).await;
+    let token = api.get(&alice, &format!("/v1/tokens/{token_id}")).await;
+    let token_address: Address = token["address"].as_str().unwrap().parse().unwrap();
+    let mut balance = BTreeMap::<u8, u64>::new();
+    let mints = format!("/v1/tokens/{token_id}/mints");
+    for n in 1..=6u8 {
+        let amount = rng.random_range(2_500..=3_000u64);
+        balance.insert(n, amount);
+        let body = json!({ "to": wallet(n), "amount": amount.to_string() });
+        settle(&api, &alice, &bob, &mints, &format!("m-{n}"), Some(body)).await;
+    }
+    let freezes = format!("/v1/tokens/{token_id}/freezes");
+    let body = json!({ "wallet": wallet(2) });
+    settle(&api, &alice, &bob, &freezes, "f-2", Some(body)).await;
+    let part = balance[&3] / 2;
+    let body = json!({ "wallet": wallet(3), "amount": part.to_string() });
+    settle(&api, &alice, &bob, &freezes, "f-3", Some(body)).await;
+    // Only listed countries, one holder more at most, a day's lockup.
+    let v2 = json!({
+        "country_allow": ["FR", "DE", "US", "IR"], "country_block": ["IR"],
+        "max_balance_per_investor": "5000", "max_holders": 7, "lockup_seconds": 86_400
+    });
+    let (status, _, v) = api
+        .call(
+            &alice,
+            Method::PUT,
+            &format!("/v1/tokens/{token_id}/compliance"),
+            None,
+            Some(v2),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let op = v["operation_id"].as_str().unwrap();
+    let (status, body) = api
+        .post(&bob, &format!("/v1/operations/{op}/approve"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.until(&alice, op, "settled").await;
+    let body = json!({ "to": wallet(5), "amount": "100" });
+    settle(&api, &alice, &bob, &mints, "m-5-locked", Some(body)).await;
+    *balance.get_mut(&5).unwrap() += 100;
+    // Fay's KYC withdrawn: her wallet leaves the registry, her tokens stay.
+    kyc(
+        &api,
+        &alice,
+        &ids[5],
+        json!({ "decision": "rejected", "reason": "withdrawn" }),
+    )
+    .await;
+    let fay = format!("/v1/investors/{}", ids[5]);
+    let gone = eventually(Duration::from_secs(90), async || {
+        let i = api.get(&alice, &fay).await;
+        i["registrations"].as_array().is_some_and(|r| {
+            r.iter()
+                .all(|r| r["status"] != "registered" && r["status"] != "pending")
+        })
+    })
+    .await;
+    assert!(
+        gone,
+        "Fay's wallet never left the registry: {}",
+        api.get(&alice, &fay).await
+    );
+
+    // Eve holds tokens and her KYC expires at `expires` (whole seconds,
+    // the registry's precision). The server must be stopped before the
+    // expiry sweep (second 0 of each minute) after it, so the registry
+    // still holds her, expired; a slow machine missing that tries again.
+    let eve = investor_in(&api, &alice, "Eve Nash", &wallet(13), "FR", false).await;
+    drop(api);
+    let mut margin = 20i64;
+    let mut eve_minted = false;
+    let expires = loop {
+        let api = Api {
+            s: &s,
+            client: Client::new(),
+        };
+        let mut expires = Utc::now().timestamp() + margin;
+        if expires.rem_euclid(60) > 30 || expires.rem_euclid(60) == 0 {
+            expires += 61 - expires.rem_euclid(60);
+        }
+        let sweep = expires - expires.rem_euclid(60) + 60;
+        let at = DateTime::<Utc>::from_timestamp(expires, 0).unwrap();
+        kyc(&api, &alice, &eve, json!({
+            "decision": "approved", "expires_at": at.to_rfc3339(), "reason": "documents verified"
+        }))
+        .await;
+        registered(&api, &alice, &eve).await;
+        if !eve_minted {
+            let body = json!({ "to": wallet(13), "amount": "300" });
+            settle(&api, &alice, &bob, &mints, "m-13", Some(body)).await;
+            balance.insert(13, 300);
+            eve_minted = true;
+        }
+        balances(&api, &alice, &token_id, &[(&eve, "300")]).await;
+        drop(api);
+        let dir = stop(s);
+        if Utc::now().timestamp() < sweep - 2 {
+            s = start(&db, dir, &env);
+            break expires;
+        }
+        s = start(&db, dir, &env);
+        margin *= 2;
+    };
+    // Stopped for the first round; waits for the expiry on both clocks.
+    let dir = stop(s);
+    let passed = eventually(Duration::from_secs(120), async || {
+        let head = chain.header(BlockTag::Latest).await.unwrap().unwrap();
+        head.timestamp as i64 > expires && Utc::now().timestamp() > expires + 1
+    })
+    .await;
+    assert!(passed, "the chain never passed {expires}");
+
+    let wallets: Vec<Address> = (1..=13u8).map(|n| wallet(n).parse().unwrap()).collect();
+    // Senders mostly holders, amounts mostly within what they hold, so the
+    // later checks (registration, expiry, countries, limits) are reached
+    // as often as the early ones (pause, freezes, balance).
+    let holders: Vec<Address> = [1u8, 2, 3, 4, 5, 6, 13]
+        .iter()
+        .map(|n| wallet(*n).parse().unwrap())
+        .collect();
+    let cases = |rng: &mut StdRng, n: usize| -> Vec<Case> {
+        (0..n)
+            .map(|_| {
+                let from = if rng.random_ratio(3, 4) {
+                    holders[rng.random_range(0..holders.len())]
+                } else {
+                    wallets[rng.random_range(0..wallets.len())]
+                };
+                // One case in eight sends a holder just over what the
+                // receiving holder may still hold.
+                let over = rng.random_ratio(1, 8);
+                let to = if over {
+                    holders[rng.random_range(0..holders.len())]
+                } else if rng.random_ratio(1, 40) {
+                    Address::ZERO
+                } else {
+                    wallets[rng.random_range(0..wallets.len())]
+                };
+                let held_by = |a: Address| {
+                    (1..=13u8)
+                        .find(|n| wallet(*n).parse::<Address>().unwrap() == a)
+                        .and_then(|n| balance.get(&n).copied())
+                        .unwrap_or(0)
+                };
+                let held = held_by(from);
+                let amount = match rng.random_range(0..10) {
+                    _ if over => (MAX_BALANCE + 1).saturating_sub(held_by(to)),
+                    0..=2 => 1,
+                    3..=6 if held > 0 => rng.random_range(1..=held),
+                    7 => held.max(1),
+                    8 => held + 1,
+                    _ => rng.random_range(1..=6_000),
+                };
+                Case { from, to, amount }
+            })
+            .filter(|c| c.from != c.to)
+            .collect()
+    };
+    let mut reached = BTreeMap::new();
+    let round = cases(&mut rng, 400);
+    let mut disagreements = compare(
+        &store,
+        &chain,
+        org,
+        &token_id,
+        token_address,
+        &round,
+        &mut reached,
+    )
+    .await;
+
+    // Paused: every case is refused first for that.
+    let s = start(&db, dir, &env);
+    let api = Api {
+        s: &s,
+        client: Client::new(),
+    };
+    let pause = format!("/v1/tokens/{token_id}/pause");
+    settle(&api, &alice, &bob, &pause, "pause", None).await;
+    let paused = eventually(Duration::from_secs(60), async || {
+        let body =
+            json!({ "token_id": token_id, "from": wallet(1), "to": wallet(4), "amount": "1" });
+        let (_, c) = api.post(&alice, "/v1/transfers/check", body).await;
+        c["snapshot"]["paused"] == true
+    })
+    .await;
+    assert!(paused, "the pause was never indexed");
+    drop(api);
+    let _dir = stop(s);
+    let round = cases(&mut rng, 30);
+    disagreements.extend(
+        compare(
+            &store,
+            &chain,
+            org,
+            &token_id,
+            token_address,
+            &round,
+            &mut reached,
+        )
+        .await,
+    );
+
+    assert!(
+        disagreements.is_empty(),
+        "seed {seed}: {} disagreements:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+    let every: Vec<u8> = (1..=INVALID_RECEIVER).collect();
+    let missing: Vec<u8> = every
+        .iter()
+        .copied()
+        .filter(|c| !reached.contains_key(c))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "seed {seed}: the generator never reached reason codes {missing:?} (reached {reached:?})"
+    );
+    println!("reason codes reached: {reached:?}");
 }
