@@ -31,7 +31,6 @@ use crate::background::Background;
 use crate::config::{Config, Environment, ServeRole};
 use crate::handlers::Platform;
 use crate::{secrets, signers};
-use rwa_flows::holdings::ChainHoldings;
 use rwa_flows::identity::IdentitySync;
 use rwa_flows::operations::OperationsFlow;
 use rwa_flows::submit::Submitter;
@@ -136,7 +135,7 @@ impl App {
                 (devnet.clone(), Some(devnet))
             }
         };
-        let holdings: Arc<dyn HoldingsView> = Arc::new(ChainHoldings::new(chain.clone()));
+        let holdings: Arc<dyn HoldingsView> = store.clone();
         let chain_id = chain
             .chain_id()
             .await

@@ -11,7 +11,9 @@ mod common;
 use std::time::Duration;
 
 use common::api::{Api, balances, failed, token_with_investors, wallet};
-use common::{Server, eventually, forget_events_of_block, problem_fields};
+use common::{
+    Server, eventually, forget_events_of_block, misrecord_amounts_of_block, problem_fields,
+};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -250,6 +252,19 @@ async fn transfers_are_checked_reserved_settled_and_explained() {
     let events = api.get(&alice, "/v1/events?type=transfer.unindexed").await;
     assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
     assert_eq!(events["items"][0]["data"]["transfer_id"], id1.as_str());
+
+    // One whose indexed Transfer carries another amount is an alarm too.
+    let other = &settled[0];
+    misrecord_amounts_of_block(&s.database_url, other["block_number"].as_u64().unwrap()).await;
+    let alarmed = eventually(Duration::from_secs(60), async || {
+        health = s.detailed_health().await["checks"]["indexer"].clone();
+        health["unreconciled_operations"] == 2
+    })
+    .await;
+    assert!(alarmed, "no alarm for the amount: {health}");
+    let events = api.get(&alice, "/v1/events?type=transfer.mismatched").await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(events["items"][0]["data"]["transfer_id"], other["id"]);
 }
 
 /// With the compliance queue served by no worker, a transfer stays

@@ -427,6 +427,10 @@ pub trait WatchedContracts: Send + Sync {
 pub struct Unreconciled {
     /// `operation` or `transfer`.
     pub subject: &'static str,
+    /// `unindexed` (no `Transfer` of the token in its transaction) or
+    /// `mismatched` (a transfer whose sender, receiver and amount match none
+    /// of them).
+    pub reason: &'static str,
     /// The operation's or transfer's id.
     pub id: uuid::Uuid,
     /// Its organization.
@@ -443,9 +447,12 @@ pub struct Unreconciled {
 pub trait Reconciliation: Send + Sync {
     /// Settled mints, burns, forced transfers and transfers of followed
     /// tokens, in blocks at or below `below`, whose `Transfer` the index
-    /// does not hold; each is raised once (an `operation.unindexed` or
-    /// `transfer.unindexed` event of its organization) the first time it is
-    /// found.
+    /// does not hold, and settled transfers whose transaction's indexed
+    /// `Transfer`s hold none with their sender, receiver and amount (each
+    /// transfer's amount is checked once it matches); each is raised once
+    /// (an `operation.unindexed`, `transfer.unindexed` or
+    /// `transfer.mismatched` event of its organization) the first time it
+    /// is found.
     async fn system_reconcile_settlements(
         &self,
         chain_id: u64,

@@ -359,16 +359,20 @@ pub fn parse_reason(raw: &str, field: &str) -> Result<String, ValidationError> {
 
 // ---- the mint check ----
 
-/// What the token's compliance contract counts now.
+/// What the index holds of a token now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Holding {
     /// The investor's balance over all their wallets, base units.
     pub investor_balance: U256,
-    /// Investors holding the token.
+    /// Investors holding the token (a wallet of no investor counts alone).
     pub holder_count: u64,
+    /// The last block the index holds: mints in later blocks (or in none
+    /// yet) are counted as on their way.
+    pub indexed_block: u64,
 }
 
-/// Mints accepted but not settled (nor failed or rejected) of one token.
+/// Mints accepted and not in the index yet (nor failed or rejected) of one
+/// token.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PendingMints {
     /// Their total to the investor.
@@ -400,7 +404,7 @@ pub struct MintContext<'a> {
     pub amount: Amount,
     /// The token's rules.
     pub rules: &'a ComplianceRules,
-    /// What the compliance contract counts now.
+    /// What the index holds now.
     pub holding: Holding,
     /// Mints on their way.
     pub pending: PendingMints,
@@ -502,7 +506,7 @@ pub struct MintGate {
     pub investor: Investor,
     /// The token's rules.
     pub rules: ComplianceRules,
-    /// What the compliance contract counts now.
+    /// What the index holds now.
     pub holding: Holding,
     /// Now.
     pub now: DateTime<Utc>,
@@ -519,11 +523,11 @@ pub enum Created {
 
 // ---- ports ----
 
-/// What the token's compliance contract counts, read from the chain (until
-/// the indexer keeps balances).
+/// What the index holds of a token: the mint check's balances, read from
+/// the database (never from the chain on the request path).
 #[async_trait]
 pub trait HoldingsView: Send + Sync {
-    /// The investor's holding of the deployed token.
+    /// The investor's holding of the deployed token, and the token's holders.
     async fn holding(
         &self,
         deployment: &TokenDeployment,
@@ -746,6 +750,7 @@ mod tests {
         let full = Holding {
             investor_balance: U256::ZERO,
             holder_count: 1,
+            indexed_block: 0,
         };
         let others = PendingMints {
             new_holders: 1,
@@ -755,6 +760,7 @@ mod tests {
         let holder = Holding {
             investor_balance: U256::from(5),
             holder_count: 2,
+            indexed_block: 0,
         };
         assert_eq!(
             check(&ok, &r, holder, p, 5),

@@ -22,13 +22,10 @@
 //!   retries, circuit breaker, `checks.compliance_engine`).
 //! - [`settlement`]: approved transfers carried to the token in batches
 //!   (`batchAgentTransfer`), each asked of the token (`canTransfer`) first.
-//! - [`holdings`]: what a token's compliance contract counts, for the mint
-//!   check (until the indexer keeps balances).
 //! - [`submit`]: transactions submitted under idempotency keys.
 
 pub mod compliance;
 pub mod deployment;
-pub mod holdings;
 pub mod identity;
 pub mod operations;
 pub mod registry;

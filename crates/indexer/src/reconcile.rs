@@ -78,6 +78,7 @@ impl Reconciler {
                 for u in &open {
                     tracing::error!(
                         subject = u.subject,
+                        reason = u.reason,
                         id = %u.id,
                         tx_hash = %u.tx_hash,
                         block = u.block_number,

@@ -180,11 +180,71 @@ impl crate::Store {
     }
 }
 
+#[async_trait::async_trait]
+impl rwa_domain::operation::HoldingsView for crate::Store {
+    async fn holding(
+        &self,
+        deployment: &rwa_domain::token::TokenDeployment,
+        investor: rwa_domain::InvestorId,
+    ) -> RepoResult<rwa_domain::operation::Holding> {
+        let chain_id = deployment.chain_id as i64;
+        let contract = hex(deployment.address);
+        let (indexed, rows) = on_reader!(self, |pool, sql| {
+            let indexed = sql::indexed_block(pool, chain_id).await.db()?;
+            let rows = sql::investor_holders(pool, chain_id, &contract)
+                .await
+                .db()?;
+            (indexed, rows)
+        });
+        let mut investor_balance = U256::ZERO;
+        let mut holders = std::collections::BTreeSet::new();
+        for (wallet, owner, balance) in rows {
+            if owner == Some(investor.as_uuid()) {
+                investor_balance += parse::<U256>(&balance, "balance")?;
+            }
+            // The contract counts investors, and a wallet of nobody alone.
+            holders.insert(owner.map_or(wallet, |o| o.to_string()));
+        }
+        Ok(rwa_domain::operation::Holding {
+            investor_balance,
+            holder_count: holders.len() as u64,
+            indexed_block: indexed.unwrap_or(0) as u64,
+        })
+    }
+}
+
 /// Rows per multi-row statement (8 parameters each, well under SQLite's
 /// 32,766 and PostgreSQL's 65,535).
 pub(crate) const CHUNK: usize = 1000;
 
 crate::dialect::statements! {
+    /// The last block the index holds on the chain.
+    pub(crate) async fn indexed_block(pool: &Pool, chain_id: i64) -> sqlx::Result<Option<i64>> {
+        sqlx::query_scalar("SELECT block_number FROM indexer_state WHERE chain_id = $1")
+            .bind(chain_id)
+            .fetch_optional(pool)
+            .await
+    }
+
+    /// Every wallet holding the fungible `contract`, with its investor (of
+    /// the token's organization) and its balance.
+    pub(crate) async fn investor_holders(
+        pool: &Pool,
+        chain_id: i64,
+        contract: &str,
+    ) -> sqlx::Result<Vec<(String, Option<uuid::Uuid>, String)>> {
+        sqlx::query_as(
+            "SELECT h.wallet, w.investor_id, h.balance FROM holdings h \
+             LEFT JOIN tokens t ON t.chain_id = h.chain_id AND t.address = h.contract \
+             LEFT JOIN investor_wallets w ON w.org_id = t.org_id AND w.address = h.wallet \
+             WHERE h.chain_id = $1 AND h.contract = $2 AND h.token_id = '' AND h.balance <> '0'",
+        )
+        .bind(chain_id)
+        .bind(contract)
+        .fetch_all(pool)
+        .await
+    }
+
     use rwa_domain::chain::Address;
     use sqlx::{QueryBuilder, query, query_as};
 

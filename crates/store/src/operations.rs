@@ -422,11 +422,12 @@ impl OperationRepository for Store {
                     sql::lock_token(&mut tx, token.as_uuid()).await.db()?;
                 }
                 let investor = gate.investor.id.as_uuid();
-                let amounts = sql::open_mint_amounts(&mut tx, token.as_uuid(), investor)
+                let indexed = gate.holding.indexed_block as i64;
+                let amounts = sql::open_mint_amounts(&mut tx, token.as_uuid(), investor, indexed)
                     .await
                     .db()?;
                 let (new_holders, counted) =
-                    sql::open_new_holders(&mut tx, token.as_uuid(), investor)
+                    sql::open_new_holders(&mut tx, token.as_uuid(), investor, indexed)
                         .await
                         .db()?;
                 let pending = PendingMints {
@@ -943,28 +944,50 @@ crate::dialect::statements! {
             .map(|_| ())
     }
 
+    /// Mints of the token accepted and not in the index as of block `$3`:
+    /// not sent, or sent in a later block (settled ones included: the index
+    /// may not have reached their block yet).
+    macro_rules! mints_on_their_way {
+        () => {
+            " FROM operations o LEFT JOIN operation_batches b ON b.id = o.batch_id \
+             WHERE o.token_id = $1 AND o.kind = 'mint' \
+             AND o.status IN ('awaiting_approval', 'pending', 'submitted', 'confirmed', 'settled') \
+             AND (b.block_number IS NULL OR b.block_number > $3)"
+        };
+    }
+
     /// Amounts of the token's mints to the investor that are on their way.
-    pub(crate) async fn open_mint_amounts(c: &mut Conn, token: Uuid, investor: Uuid) -> sqlx::Result<Vec<String>> {
-        query_scalar(
-            "SELECT amount FROM operations WHERE token_id = $1 AND investor_id = $2 AND kind = 'mint' \
-             AND status IN ('awaiting_approval', 'pending', 'submitted', 'confirmed')",
-        )
-        .bind(token)
-        .bind(investor)
-        .fetch_all(c)
-        .await
+    pub(crate) async fn open_mint_amounts(
+        c: &mut Conn,
+        token: Uuid,
+        investor: Uuid,
+        indexed: i64,
+    ) -> sqlx::Result<Vec<String>> {
+        query_scalar(concat!("SELECT o.amount", mints_on_their_way!(), " AND o.investor_id = $2"))
+            .bind(token)
+            .bind(investor)
+            .bind(indexed)
+            .fetch_all(c)
+            .await
     }
 
     /// How many of the token's mints on their way make a new holder, and
     /// whether one of them is the investor's.
-    pub(crate) async fn open_new_holders(c: &mut Conn, token: Uuid, investor: Uuid) -> sqlx::Result<(i64, bool)> {
-        query_as(
-            "SELECT count(DISTINCT investor_id), coalesce(max(CASE WHEN investor_id = $2 THEN 1 ELSE 0 END), 0) = 1 \
-             FROM operations WHERE token_id = $1 AND kind = 'mint' AND new_holder \
-             AND status IN ('awaiting_approval', 'pending', 'submitted', 'confirmed')",
-        )
+    pub(crate) async fn open_new_holders(
+        c: &mut Conn,
+        token: Uuid,
+        investor: Uuid,
+        indexed: i64,
+    ) -> sqlx::Result<(i64, bool)> {
+        query_as(concat!(
+            "SELECT count(DISTINCT o.investor_id), \
+             coalesce(max(CASE WHEN o.investor_id = $2 THEN 1 ELSE 0 END), 0) = 1",
+            mints_on_their_way!(),
+            " AND o.new_holder"
+        ))
         .bind(token)
         .bind(investor)
+        .bind(indexed)
         .fetch_one(c)
         .await
     }

@@ -357,3 +357,61 @@ pub async fn forget_events_of_block(url: &str, block: u64) {
             .unwrap();
     }
 }
+
+/// Rewrites the indexed ERC-20 `Transfer`s of one block with one base unit
+/// more, and marks the transfers settled in it unchecked, as an indexer
+/// that decoded amounts wrongly would leave them.
+pub async fn misrecord_amounts_of_block(url: &str, block: u64) {
+    use rwa_domain::onchain::EventKind;
+    use sqlx::Connection;
+    let select = "SELECT block_hash, log_index, data FROM onchain_events \
+                  WHERE block_number = $1 AND kind = 'erc20_transfer'";
+    let update = "UPDATE onchain_events SET data = $3 WHERE block_hash = $1 AND log_index = $2";
+    let reset = "UPDATE transfers SET amount_checked = false WHERE block_number = $1";
+    let altered = |rows: Vec<(String, i64, String)>| -> Vec<(String, i64, String)> {
+        rows.into_iter()
+            .map(|(hash, index, data)| {
+                let Ok(EventKind::Erc20Transfer { from, to, value }) = serde_json::from_str(&data)
+                else {
+                    panic!("not an ERC-20 transfer: {data}");
+                };
+                let wrong = EventKind::Erc20Transfer {
+                    from,
+                    to,
+                    value: value + rwa_domain::chain::U256::from(1u8),
+                };
+                (hash, index, serde_json::to_string(&wrong).unwrap())
+            })
+            .collect()
+    };
+    macro_rules! run {
+        ($conn:ty) => {{
+            let mut c = <$conn>::connect(url).await.unwrap();
+            let rows: Vec<(String, i64, String)> = sqlx::query_as(select)
+                .bind(block as i64)
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+            assert!(!rows.is_empty(), "no transfer indexed in block {block}");
+            for (hash, index, data) in altered(rows) {
+                sqlx::query(update)
+                    .bind(hash)
+                    .bind(index)
+                    .bind(data)
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query(reset)
+                .bind(block as i64)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }};
+    }
+    if url.starts_with("sqlite:") {
+        run!(sqlx::SqliteConnection)
+    } else {
+        run!(sqlx::PgConnection)
+    }
+}

@@ -31,3 +31,9 @@ ALTER TABLE organizations ADD COLUMN compliance_defaults TEXT;
 -- A rule_set_change operation's change: version, from and to (JSON). The
 -- kind's CHECK is widened by the next migration (SQLite rebuilds the table).
 ALTER TABLE operations ADD COLUMN rule_change TEXT;
+
+-- A settled transfer whose indexed Transfer matched its sender, receiver
+-- and amount; the reconciliation checks the others.
+ALTER TABLE transfers ADD COLUMN amount_checked BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX transfers_amount_unchecked ON transfers (block_number)
+    WHERE status = 'settled' AND NOT amount_checked;
