@@ -131,6 +131,19 @@ async fn rule_sets_apply_off_chain_at_once_and_on_chain_once_their_operation_set
             "structuring.lower_percent"
         ]
     );
+    for (body, field) in [
+        (json!({ "velocity": [null, null] }), "velocity"),
+        (json!({ "structuring": ["1000", 50, 60, 3] }), "structuring"),
+        (json!([[], []]), "body"),
+        (
+            json!({ "max_investors_per_country": { "US": 6.811_937_421_897_521e19 } }),
+            "max_investors_per_country",
+        ),
+    ] {
+        let (status, problem) = put(&alice, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem_fields(&problem), [field], "{problem}");
+    }
     let (status, _) = put(&operator, json!({ "max_holders": 10 })).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, same) = put(&alice, json!({ "max_holders": 10 })).await;

@@ -54,6 +54,17 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
             "JSON nesting is deeper than {max_depth} levels (reached {depth})"
         )));
     }
+    // Every body is an object: serde would also read a struct from an
+    // array of its fields in order (`[null, 5]`), which no schema allows.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: "body".to_owned(),
+            message: "must be a JSON object".to_owned(),
+        }]));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();

@@ -93,13 +93,12 @@ pub(crate) mod integer {
         }
     }
 
-    /// An object of integers by key (`null` or absent: empty).
+    /// An object of integers by key (absent: empty, with `#[serde(default)]`).
     pub(crate) fn map<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<std::collections::BTreeMap<String, i64>, D::Error> {
-        let raw = Option::<std::collections::BTreeMap<String, serde_json::Number>>::deserialize(d)?;
-        raw.unwrap_or_default()
-            .into_iter()
+        let raw = std::collections::BTreeMap::<String, serde_json::Number>::deserialize(d)?;
+        raw.into_iter()
             .map(|(k, n)| match exact(n.clone()) {
                 Some(v) => Ok((k, v)),
                 None => Err(D::Error::custom(format!(
@@ -107,6 +106,42 @@ pub(crate) mod integer {
                 ))),
             })
             .collect()
+    }
+}
+
+/// A nested object read only from a JSON object: serde would also read a
+/// struct from an array of its fields in order, which no schema allows.
+pub(crate) mod object {
+    use serde::Deserialize;
+    use serde::de::{DeserializeOwned, Deserializer, Error};
+
+    /// An optional object (`null` or absent: none).
+    pub(crate) fn optional<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        match Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)? {
+            None => Ok(None),
+            Some(map) => inner(map).map(Some),
+        }
+    }
+
+    /// A required object.
+    pub(crate) fn required<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        inner(serde_json::Map::<String, serde_json::Value>::deserialize(
+            d,
+        )?)
+    }
+
+    /// The object's fields, an error naming the inner field that failed.
+    fn inner<T: DeserializeOwned, E: Error>(
+        map: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<T, E> {
+        serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|e| {
+            let path = e.path().to_string();
+            E::custom(format!("{path}: {}", e.into_inner()))
+        })
     }
 }
 
@@ -130,7 +165,8 @@ impl PartialSchema for CountryCaps {
             .additional_properties(Some(
                 ObjectBuilder::new()
                     .schema_type(Type::Integer)
-                    .minimum(Some(0.0)),
+                    .minimum(Some(0))
+                    .maximum(Some(rwa_domain::rule_set::MAX_COUNT)),
             ))
             .into()
     }

@@ -33,6 +33,10 @@ use crate::{Actor, OrgId, RepoResult, TokenId, ValidationError};
 
 /// The version a token's deployed rules are.
 pub const FIRST_VERSION: u32 = 1;
+/// Largest count a rule takes (investors per country, transfers per day or
+/// month, holders): far above any real token, and exact in every JSON
+/// parser.
+pub const MAX_COUNT: i64 = 1_000_000_000;
 /// Longest structuring window: a year, the longest history the rules read.
 pub const MAX_WINDOW_SECONDS: i64 = 366 * 24 * 3600;
 
@@ -95,11 +99,11 @@ fn count(
 ) -> Option<u64> {
     match raw {
         None => None,
-        Some(n) if n >= min => Some(n as u64),
+        Some(n) if (min..=MAX_COUNT).contains(&n) => Some(n as u64),
         Some(_) => {
             errors.push(ValidationError::new(
                 field,
-                format!("must be at least {min}"),
+                format!("must be between {min} and {MAX_COUNT}"),
             ));
             None
         }

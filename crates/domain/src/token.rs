@@ -162,11 +162,14 @@ impl ComplianceRules {
         };
         let max_holders = match draft.max_holders {
             None => None,
-            Some(n) if n >= 1 => Some(n as u64),
+            Some(n) if (1..=crate::rule_set::MAX_COUNT).contains(&n) => Some(n as u64),
             Some(_) => {
                 errors.push(ValidationError::new(
                     at("max_holders"),
-                    "must be at least 1; omit it for no limit",
+                    format!(
+                        "must be between 1 and {}; omit it for no limit",
+                        crate::rule_set::MAX_COUNT
+                    ),
                 ));
                 None
             }

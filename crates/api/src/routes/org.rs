@@ -19,7 +19,7 @@ use crate::extract::Json;
 use crate::routes::rule_sets::{
     StructuringBody, VelocityBody, caps_view, offchain_draft, structuring_view, velocity_view,
 };
-use crate::schema::{CountryCaps, integer};
+use crate::schema::{CountryCaps, integer, object};
 use crate::state::ApiState;
 
 pub(crate) fn router() -> OpenApiRouter<ApiState> {
@@ -36,9 +36,9 @@ pub(crate) struct DefaultsBody {
     #[serde(default, deserialize_with = "integer::map")]
     #[schema(value_type = CountryCaps)]
     max_investors_per_country: BTreeMap<String, i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object::optional")]
     velocity: Option<VelocityBody>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object::optional")]
     structuring: Option<StructuringBody>,
 }
 
@@ -88,6 +88,7 @@ async fn get_org(
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateOrg {
     /// Replaces the compliance defaults whole (`{}`: none). Required.
+    #[serde(deserialize_with = "object::required")]
     compliance_defaults: DefaultsBody,
 }
 

@@ -27,7 +27,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Query, path_id};
 use crate::routes::ListView;
 use crate::routes::api_keys::ListParams;
-use crate::schema::{CountryCaps, CountryCode, PositiveUint256, integer};
+use crate::schema::{CountryCaps, CountryCode, PositiveUint256, integer, object};
 use crate::state::ApiState;
 
 pub(crate) fn router() -> OpenApiRouter<ApiState> {
@@ -43,7 +43,7 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
 pub(crate) struct VelocityBody {
     /// Transfers sent per rolling 24 hours.
     #[serde(default, deserialize_with = "integer::optional")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     daily_count: Option<i64>,
     /// Base units sent per rolling 24 hours.
     #[serde(default)]
@@ -51,7 +51,7 @@ pub(crate) struct VelocityBody {
     daily_volume: Option<String>,
     /// Transfers sent per rolling 30 days.
     #[serde(default, deserialize_with = "integer::optional")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     monthly_count: Option<i64>,
     /// Base units sent per rolling 30 days.
     #[serde(default)]
@@ -104,7 +104,7 @@ pub(crate) struct RuleSetBody {
     max_balance_per_investor: Option<String>,
     /// Most investors holding the token at once (absent: no limit).
     #[serde(default, deserialize_with = "integer::optional")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     max_holders: Option<i64>,
     /// Seconds a wallet cannot send after each mint to it (absent: 0), at
     /// most 100 years.
@@ -115,9 +115,9 @@ pub(crate) struct RuleSetBody {
     #[serde(default, deserialize_with = "integer::map")]
     #[schema(value_type = CountryCaps)]
     max_investors_per_country: BTreeMap<String, i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object::optional")]
     velocity: Option<VelocityBody>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object::optional")]
     structuring: Option<StructuringBody>,
 }
 

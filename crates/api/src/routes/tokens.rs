@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Query, path_id};
 use crate::routes::ListView;
 use crate::routes::api_keys::ListParams;
-use crate::schema::{CountryCode, PositiveUint256, Uint256, integer};
+use crate::schema::{CountryCode, PositiveUint256, Uint256, integer, object};
 use crate::state::ApiState;
 
 pub(crate) fn router() -> OpenApiRouter<ApiState> {
@@ -48,7 +48,7 @@ pub(crate) struct ComplianceBody {
     max_balance_per_investor: Option<String>,
     /// Most investors holding the token at once (absent: no limit).
     #[serde(default, deserialize_with = "integer::optional")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     max_holders: Option<i64>,
     /// Seconds a wallet cannot send after each mint to it (absent: 0), at most
     /// 100 years.
@@ -78,7 +78,7 @@ pub(crate) struct CreateToken {
     #[schema(minimum = 0, maximum = 18)]
     decimals: i64,
     /// Transfer rules (absent: none).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object::optional")]
     compliance: Option<ComplianceBody>,
 }
 
