@@ -17,14 +17,14 @@ use std::sync::Arc;
 
 use rwa_chain::contracts::{self, IdentityRegistry};
 use rwa_chain::txm::TxmError;
-use rwa_domain::chain::{Address, Bytes, ChainError, U256};
+use rwa_domain::chain::{Address, Bytes};
 use rwa_domain::identity::{IdentityAction, IdentityBatch, IdentityRepository, investor_hash};
 use rwa_domain::token::TokenRepository;
-use rwa_domain::tx::{Lane, TxRequest, TxState};
+use rwa_domain::tx::{Lane, TxState};
 use rwa_domain::{OrgId, RepoError};
 
 use crate::registry::{self, Registry};
-use crate::submit::Submitter;
+use crate::submit::{Estimated, Submitter};
 
 /// Wallets per batch transaction. Blocks are packed by gas limit: at 48.8k
 /// gas a wallet (`docs/benchmarks.md`, contract gas) and a 10 % margin, a
@@ -118,35 +118,24 @@ impl IdentitySync {
             Some(tx) => tx,
             None => {
                 let input = call_input(batch);
-                let estimate = self.sub.estimate_with_margin(
+                let sent = self.sub.submit_estimated(
+                    key,
                     Lane::Admin,
-                    Some(registry),
-                    &input,
+                    registry,
+                    input,
                     BATCH_ESTIMATE_MARGIN_PERCENT,
                 );
-                let gas_limit = match estimate.await {
-                    Ok(gas) => gas,
+                match sent.await? {
+                    Estimated::Sent(tx) => *tx,
                     // The registry refuses it as it stands: no transaction
                     // would do better.
-                    Err(TxmError::Chain(ChainError::Reverted { reason, data })) => {
+                    Estimated::Refused { reason, data } => {
                         let why = describe_revert(&reason, &data);
                         tracing::warn!(batch = %batch.id, reason = %why, "identity batch refused");
                         self.identities.system_fail_batch(batch.id, &why).await?;
                         return Ok(false);
                     }
-                    Err(e) => return Err(e.into()),
-                };
-                self.sub
-                    .txm
-                    .submit(&TxRequest {
-                        key,
-                        lane: Lane::Admin,
-                        to: Some(registry),
-                        value: U256::ZERO,
-                        input,
-                        gas_limit,
-                    })
-                    .await?
+                }
             }
         };
         if batch.tx_id.is_none() {
