@@ -7,11 +7,13 @@
 //! transfer recording the versions and rules it was checked under; every
 //! change an event. And the property that the off-chain rules agree with
 //! the contract's `canTransfer` over random states reaching every reason
-//! code.
+//! code, on the embedded devnet and on anvil.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,6 +23,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method, StatusCode};
 use rwa_chain::contracts::{self, Compliance, SecurityToken};
+use rwa_chain::devnet::{Devnet, DevnetConfig};
 use rwa_chain::rpc::{RpcChain, RpcConfig};
 use rwa_domain::OrgId;
 use rwa_domain::chain::{Address, BlockTag, ChainPort, U256};
@@ -408,7 +411,7 @@ struct Case {
 /// records the codes reached.
 async fn compare(
     store: &Store,
-    chain: &RpcChain,
+    chain: &dyn ChainPort,
     org: OrgId,
     token_id: &str,
     token: Address,
@@ -478,18 +481,58 @@ async fn compare(
     disagreements
 }
 
+/// The chain a property run uses: the embedded devnet the service runs
+/// (read by the test from the service's data directory while the service
+/// is stopped), or anvil over JSON-RPC.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Devnet,
+    Anvil,
+}
+
+/// The chain to read while the service is stopped, and the devnet to shut
+/// down before it starts again.
+async fn reader(
+    rpc: &Option<Arc<dyn ChainPort>>,
+    dir: &Path,
+) -> (Arc<dyn ChainPort>, Option<Arc<Devnet>>) {
+    match rpc {
+        Some(chain) => (chain.clone(), None),
+        None => {
+            let devnet = Devnet::open(DevnetConfig {
+                db_path: Some(dir.join("devnet.db")),
+                ..DevnetConfig::default()
+            })
+            .await
+            .unwrap();
+            (devnet.clone(), Some(devnet))
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_off_chain_rules_agree_with_can_transfer_over_random_states() {
+async fn the_off_chain_rules_agree_with_can_transfer_on_the_devnet() {
+    off_chain_agrees_with_can_transfer(Node::Devnet).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_off_chain_rules_agree_with_can_transfer_on_anvil() {
+    off_chain_agrees_with_can_transfer(Node::Anvil).await;
+}
+
+async fn off_chain_agrees_with_can_transfer(node: Node) {
     let seed: u64 = std::env::var("RWA_PROPERTY_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x0ff_c4a1);
     println!("seed {seed} (RWA_PROPERTY_SEED reruns it)");
     let mut rng = StdRng::seed_from_u64(seed);
-    let anvil = Anvil::start(&["--block-time", "1"]);
-    let chain = RpcChain::new(RpcConfig::new(anvil.url())).unwrap();
+    let anvil = (node == Node::Anvil).then(|| Anvil::start(&["--block-time", "1"]));
+    let rpc: Option<Arc<dyn ChainPort>> = anvil
+        .as_ref()
+        .map(|a| Arc::new(RpcChain::new(RpcConfig::new(a.url())).unwrap()) as Arc<dyn ChainPort>);
     let db = TestDatabase::create().await;
-    let env = server_env(&anvil);
+    let env = anvil.as_ref().map(server_env).unwrap_or_default();
     let mut s = start(&db, tempfile::tempdir().unwrap(), &env);
     let store = Store::connect(&StoreOptions::new(&db.url)).await.unwrap();
     let (org, alice) = s.create_org("Property Partners");
@@ -635,6 +678,7 @@ async fn the_off_chain_rules_agree_with_can_transfer_over_random_states() {
     };
     // Stopped for the first round; waits for the expiry on both clocks.
     let dir = stop(s);
+    let (chain, devnet) = reader(&rpc, dir.path()).await;
     let passed = eventually(Duration::from_secs(120), async || {
         let head = chain.header(BlockTag::Latest).await.unwrap().unwrap();
         head.timestamp as i64 > expires && Utc::now().timestamp() > expires + 1
@@ -692,7 +736,7 @@ async fn the_off_chain_rules_agree_with_can_transfer_over_random_states() {
     let round = cases(&mut rng, 400);
     let mut disagreements = compare(
         &store,
-        &chain,
+        &*chain,
         org,
         &token_id,
         token_address,
@@ -700,6 +744,10 @@ async fn the_off_chain_rules_agree_with_can_transfer_over_random_states() {
         &mut reached,
     )
     .await;
+
+    if let Some(devnet) = devnet {
+        devnet.shutdown().await;
+    }
 
     // Paused: every case is refused first for that.
     let s = start(&db, dir, &env);
@@ -718,12 +766,13 @@ async fn the_off_chain_rules_agree_with_can_transfer_over_random_states() {
     .await;
     assert!(paused, "the pause was never indexed");
     drop(api);
-    let _dir = stop(s);
+    let dir = stop(s);
+    let (chain, devnet) = reader(&rpc, dir.path()).await;
     let round = cases(&mut rng, 30);
     disagreements.extend(
         compare(
             &store,
-            &chain,
+            &*chain,
             org,
             &token_id,
             token_address,
@@ -733,6 +782,9 @@ async fn the_off_chain_rules_agree_with_can_transfer_over_random_states() {
         .await,
     );
 
+    if let Some(devnet) = devnet {
+        devnet.shutdown().await;
+    }
     assert!(
         disagreements.is_empty(),
         "seed {seed}: {} disagreements:\n{}",
