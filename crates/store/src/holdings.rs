@@ -189,25 +189,22 @@ impl rwa_domain::operation::HoldingsView for crate::Store {
     ) -> RepoResult<rwa_domain::operation::Holding> {
         let chain_id = deployment.chain_id as i64;
         let contract = hex(deployment.address);
-        let (indexed, rows) = on_reader!(self, |pool, sql| {
+        let investor = investor.as_uuid();
+        let (indexed, balances, holders) = on_reader!(self, |pool, sql| {
             let indexed = sql::indexed_block(pool, chain_id).await.db()?;
-            let rows = sql::investor_holders(pool, chain_id, &contract)
+            let balances = sql::investor_balances(pool, chain_id, &contract, investor)
                 .await
                 .db()?;
-            (indexed, rows)
+            let holders = sql::holder_count(pool, chain_id, &contract).await.db()?;
+            (indexed, balances, holders)
         });
         let mut investor_balance = U256::ZERO;
-        let mut holders = std::collections::BTreeSet::new();
-        for (wallet, owner, balance) in rows {
-            if owner == Some(investor.as_uuid()) {
-                investor_balance += parse::<U256>(&balance, "balance")?;
-            }
-            // The contract counts investors, and a wallet of nobody alone.
-            holders.insert(owner.map_or(wallet, |o| o.to_string()));
+        for balance in balances {
+            investor_balance += parse::<U256>(&balance, "balance")?;
         }
         Ok(rwa_domain::operation::Holding {
             investor_balance,
-            holder_count: holders.len() as u64,
+            holder_count: holders.max(0) as u64,
             indexed_block: indexed.unwrap_or(0) as u64,
         })
     }
@@ -226,22 +223,41 @@ crate::dialect::statements! {
             .await
     }
 
-    /// Every wallet holding the fungible `contract`, with its investor (of
-    /// the token's organization) and its balance.
-    pub(crate) async fn investor_holders(
+    /// The indexed balances of the investor's wallets in the fungible
+    /// `contract`.
+    pub(crate) async fn investor_balances(
         pool: &Pool,
         chain_id: i64,
         contract: &str,
-    ) -> sqlx::Result<Vec<(String, Option<uuid::Uuid>, String)>> {
-        sqlx::query_as(
-            "SELECT h.wallet, w.investor_id, h.balance FROM holdings h \
+        investor: uuid::Uuid,
+    ) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT h.balance FROM holdings h \
+             JOIN investor_wallets w ON w.address = h.wallet AND w.investor_id = $3 \
+             WHERE h.chain_id = $1 AND h.contract = $2 AND h.token_id = ''",
+        )
+        .bind(chain_id)
+        .bind(contract)
+        .bind(investor)
+        .fetch_all(pool)
+        .await
+    }
+
+    /// Holders of the fungible `contract` as its compliance contract counts
+    /// them: investors (of the token's organization), and each wallet of
+    /// nobody alone; counted in the database, not row by row here.
+    pub(crate) async fn holder_count(pool: &Pool, chain_id: i64, contract: &str) -> sqlx::Result<i64> {
+        sqlx::query_scalar(
+            "SELECT count(DISTINCT w.investor_id) \
+             + coalesce(sum(CASE WHEN w.investor_id IS NULL THEN 1 ELSE 0 END), 0) \
+             FROM holdings h \
              LEFT JOIN tokens t ON t.chain_id = h.chain_id AND t.address = h.contract \
              LEFT JOIN investor_wallets w ON w.org_id = t.org_id AND w.address = h.wallet \
              WHERE h.chain_id = $1 AND h.contract = $2 AND h.token_id = '' AND h.balance <> '0'",
         )
         .bind(chain_id)
         .bind(contract)
-        .fetch_all(pool)
+        .fetch_one(pool)
         .await
     }
 

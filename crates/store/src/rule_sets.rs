@@ -185,27 +185,10 @@ impl RuleSetRepository for Store {
     async fn current(&self, org: OrgId, token: TokenId) -> RepoResult<CurrentRules> {
         on_reader!(self, |pool, sql| {
             let mut c = pool.acquire().await.db()?;
-            let Some(t) = sql::token_rules(&mut c, org.as_uuid(), token.as_uuid())
-                .await
-                .db()?
-            else {
-                return Err(RepoError::NotFound);
-            };
-            let defaults = match sql::defaults(&mut *c, org.as_uuid()).await.db()?.flatten() {
-                Some(raw) => {
-                    ComplianceDefaults::from_rule_set(json_of(&raw, "compliance defaults")?)
-                }
-                None => ComplianceDefaults::default(),
-            };
-            let latest = match t.rules {
-                None => t.deployed(token)?,
-                Some(_) => RuleSetVersion::try_from(
-                    sql::version(&mut c, token.as_uuid(), t.rule_version)
-                        .await
-                        .db()?
-                        .ok_or(RepoError::NotFound)?,
-                )?,
-            };
+            let t = sql::token_rules(&mut c, org.as_uuid(), token.as_uuid()).await?;
+            let raw = sql::defaults(&mut *c, org.as_uuid()).await.db()?.flatten();
+            let defaults = parse_defaults(raw.as_deref())?;
+            let latest = sql::latest_version(&mut c, token, &t).await?;
             let in_force = t.latest()?.effective(&t.applied()?, &defaults);
             Ok(CurrentRules {
                 latest,
@@ -227,22 +210,9 @@ impl RuleSetRepository for Store {
             operations::lock_token(&mut tx, token.as_uuid())
                 .await
                 .db()?;
-            let Some(t) = sql::token_rules(&mut tx, org.as_uuid(), token.as_uuid())
-                .await
-                .db()?
-            else {
-                return Err(RepoError::NotFound);
-            };
+            let t = sql::token_rules(&mut tx, org.as_uuid(), token.as_uuid()).await?;
             if t.latest()?.same(&rules) {
-                let latest = match t.rules {
-                    None => t.deployed(token)?,
-                    Some(_) => RuleSetVersion::try_from(
-                        sql::version(&mut tx, token.as_uuid(), t.rule_version)
-                            .await
-                            .db()?
-                            .ok_or(RepoError::NotFound)?,
-                    )?,
-                };
+                let latest = sql::latest_version(&mut tx, token, &t).await?;
                 return Ok(Put::Unchanged(latest));
             }
             let applied = t.applied()?;
@@ -331,12 +301,7 @@ impl RuleSetRepository for Store {
     ) -> RepoResult<Page<RuleSetVersion>> {
         on_reader!(self, |pool, sql| {
             let mut c = pool.acquire().await.db()?;
-            let Some(t) = sql::token_rules(&mut c, org.as_uuid(), token.as_uuid())
-                .await
-                .db()?
-            else {
-                return Err(RepoError::NotFound);
-            };
+            let t = sql::token_rules(&mut c, org.as_uuid(), token.as_uuid()).await?;
             if t.rules.is_none() {
                 let first = t.deployed(token)?;
                 let shown = page.after.is_none_or(|after| after < first.id);
@@ -391,12 +356,16 @@ impl RuleSetRepository for Store {
 
 crate::dialect::statements! {
     use rwa_domain::rule_set::{RuleChange, RuleSetVersion};
+    use rwa_domain::{RepoError, RepoResult, TokenId};
     use sqlx::{query, query_as, query_scalar};
+
+    use crate::error::DbResult as _;
     use uuid::Uuid;
 
     use super::{TokenRules, VersionRow};
 
-    pub(crate) async fn token_rules(c: &mut Conn, org: Uuid, token: Uuid) -> sqlx::Result<Option<TokenRules>> {
+    /// The token of `org` as a change reads it (not found: none).
+    pub(crate) async fn token_rules(c: &mut Conn, org: Uuid, token: Uuid) -> RepoResult<TokenRules> {
         query_as(
             "SELECT status, compliance, rule_version, rules, onchain_version, created_at \
              FROM tokens WHERE org_id = $1 AND id = $2",
@@ -405,6 +374,26 @@ crate::dialect::statements! {
         .bind(token)
         .fetch_optional(c)
         .await
+        .db()?
+        .ok_or(RepoError::NotFound)
+    }
+
+    /// The token's latest version (version 1 shown from the token until it
+    /// is stored).
+    pub(crate) async fn latest_version(
+        c: &mut Conn,
+        token: TokenId,
+        t: &TokenRules,
+    ) -> RepoResult<RuleSetVersion> {
+        match t.rules {
+            None => t.deployed(token),
+            Some(_) => RuleSetVersion::try_from(
+                version(c, token.as_uuid(), t.rule_version)
+                    .await
+                    .db()?
+                    .ok_or(RepoError::NotFound)?,
+            ),
+        }
     }
 
     macro_rules! version_columns {
