@@ -240,6 +240,20 @@ impl App {
         let state = ApiState::new(ApiPorts {
             orgs: store.clone(),
             keys: store.clone(),
+            users: store.clone(),
+            sessions: store.clone(),
+            access: Arc::new(rwa_api::access_token::AccessTokens::new(
+                Arc::from(
+                    config
+                        .secret_key
+                        .as_ref()
+                        .expect("resolved above")
+                        .expose()
+                        .as_bytes(),
+                ),
+                config.auth.clone(),
+                store.clone(),
+            )),
             audit: store.clone(),
             jobs: Arc::new(queue.clone()),
             tokens: store.clone(),
@@ -335,6 +349,8 @@ impl App {
             )
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // Handlers see the peer's address (audit entries, session fingerprints).
+        let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 let _ = stop_rx.await;

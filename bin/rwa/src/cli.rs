@@ -38,6 +38,9 @@ pub enum Command {
     /// Audit trail commands.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Users' sessions.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Background job commands (every organization's jobs and the platform's own).
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -201,6 +204,14 @@ pub enum KeysCommand {
 pub enum AuditCommand {
     /// Walk the hash-chained audit trail; exit 1 if any entry fails verification.
     Verify(DataArgs),
+}
+
+/// `rwa auth …`
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Start a new access-token signing key now; the previous one verifies
+    /// the tokens it signed until they expire. Prints the new key id.
+    RotateKey(DataArgs),
 }
 
 /// `rwa jobs …`

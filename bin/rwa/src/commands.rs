@@ -102,7 +102,7 @@ pub async fn org_create(config: Config, name: &str) -> anyhow::Result<i32> {
     let (key, secret) =
         NewApiKey::generate(Role::Admin, Some("created with the organization".into()));
     let org = store
-        .system_create_with_key(&name, &key, &Actor::Cli)
+        .system_create_with_key(&name, &key, &Actor::CLI)
         .await
         .context("creating the organization")?;
     store.close().await;
@@ -133,7 +133,7 @@ pub async fn keys_create(
     };
     let store = open_store(&config).await?;
     let (record, secret) = NewApiKey::generate(role, label);
-    let created = store.create(org, &record, &Actor::Cli).await;
+    let created = store.create(org, &record, &Actor::CLI).await;
     store.close().await;
     match created {
         Ok(key) => {
@@ -161,6 +161,22 @@ pub async fn audit_verify(config: Config) -> anyhow::Result<i32> {
         json!({ "ok": ok, "entries": result.entries, "first_broken": result.first_broken })
     );
     Ok(if ok { 0 } else { 1 })
+}
+
+/// `rwa auth rotate-key`: a new signing key for access tokens, at once.
+pub async fn auth_rotate_key(config: Config) -> anyhow::Result<i32> {
+    use rwa_domain::session::SessionRepository as _;
+    let store = open_store(&config).await?;
+    let key = store
+        .system_rotate_signing_key(None)
+        .await
+        .context("rotating the signing key")?;
+    store.close().await;
+    println!(
+        "{}",
+        json!({ "kid": key.kid, "created_at": key.created_at })
+    );
+    Ok(0)
 }
 
 /// `rwa jobs list`: one JSON line per job.

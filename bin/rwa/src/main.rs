@@ -3,8 +3,8 @@
 
 use clap::Parser;
 use rwa::cli::{
-    AuditCommand, Cli, Command, ConfigCommand, DataArgs, IndexerCommand, JobsCommand, KeysCommand,
-    OrgCommand, SanctionsCommand, SecretsCommand, VerifyArgs,
+    AuditCommand, AuthCommand, Cli, Command, ConfigCommand, DataArgs, IndexerCommand, JobsCommand,
+    KeysCommand, OrgCommand, SanctionsCommand, SecretsCommand, VerifyArgs,
 };
 use rwa::commands::{self, EXIT_USAGE};
 use rwa::config::{Config, Overrides};
@@ -22,6 +22,7 @@ fn main() {
         | Command::Org(OrgCommand::Create { data: d, .. })
         | Command::Keys(KeysCommand::Create { data: d, .. })
         | Command::Audit(AuditCommand::Verify(d))
+        | Command::Auth(AuthCommand::RotateKey(d))
         | Command::Secrets(SecretsCommand::Rotate(d))
         | Command::Sanctions(SanctionsCommand::Load { data: d, .. } | SanctionsCommand::List(d))
         | Command::Indexer(IndexerCommand::Verify(VerifyArgs { data: d, .. }))
@@ -67,6 +68,7 @@ fn main() {
                 org, role, label, ..
             }) => commands::keys_create(config, &org, &role, label.as_deref()).await,
             Command::Audit(AuditCommand::Verify(_)) => commands::audit_verify(config).await,
+            Command::Auth(AuthCommand::RotateKey(_)) => commands::auth_rotate_key(config).await,
             Command::Secrets(SecretsCommand::Rotate(_)) => commands::secrets_rotate(config).await,
             Command::Sanctions(SanctionsCommand::Load {
                 list,

@@ -123,7 +123,7 @@ async fn rig((chain, anvil): (Arc<dyn Chain>, Option<Anvil>)) -> Rig {
 async fn org(store: &Store) -> OrgId {
     let (key, _) = NewApiKey::generate(Role::Admin, None);
     store
-        .system_create_with_key(&OrgName::parse("Acme").unwrap(), &key, &Actor::Cli)
+        .system_create_with_key(&OrgName::parse("Acme").unwrap(), &key, &Actor::CLI)
         .await
         .unwrap()
         .id
@@ -140,7 +140,7 @@ async fn onboard(rig: &Rig, org: OrgId, name: &str, country: &str) -> InvestorId
         external_ref: None,
     };
     let new = NewInvestor::parse(&draft, Utc::now()).unwrap();
-    InvestorRepository::create(rig.store.as_ref(), org, &new, &Actor::Cli)
+    InvestorRepository::create(rig.store.as_ref(), org, &new, &Actor::CLI)
         .await
         .unwrap()
         .id
@@ -163,7 +163,7 @@ async fn approve(rig: &Rig, org: OrgId, id: InvestorId, until: DateTime<Utc>) ->
             id,
             KycDecision::Approve { expires_at: until },
             "documents verified",
-            &Actor::Cli,
+            &Actor::CLI,
         )
         .await
         .unwrap()
@@ -219,7 +219,7 @@ async fn lifecycle(rig: Rig) {
     let ana = onboard(&rig, org, "Ana Lima", "FR").await;
     for w in [wallet(1), wallet(2)] {
         rig.store
-            .add_wallet(org, ana, w, &Actor::Cli)
+            .add_wallet(org, ana, w, &Actor::CLI)
             .await
             .unwrap();
     }
@@ -267,7 +267,7 @@ async fn lifecycle(rig: Rig) {
 
     // A wallet added to an approved investor is registered.
     rig.store
-        .add_wallet(org, ana, wallet(3), &Actor::Cli)
+        .add_wallet(org, ana, wallet(3), &Actor::CLI)
         .await
         .unwrap();
     sync(&rig, org).await;
@@ -279,7 +279,7 @@ async fn lifecycle(rig: Rig) {
         ..InvestorPatch::default()
     };
     rig.store
-        .update(org, ana, &patch, &Actor::Cli)
+        .update(org, ana, &patch, &Actor::CLI)
         .await
         .unwrap();
     sync(&rig, org).await;
@@ -289,7 +289,7 @@ async fn lifecycle(rig: Rig) {
 
     // A removed wallet leaves the registry, and shows as removed.
     rig.store
-        .remove_wallet(org, ana, wallet(2), &Actor::Cli)
+        .remove_wallet(org, ana, wallet(2), &Actor::CLI)
         .await
         .unwrap();
     sync(&rig, org).await;
@@ -308,7 +308,7 @@ async fn lifecycle(rig: Rig) {
             ana,
             KycDecision::Reject,
             "documents revoked",
-            &Actor::Cli,
+            &Actor::CLI,
         )
         .await
         .unwrap();
@@ -328,11 +328,11 @@ async fn lifecycle(rig: Rig) {
     let ben = onboard(&rig, org, "Ben Okafor", "NG").await;
     approve(&rig, org, ben, in_days(90)).await;
     rig.store
-        .remove_wallet(org, ana, wallet(3), &Actor::Cli)
+        .remove_wallet(org, ana, wallet(3), &Actor::CLI)
         .await
         .unwrap();
     rig.store
-        .add_wallet(org, ben, wallet(3), &Actor::Cli)
+        .add_wallet(org, ben, wallet(3), &Actor::CLI)
         .await
         .unwrap();
     sync(&rig, org).await;
@@ -427,7 +427,7 @@ async fn a_refused_wallet_fails_alone_and_the_others_register() {
     }
     for w in [wallet(8), wallet(9)] {
         rig.store
-            .add_wallet(org, ana, w, &Actor::Cli)
+            .add_wallet(org, ana, w, &Actor::CLI)
             .await
             .unwrap();
     }
@@ -469,7 +469,7 @@ async fn the_sweep_ends_lapsed_accreditations() {
         external_ref: None,
     };
     let new = NewInvestor::parse(&draft, Utc::now()).unwrap();
-    let cleo = InvestorRepository::create(rig.store.as_ref(), org, &new, &Actor::Cli)
+    let cleo = InvestorRepository::create(rig.store.as_ref(), org, &new, &Actor::CLI)
         .await
         .unwrap();
     assert!(cleo.accreditation.accredited);
@@ -540,7 +540,7 @@ async fn changes_racing_the_end_of_a_sync_are_never_stranded() {
                 tasks.spawn(async move {
                     let id = onboard(&rig, org, &format!("Investor {n}"), "DE").await;
                     rig.store
-                        .add_wallet(org, id, wallet(100 + n), &Actor::Cli)
+                        .add_wallet(org, id, wallet(100 + n), &Actor::CLI)
                         .await
                         .unwrap();
                     approve(&rig, org, id, in_days(365)).await;

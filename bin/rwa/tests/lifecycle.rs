@@ -309,7 +309,7 @@ async fn secrets_rotate_reseals_personal_data_under_the_new_secret() {
         .system_create_with_key(
             &rwa_domain::org::OrgName::parse("Rotating").unwrap(),
             &key,
-            &rwa_domain::Actor::Cli,
+            &rwa_domain::Actor::CLI,
         )
         .await
         .unwrap()
@@ -326,7 +326,7 @@ async fn secrets_rotate_reseals_personal_data_under_the_new_secret() {
             external_ref: reference.map(Into::into),
         };
         let investor = NewInvestor::parse(&draft, chrono::Utc::now()).unwrap();
-        InvestorRepository::create(&before, org, &investor, &rwa_domain::Actor::Cli)
+        InvestorRepository::create(&before, org, &investor, &rwa_domain::Actor::CLI)
             .await
             .unwrap();
         ids.push(investor.id);

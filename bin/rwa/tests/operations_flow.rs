@@ -140,13 +140,13 @@ async fn rig((chain, anvil): (Arc<dyn Chain>, Option<Anvil>)) -> Rig {
 
 /// The two admins of the four-eyes rule.
 fn alice() -> Actor {
-    Actor::ApiKey(ApiKeyId::new())
+    Actor::api_key(ApiKeyId::new())
 }
 
 async fn org(store: &Store) -> OrgId {
     let (key, _) = NewApiKey::generate(Role::Admin, None);
     store
-        .system_create_with_key(&OrgName::parse("Acme").unwrap(), &key, &Actor::Cli)
+        .system_create_with_key(&OrgName::parse("Acme").unwrap(), &key, &Actor::CLI)
         .await
         .unwrap()
         .id
@@ -172,7 +172,7 @@ async fn deploy(rig: &Rig, org: OrgId, max_holders: Option<i64>) -> Token {
         }),
     };
     let token = NewToken::parse(&draft).unwrap();
-    let token = TokenRepository::create(rig.store.as_ref(), org, &token, &Actor::Cli)
+    let token = TokenRepository::create(rig.store.as_ref(), org, &token, &Actor::CLI)
         .await
         .unwrap();
     for _ in 0..40 {
@@ -196,13 +196,13 @@ async fn investor(rig: &Rig, org: OrgId, name: &str, wallets: &[Address]) -> Inv
         external_ref: None,
     };
     let new = NewInvestor::parse(&draft, Utc::now()).unwrap();
-    let id = InvestorRepository::create(rig.store.as_ref(), org, &new, &Actor::Cli)
+    let id = InvestorRepository::create(rig.store.as_ref(), org, &new, &Actor::CLI)
         .await
         .unwrap()
         .id;
     for w in wallets {
         rig.store
-            .add_wallet(org, id, *w, &Actor::Cli)
+            .add_wallet(org, id, *w, &Actor::CLI)
             .await
             .unwrap();
     }
@@ -213,7 +213,7 @@ async fn investor(rig: &Rig, org: OrgId, name: &str, wallets: &[Address]) -> Inv
             id,
             KycDecision::Approve { expires_at: until },
             "verified",
-            &Actor::Cli,
+            &Actor::CLI,
         )
         .await
         .unwrap();
@@ -352,7 +352,7 @@ async fn every_operation_settles_on_chain(rig: Rig) {
     let ana = investor(&rig, org, "Ana Lima", &[w(1), w(2)]).await;
     let ben = investor(&rig, org, "Ben Okafor", &[w(3)]).await;
     register(&rig, org).await;
-    let (alice, bob) = (alice(), Actor::ApiKey(ApiKeyId::new()));
+    let (alice, bob) = (alice(), Actor::api_key(ApiKeyId::new()));
 
     // Mints, then a partial freeze and unfreeze.
     let m1 = stored(&rig, org, &token, mint(&token, ana, w(1), 1_000), &alice).await;
@@ -457,7 +457,7 @@ async fn every_operation_settles_on_chain(rig: Rig) {
     .await;
     settle(&rig, org).await;
     rig.store
-        .add_wallet(org, ana, w(9), &Actor::Cli)
+        .add_wallet(org, ana, w(9), &Actor::CLI)
         .await
         .unwrap();
     let recovery = NewOperation {
@@ -553,7 +553,7 @@ async fn mints_are_checked_before_they_are_accepted(rig: Rig) {
             cleo,
             KycDecision::Reject,
             "documents revoked",
-            &Actor::Cli,
+            &Actor::CLI,
         )
         .await
         .unwrap();
@@ -563,7 +563,7 @@ async fn mints_are_checked_before_they_are_accepted(rig: Rig) {
     );
     // A wallet not registered yet.
     rig.store
-        .add_wallet(org, ana, w(4), &Actor::Cli)
+        .add_wallet(org, ana, w(4), &Actor::CLI)
         .await
         .unwrap();
     assert_eq!(

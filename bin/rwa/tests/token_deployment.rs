@@ -115,7 +115,7 @@ async fn rig(
 async fn org(store: &Store, name: &str) -> OrgId {
     let (key, _) = NewApiKey::generate(Role::Admin, None);
     store
-        .system_create_with_key(&OrgName::parse(name).unwrap(), &key, &Actor::Cli)
+        .system_create_with_key(&OrgName::parse(name).unwrap(), &key, &Actor::CLI)
         .await
         .unwrap()
         .id
@@ -138,7 +138,7 @@ fn draft(symbol: &str) -> TokenDraft {
 
 async fn issue(rig: &Rig, org: OrgId, symbol: &str) -> Token {
     let token = NewToken::parse(&draft(symbol)).unwrap();
-    TokenRepository::create(rig.store.as_ref(), org, &token, &Actor::Cli)
+    TokenRepository::create(rig.store.as_ref(), org, &token, &Actor::CLI)
         .await
         .unwrap()
 }

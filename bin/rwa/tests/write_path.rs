@@ -199,9 +199,14 @@ async fn token_entries(store: &Store, org: OrgId) -> HashMap<Uuid, i64> {
     let mut out = HashMap::new();
     let mut after = None;
     loop {
-        let page = AuditTrail::list(store, org, PageRequest { limit: 500, after })
-            .await
-            .unwrap();
+        let page = AuditTrail::list(
+            store,
+            org,
+            &Default::default(),
+            PageRequest { limit: 500, after },
+        )
+        .await
+        .unwrap();
         for e in &page.items {
             if e.action == "token.created" {
                 let id: TokenId = e.target.trim_start_matches("token:").parse().unwrap();

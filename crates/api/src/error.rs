@@ -35,11 +35,16 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// No valid credential.
     Unauthorized,
+    /// A credential refused for a reason worth telling (an expired access
+    /// token, an ended session): the detail says which and what to do.
+    UnauthorizedBecause(&'static str),
     /// A signed callback whose `Rwa-Signature` is missing, does not match
     /// its body, or is too old or too new; the detail says which.
     BadSignature(String),
     /// The credential's role may not do this.
     Forbidden,
+    /// Refused for a reason other than the role (four-eyes): the detail says which.
+    ForbiddenBecause(&'static str),
     /// No such resource in the caller's organization.
     NotFound,
     /// The route exists but not with this method.
@@ -110,8 +115,10 @@ impl ApiError {
             ApiError::Validation(_) | ApiError::IdempotencyMismatch | ApiError::Rule { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::Unauthorized | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized
+            | ApiError::UnauthorizedBecause(_)
+            | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::IdempotencyInProgress(_) => StatusCode::CONFLICT,
@@ -146,14 +153,16 @@ impl ApiError {
             ApiError::Unauthorized => (
                 "unauthorized",
                 "Unauthorized",
-                "send a valid API key as Authorization: Bearer rwa_…".into(),
+                "send a valid API key (rwa_…) or access token as Authorization: Bearer …".into(),
             ),
+            ApiError::UnauthorizedBecause(why) => ("unauthorized", "Unauthorized", (*why).into()),
             ApiError::BadSignature(d) => ("bad-signature", "Bad signature", d.clone()),
             ApiError::Forbidden => (
                 "forbidden",
                 "Forbidden",
                 "this credential's role may not perform this action".into(),
             ),
+            ApiError::ForbiddenBecause(why) => ("forbidden", "Forbidden", (*why).into()),
             ApiError::NotFound => ("not-found", "Not found", "no such resource".into()),
             ApiError::MethodNotAllowed => (
                 "method-not-allowed",
@@ -246,7 +255,10 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(after));
         }
-        if matches!(self, ApiError::Unauthorized) {
+        if matches!(
+            self,
+            ApiError::Unauthorized | ApiError::UnauthorizedBecause(_)
+        ) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

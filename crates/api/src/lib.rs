@@ -12,6 +12,7 @@
 //! It depends on the domain's ports only; `bin/rwa` hands it concrete adapters
 //! through [`ApiState`].
 
+pub mod access_token;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -49,6 +50,8 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::metrics::router())
         .merge(routes::org::router())
         .merge(routes::api_keys::router())
+        .merge(routes::users::router())
+        .merge(routes::sessions::router())
         .merge(routes::audit::router())
         .merge(routes::jobs::router())
         .merge(routes::tokens::router())

@@ -15,8 +15,8 @@ use crate::error::{FieldError, PROBLEM_JSON, Problem};
     info(
         title = "rwa",
         description = "Digital transfer agent for tokenized real-world assets. Errors are \
-            `application/problem+json`; credentials are `Authorization: Bearer rwa_…` API keys whose \
-            role must be among the operation's security scopes.",
+            `application/problem+json`; credentials are `Authorization: Bearer …` API keys (`rwa_…`) or \
+            users' access tokens, whose role must be among the operation's security scopes.",
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&SharedResponses),
@@ -36,7 +36,10 @@ impl Modify for SharedResponses {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key, `rwa_` followed by 40 characters"))
+                    .description(Some(
+                        "An API key (`rwa_` followed by 40 characters) or a user's access token \
+                         from `POST /v1/auth/login` (a JWT, 15 minutes by default)",
+                    ))
                     .build(),
             ),
         );
@@ -82,11 +85,12 @@ fn add_to_operation(op: &mut Operation, has_id: bool) {
     if secured {
         add(
             "401",
-            "`/problems/unauthorized`: missing, unknown or revoked API key",
+            "`/problems/unauthorized`: missing, unknown or revoked API key, or an expired or \
+             invalid access token, or its session ended (the detail says which)",
         );
         add(
             "403",
-            "`/problems/forbidden`: the key's role is not among this operation's scopes",
+            "`/problems/forbidden`: the credential's role is not among this operation's scopes",
         );
         add(
             "503",

@@ -125,15 +125,6 @@ pub(crate) mod object {
         }
     }
 
-    /// A required object.
-    pub(crate) fn required<'de, D: Deserializer<'de>, T: DeserializeOwned>(
-        d: D,
-    ) -> Result<T, D::Error> {
-        inner(serde_json::Map::<String, serde_json::Value>::deserialize(
-            d,
-        )?)
-    }
-
     /// The object's fields, an error naming the inner field that failed.
     fn inner<T: DeserializeOwned, E: Error>(
         map: serde_json::Map<String, serde_json::Value>,

@@ -69,6 +69,12 @@ pub struct ApiPorts {
     pub orgs: Arc<dyn OrgRepository>,
     /// API keys.
     pub keys: Arc<dyn ApiKeyRepository>,
+    /// Users.
+    pub users: Arc<dyn rwa_domain::user::UserRepository>,
+    /// Sessions and refresh tokens.
+    pub sessions: Arc<dyn rwa_domain::session::SessionRepository>,
+    /// Access tokens: issued at login and refresh, verified at each request.
+    pub access: Arc<crate::access_token::AccessTokens>,
     /// Audit trail.
     pub audit: Arc<dyn AuditTrail>,
     /// The organization's background jobs.

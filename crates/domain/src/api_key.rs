@@ -11,7 +11,7 @@ use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{ApiKeyId, OrgId, Role, ValidationError};
+use crate::{ApiKeyId, OrgId, Role, UserId, ValidationError};
 
 /// Every key starts with this, so leaked keys are easy to recognise in scanners.
 pub const KEY_PREFIX: &str = "rwa_";
@@ -124,6 +124,9 @@ pub struct NewApiKey {
     pub prefix: String,
     /// SHA-256 digest of the secret.
     pub digest: KeyDigest,
+    /// The user who created it, as whom it acts (`None`: created with
+    /// another API key or at the command line).
+    pub user: Option<UserId>,
 }
 
 impl NewApiKey {
@@ -136,6 +139,7 @@ impl NewApiKey {
             label,
             prefix: secret.display_prefix(),
             digest: secret.digest(),
+            user: None,
         };
         (record, secret)
     }
@@ -160,6 +164,8 @@ pub struct ApiKey {
     pub last_used_at: Option<DateTime<Utc>>,
     /// Revocation time; a revoked key authenticates nothing.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The user it acts as, if a user created it.
+    pub user_id: Option<UserId>,
 }
 
 /// A key found by digest, for authentication.

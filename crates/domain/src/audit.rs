@@ -42,6 +42,10 @@ pub struct AuditEntry {
     pub data: String,
     /// Database time of the change.
     pub created_at: DateTime<Utc>,
+    /// The HTTP request the change came in, if any.
+    pub request_id: Option<String>,
+    /// The client's address, if known.
+    pub ip: Option<String>,
     /// Hash of the previous entry.
     pub prev_hash: String,
     /// Hash of this entry.
@@ -67,10 +71,17 @@ pub struct HashInput<'a> {
     pub data: &'a str,
     /// Time of the change.
     pub created_at: DateTime<Utc>,
+    /// Request id, if any.
+    pub request_id: Option<&'a str>,
+    /// Client address, if any.
+    pub ip: Option<&'a str>,
 }
 
 /// Hash of an entry chained to `prev_hash`. Fields are length-prefixed so no two
-/// different entries can serialize to the same bytes.
+/// different entries can serialize to the same bytes. The request's id and
+/// address, recorded since users arrived, are covered when present, each
+/// behind a tag byte; entries without them hash as they always did, so
+/// chains written before still verify.
 pub fn chain_hash(prev_hash: &str, input: &HashInput<'_>) -> String {
     let mut h = Sha256::new();
     let created_at = input
@@ -93,7 +104,31 @@ pub fn chain_hash(prev_hash: &str, input: &HashInput<'_>) -> String {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field.as_bytes());
     }
+    for (tag, field) in [(b'r', input.request_id), (b'i', input.ip)] {
+        if let Some(field) = field {
+            h.update([tag]);
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field.as_bytes());
+        }
+    }
     hex::encode(h.finalize())
+}
+
+/// Which entries of an organization to list; every field set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// The action, exactly (`user.created`) or by its noun (`user.*`).
+    pub action: Option<String>,
+    /// The actor, exactly (`user:<id>`, `api_key:<id>`, `cli`).
+    pub actor: Option<String>,
+    /// The target, exactly.
+    pub target: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// Entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Entries before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Result of walking the whole chain.
@@ -140,6 +175,8 @@ pub fn verify_run(
                 target: &e.target,
                 data: &e.data,
                 created_at: e.created_at,
+                request_id: e.request_id.as_deref(),
+                ip: e.ip.as_deref(),
             },
         );
         if expected != e.hash {
@@ -170,6 +207,8 @@ mod tests {
                 target: "org",
                 data: "{}",
                 created_at,
+                request_id: None,
+                ip: None,
             },
         );
         AuditEntry {
@@ -181,6 +220,8 @@ mod tests {
             target: "org".into(),
             data: "{}".into(),
             created_at,
+            request_id: None,
+            ip: None,
             prev_hash: prev.into(),
             hash,
         }
@@ -204,6 +245,35 @@ mod tests {
             verify_run(&[b], &mut h, &mut s).unwrap().seq,
             2,
             "a deleted first entry is detected"
+        );
+    }
+
+    #[test]
+    fn the_request_id_and_address_are_covered_when_present() {
+        let a = entry(1, GENESIS_HASH);
+        let input = |request_id, ip| HashInput {
+            seq: a.seq,
+            id: a.id,
+            org_id: a.org_id,
+            actor: &a.actor,
+            action: &a.action,
+            target: &a.target,
+            data: &a.data,
+            created_at: a.created_at,
+            request_id,
+            ip,
+        };
+        assert_eq!(chain_hash(GENESIS_HASH, &input(None, None)), a.hash);
+        let with = chain_hash(GENESIS_HASH, &input(Some("req-1"), Some("10.0.0.1")));
+        assert_ne!(with, a.hash);
+        assert_ne!(
+            with,
+            chain_hash(GENESIS_HASH, &input(Some("req-1"), Some("10.0.0.2")))
+        );
+        assert_ne!(
+            chain_hash(GENESIS_HASH, &input(Some("x"), None)),
+            chain_hash(GENESIS_HASH, &input(None, Some("x"))),
+            "the tags keep the two apart"
         );
     }
 }

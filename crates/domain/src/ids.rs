@@ -84,6 +84,14 @@ uuid_id!(
     /// An investor of an organization (a person or an entity that may hold tokens).
     InvestorId
 );
+uuid_id!(
+    /// A user of an organization (a person who logs in with a password).
+    UserId
+);
+uuid_id!(
+    /// A session: one login's family of rotating refresh tokens.
+    SessionId
+);
 
 #[cfg(test)]
 mod tests {

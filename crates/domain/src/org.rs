@@ -27,12 +27,14 @@ impl OrgName {
 }
 
 /// A stored organization.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Organization {
     /// Its id.
     pub id: OrgId,
     /// Its display name.
     pub name: String,
+    /// What a session's changed fingerprint does.
+    pub session_fingerprint: crate::session::FingerprintMode,
     /// When it was created (database time).
     pub created_at: DateTime<Utc>,
 }

@@ -18,6 +18,14 @@ pub trait OrgRepository: Send + Sync {
     /// The caller's own organization.
     async fn get(&self, org: OrgId) -> RepoResult<Organization>;
 
+    /// Sets what a session's changed fingerprint does; audited.
+    async fn set_session_fingerprint(
+        &self,
+        org: OrgId,
+        mode: crate::session::FingerprintMode,
+        actor: &Actor,
+    ) -> RepoResult<Organization>;
+
     /// Creates an organization together with its first (admin) key, atomically.
     async fn system_create_with_key(
         &self,
@@ -55,8 +63,22 @@ pub trait ApiKeyRepository: Send + Sync {
 /// The hash-chained audit trail.
 #[async_trait]
 pub trait AuditTrail: Send + Sync {
-    /// Entries of `org`, oldest first.
-    async fn list(&self, org: OrgId, page: PageRequest) -> RepoResult<Page<AuditEntry>>;
+    /// Entries of `org` that `filter` admits, oldest first.
+    async fn list(
+        &self,
+        org: OrgId,
+        filter: &crate::audit::AuditFilter,
+        page: PageRequest,
+    ) -> RepoResult<Page<AuditEntry>>;
+
+    /// Appends a security event that changes nothing else (a refused login,
+    /// a refused role), in its own transaction.
+    async fn record(
+        &self,
+        org: OrgId,
+        actor: &Actor,
+        record: &crate::audit::AuditRecord,
+    ) -> RepoResult<()>;
 
     /// Walks the whole chain and reports the first broken link.
     async fn system_verify(&self) -> RepoResult<ChainVerification>;

@@ -161,7 +161,7 @@ async fn main() {
     store.migrate().await.unwrap();
     let (admin, _) = NewApiKey::generate(Role::Admin, None);
     let org = store
-        .system_create_with_key(&OrgName::parse("Bench").unwrap(), &admin, &Actor::Cli)
+        .system_create_with_key(&OrgName::parse("Bench").unwrap(), &admin, &Actor::CLI)
         .await
         .unwrap()
         .id;

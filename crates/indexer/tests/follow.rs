@@ -84,7 +84,7 @@ async fn rig((chain, anvil): (Arc<dyn Chain>, Option<Anvil>)) -> Rig {
     store.migrate().await.unwrap();
     let (admin, _) = NewApiKey::generate(Role::Admin, None);
     let org = store
-        .system_create_with_key(&OrgName::parse("Indexer").unwrap(), &admin, &Actor::Cli)
+        .system_create_with_key(&OrgName::parse("Indexer").unwrap(), &admin, &Actor::CLI)
         .await
         .unwrap()
         .id;

@@ -7,15 +7,16 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rwa_domain::audit::{
-    AuditEntry, ChainVerification, GENESIS_HASH, HashInput, chain_hash, verify_run,
+    AuditEntry, AuditFilter, AuditRecord, ChainVerification, GENESIS_HASH, HashInput, chain_hash,
+    verify_run,
 };
 use rwa_domain::page::{Page, PageRequest};
 use rwa_domain::ports::AuditTrail;
-use rwa_domain::{AuditId, OrgId, RepoError, RepoResult};
+use rwa_domain::{Actor, AuditId, OrgId, RepoError, RepoResult};
 use uuid::Uuid;
 
 use crate::Store;
-use crate::connect::on_reader;
+use crate::connect::{in_write_tx, on_reader};
 use crate::error::DbResult;
 
 #[derive(sqlx::FromRow)]
@@ -28,6 +29,8 @@ pub(crate) struct AuditRow {
     target: String,
     data: String,
     created_at: DateTime<Utc>,
+    request_id: Option<String>,
+    ip: Option<String>,
     prev_hash: String,
     hash: String,
 }
@@ -43,6 +46,8 @@ impl From<AuditRow> for AuditEntry {
             target: r.target,
             data: r.data,
             created_at: r.created_at,
+            request_id: r.request_id,
+            ip: r.ip,
             prev_hash: r.prev_hash,
             hash: r.hash,
         }
@@ -67,6 +72,8 @@ pub(crate) struct PendingRow {
     target: String,
     data: String,
     created_at: DateTime<Utc>,
+    request_id: Option<String>,
+    ip: Option<String>,
 }
 
 /// What the sequencer writes into one pending row.
@@ -97,6 +104,8 @@ pub(crate) fn chain_pending(head: HeadRow, pending: &[PendingRow]) -> (Vec<Stamp
                     target: &p.target,
                     data: &p.data,
                     created_at: p.created_at,
+                    request_id: p.request_id.as_deref(),
+                    ip: p.ip.as_deref(),
                 },
             );
             Stamp {
@@ -115,18 +124,39 @@ const VERIFY_BATCH: i64 = 1_000;
 
 #[async_trait]
 impl AuditTrail for Store {
-    async fn list(&self, org: OrgId, page: PageRequest) -> RepoResult<Page<AuditEntry>> {
+    async fn list(
+        &self,
+        org: OrgId,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> RepoResult<Page<AuditEntry>> {
         // Entries committed by this caller are listed: read your writes.
         self.stamp_pending().await?;
         let rows = on_reader!(self, |pool, sql| {
-            sql::list_audit(pool, org.as_uuid(), page.after, i64::from(page.limit) + 1)
-                .await
-                .db()?
+            sql::list_audit(
+                pool,
+                org.as_uuid(),
+                filter,
+                page.after,
+                i64::from(page.limit) + 1,
+            )
+            .await
+            .db()?
         });
         let entries = rows.into_iter().map(AuditEntry::from).collect();
         Ok(Page::from_overfetch(entries, page.limit, |e| {
             e.id.as_uuid()
         }))
+    }
+
+    async fn record(&self, org: OrgId, actor: &Actor, record: &AuditRecord) -> RepoResult<()> {
+        let (actor, record) = (actor.clone(), record.clone());
+        in_write_tx!(self, |tx, sql| {
+            sql::append_audit(&mut tx, org, &actor, &record)
+                .await
+                .db()?;
+            Ok::<_, RepoError>(())
+        })
     }
 
     async fn system_verify(&self) -> RepoResult<ChainVerification> {
@@ -176,8 +206,15 @@ impl From<crate::StoreError> for RepoError {
     }
 }
 
+/// The columns of [`AuditRow`].
+macro_rules! audit_columns {
+    () => {
+        "seq, id, org_id, actor, action, target, data, created_at, request_id, ip, prev_hash, hash"
+    };
+}
+
 crate::dialect::statements! {
-    use rwa_domain::audit::AuditRecord;
+    use rwa_domain::audit::{AuditFilter, AuditRecord};
     use rwa_domain::{Actor, AuditId, OrgId};
     use sqlx::{query, query_as};
     use uuid::Uuid;
@@ -194,8 +231,8 @@ crate::dialect::statements! {
         record: &AuditRecord,
     ) -> sqlx::Result<()> {
         query(
-            "INSERT INTO audit_log (id, org_id, actor, action, target, data) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO audit_log (id, org_id, actor, action, target, data, request_id, ip) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(AuditId::new().as_uuid())
         .bind(org.as_uuid())
@@ -203,6 +240,8 @@ crate::dialect::statements! {
         .bind(record.action)
         .bind(&record.target)
         .bind(record.data.to_string())
+        .bind(actor.request_id())
+        .bind(actor.ip().map(|ip| ip.to_string()))
         .execute(c)
         .await
         .map(|_| ())
@@ -219,7 +258,7 @@ crate::dialect::statements! {
     /// Up to `limit` unstamped entries, oldest insertion first.
     pub(crate) async fn pending_audit(c: &mut Conn, limit: i64) -> sqlx::Result<Vec<PendingRow>> {
         query_as(
-            "SELECT pos, id, org_id, actor, action, target, data, created_at \
+            "SELECT pos, id, org_id, actor, action, target, data, created_at, request_id, ip \
              FROM audit_log WHERE seq IS NULL ORDER BY pos LIMIT $1",
         )
         .bind(limit)
@@ -236,21 +275,43 @@ crate::dialect::statements! {
             .map(|_| ())
     }
 
+    /// An organization's stamped entries that `filter` admits (an action
+    /// ending in `.*` matches its noun), after the entry `after`.
     pub(crate) async fn list_audit(
         pool: &Pool,
         org: Uuid,
+        filter: &AuditFilter,
         after: Option<Uuid>,
         fetch: i64,
     ) -> sqlx::Result<Vec<AuditRow>> {
-        query_as(
-            "SELECT seq, id, org_id, actor, action, target, data, created_at, prev_hash, hash \
+        let (action, noun) = match filter.action.as_deref() {
+            Some(a) => match a.strip_suffix(".*") {
+                Some(noun) => (None, Some(format!("{noun}."))),
+                None => (Some(a), None),
+            },
+            None => (None, None),
+        };
+        query_as(concat!(
+            "SELECT ", audit_columns!(), " \
              FROM audit_log WHERE org_id = $1 AND seq IS NOT NULL \
              AND ($2 IS NULL OR seq > (SELECT seq FROM audit_log WHERE id = $2)) \
+             AND ($4 IS NULL OR action = $4) \
+             AND ($5 IS NULL OR substr(action, 1, length($5)) = $5) \
+             AND ($6 IS NULL OR actor = $6) AND ($7 IS NULL OR target = $7) \
+             AND ($8 IS NULL OR request_id = $8) \
+             AND ($9 IS NULL OR created_at >= $9) AND ($10 IS NULL OR created_at < $10) \
              ORDER BY seq LIMIT $3",
-        )
+        ))
         .bind(org)
         .bind(after)
         .bind(fetch)
+        .bind(action)
+        .bind(noun)
+        .bind(filter.actor.as_deref())
+        .bind(filter.target.as_deref())
+        .bind(filter.request_id.as_deref())
+        .bind(filter.since)
+        .bind(filter.until)
         .fetch_all(pool)
         .await
     }
@@ -260,10 +321,9 @@ crate::dialect::statements! {
         after_seq: i64,
         fetch: i64,
     ) -> sqlx::Result<Vec<AuditRow>> {
-        query_as(
-            "SELECT seq, id, org_id, actor, action, target, data, created_at, prev_hash, hash \
-             FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
+        query_as(concat!(
+            "SELECT ", audit_columns!(), " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+        ))
         .bind(after_seq)
         .bind(fetch)
         .fetch_all(pool)
@@ -282,9 +342,9 @@ crate::dialect::statements! {
 /// one statement; bind it with [`bind_audit_cte`]. The same insert as
 /// `append_audit`.
 pub(crate) fn append_audit_cte(first: usize) -> String {
-    let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
+    let p: Vec<String> = (first..first + 8).map(|i| format!("${i}")).collect();
     format!(
-        "audit AS (INSERT INTO audit_log (id, org_id, actor, action, target, data) \
+        "audit AS (INSERT INTO audit_log (id, org_id, actor, action, target, data, request_id, ip) \
          VALUES ({}))",
         p.join(", ")
     )
@@ -303,6 +363,8 @@ pub(crate) fn bind_audit_cte<'q, O>(
         .bind(record.action)
         .bind(record.target.clone())
         .bind(record.data.to_string())
+        .bind(actor.request_id().map(str::to_owned))
+        .bind(actor.ip().map(|ip| ip.to_string()))
 }
 
 /// Writing the stamps of many entries in one statement differs by backend:

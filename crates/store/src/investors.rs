@@ -536,7 +536,7 @@ impl Store {
 const SWEEP_BATCH: i64 = 200;
 
 /// The sweep's actor in the audit trail.
-const SWEEPER: Actor = Actor::System("expiry-sweep");
+const SWEEPER: Actor = Actor::system("expiry-sweep");
 
 /// Expires KYC approvals, then accreditations, that ended before now, in
 /// batches of one transaction each; then restarts identity syncs that lost
@@ -632,7 +632,7 @@ const RESCREEN_BATCH: i64 = 100;
 /// Screens every approved investor (all organizations) against the current
 /// lists, in batches of one transaction each; a new hit raises its event.
 pub(crate) async fn rescreen_approved(store: &Store) -> RepoResult<RescreenReport> {
-    const RESCREENER: Actor = Actor::System("sanctions-rescreen");
+    const RESCREENER: Actor = Actor::system("sanctions-rescreen");
     let keys = store.pii_keys()?;
     let index = store.screening_index().await?;
     let mut report = RescreenReport::default();
@@ -865,7 +865,7 @@ impl InvestorRepository for Store {
                 id,
                 decision.decision,
                 decision.reason.clone(),
-                Actor::System("kyc-provider"),
+                Actor::system("kyc-provider"),
                 Some(receipt),
             )
             .await?;

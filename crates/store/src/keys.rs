@@ -25,6 +25,7 @@ pub(crate) struct ApiKeyRow {
     created_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    user_id: Option<Uuid>,
 }
 
 impl ApiKeyRow {
@@ -50,6 +51,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             created_at: r.created_at,
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
+            user_id: r.user_id.map(rwa_domain::UserId::from_uuid),
         })
     }
 }
@@ -59,7 +61,12 @@ pub(crate) fn created_record(key: &NewApiKey) -> AuditRecord {
     AuditRecord {
         action: "api_key.created",
         target: format!("api_key:{}", key.id),
-        data: json!({ "role": key.role.as_str(), "prefix": key.prefix, "label": key.label }),
+        data: json!({
+            "role": key.role.as_str(),
+            "prefix": key.prefix,
+            "label": key.label,
+            "acts_as_user": key.user.map(|u| u.to_string()),
+        }),
     }
 }
 
@@ -172,9 +179,9 @@ crate::dialect::statements! {
         key: &rwa_domain::api_key::NewApiKey,
     ) -> sqlx::Result<ApiKeyRow> {
         query_as(
-            "INSERT INTO api_keys (id, org_id, role, label, prefix, digest) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             RETURNING id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at",
+            "INSERT INTO api_keys (id, org_id, role, label, prefix, digest, user_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             RETURNING id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id",
         )
         .bind(key.id.as_uuid())
         .bind(org)
@@ -182,6 +189,7 @@ crate::dialect::statements! {
         .bind(key.label.as_deref())
         .bind(&key.prefix)
         .bind(key.digest.as_hex())
+        .bind(key.user.map(|u| u.as_uuid()))
         .fetch_one(c)
         .await
     }
@@ -193,7 +201,7 @@ crate::dialect::statements! {
         fetch: i64,
     ) -> sqlx::Result<Vec<ApiKeyRow>> {
         query_as(
-            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at \
+            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id \
              FROM api_keys WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
         )
         .bind(org)
@@ -209,7 +217,7 @@ crate::dialect::statements! {
         id: Uuid,
     ) -> sqlx::Result<Option<ApiKeyRow>> {
         query_as(
-            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at \
+            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id \
              FROM api_keys WHERE org_id = $1 AND id = $2",
         )
         .bind(org)
@@ -228,7 +236,7 @@ crate::dialect::statements! {
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ",
             now!(),
             ") WHERE org_id = $1 AND id = $2 \
-             RETURNING id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at"
+             RETURNING id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id"
         ))
         .bind(org)
         .bind(id)
@@ -241,7 +249,7 @@ crate::dialect::statements! {
         digest: &str,
     ) -> sqlx::Result<Option<ApiKeyRow>> {
         query_as(
-            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at \
+            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id \
              FROM api_keys WHERE digest = $1",
         )
         .bind(digest)

@@ -39,11 +39,13 @@ mod rule_sets;
 mod sanctions;
 mod senders;
 mod sequencer;
+mod sessions;
 mod settlement;
 mod sync_flag;
 mod tokens;
 mod transfers;
 mod txs;
+mod users;
 mod watched;
 
 pub use connect::{Backend, Store, StoreOptions, sqlite_file};

@@ -765,7 +765,7 @@ impl OperationRepository for Store {
                             investor,
                             &address,
                         );
-                        audit::append_audit(&mut tx, org, &Actor::System("operations"), &record)
+                        audit::append_audit(&mut tx, org, &Actor::system("operations"), &record)
                             .await
                             .db()?;
                         events::append_event(

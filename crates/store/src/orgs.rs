@@ -6,6 +6,7 @@ use rwa_domain::api_key::NewApiKey;
 use rwa_domain::audit::AuditRecord;
 use rwa_domain::org::{OrgName, Organization};
 use rwa_domain::ports::OrgRepository;
+use rwa_domain::session::FingerprintMode;
 use rwa_domain::{Actor, OrgId, RepoError, RepoResult};
 use serde_json::json;
 use uuid::Uuid;
@@ -18,16 +19,20 @@ use crate::error::DbResult;
 pub(crate) struct OrgRow {
     id: Uuid,
     name: String,
+    session_fingerprint: String,
     created_at: DateTime<Utc>,
 }
 
-impl From<OrgRow> for Organization {
-    fn from(r: OrgRow) -> Self {
-        Organization {
+impl TryFrom<OrgRow> for Organization {
+    type Error = RepoError;
+
+    fn try_from(r: OrgRow) -> RepoResult<Self> {
+        Ok(Organization {
             id: OrgId::from_uuid(r.id),
             name: r.name,
+            session_fingerprint: r.session_fingerprint.parse()?,
             created_at: r.created_at,
-        }
+        })
     }
 }
 
@@ -37,7 +42,31 @@ impl OrgRepository for Store {
         let row = on_reader!(self, |pool, sql| sql::get_org(pool, org.as_uuid())
             .await
             .db()?);
-        row.map(Organization::from).ok_or(RepoError::NotFound)
+        row.ok_or(RepoError::NotFound)?.try_into()
+    }
+
+    async fn set_session_fingerprint(
+        &self,
+        org: OrgId,
+        mode: FingerprintMode,
+        actor: &Actor,
+    ) -> RepoResult<Organization> {
+        let actor = actor.clone();
+        in_write_tx!(self, |tx, sql, audit| {
+            let row = sql::set_fingerprint(&mut tx, org.as_uuid(), mode.as_str())
+                .await
+                .db()?
+                .ok_or(RepoError::NotFound)?;
+            let record = AuditRecord {
+                action: "org.session_fingerprint_changed",
+                target: format!("org:{org}"),
+                data: json!({ "session_fingerprint": mode.as_str() }),
+            };
+            audit::append_audit(&mut tx, org, &actor, &record)
+                .await
+                .db()?;
+            Organization::try_from(row)
+        })
     }
 
     async fn system_create_with_key(
@@ -68,7 +97,7 @@ impl OrgRepository for Store {
             audit::append_audit(&mut tx, id, &actor, &key_created)
                 .await
                 .db()?;
-            Ok::<_, RepoError>(Organization::from(org))
+            Organization::try_from(org)
         })
     }
 }
@@ -82,7 +111,7 @@ crate::dialect::statements! {
     pub(crate) async fn insert_org(c: &mut Conn, id: Uuid, name: &str) -> sqlx::Result<OrgRow> {
         query_as(
             "INSERT INTO organizations (id, name) VALUES ($1, $2) \
-             RETURNING id, name, created_at",
+             RETURNING id, name, session_fingerprint, created_at",
         )
         .bind(id)
         .bind(name)
@@ -91,9 +120,24 @@ crate::dialect::statements! {
     }
 
     pub(crate) async fn get_org(pool: &Pool, id: Uuid) -> sqlx::Result<Option<OrgRow>> {
-        query_as("SELECT id, name, created_at FROM organizations WHERE id = $1")
+        query_as("SELECT id, name, session_fingerprint, created_at FROM organizations WHERE id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await
+    }
+
+    pub(crate) async fn set_fingerprint(
+        c: &mut Conn,
+        id: Uuid,
+        mode: &str,
+    ) -> sqlx::Result<Option<OrgRow>> {
+        query_as(
+            "UPDATE organizations SET session_fingerprint = $2 WHERE id = $1 \
+             RETURNING id, name, session_fingerprint, created_at",
+        )
+        .bind(id)
+        .bind(mode)
+        .fetch_optional(c)
+        .await
     }
 }

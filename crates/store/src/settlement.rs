@@ -174,7 +174,7 @@ impl SettlementRepository for Store {
                         audit,
                         events,
                         t.id,
-                        &Actor::System("settlement"),
+                        &Actor::system("settlement"),
                         "transfer.rechecked",
                         &TransferStatus::Rejected.event(),
                         json!({ "failed_rules": failed, "rechecked": true })
@@ -233,7 +233,7 @@ impl SettlementRepository for Store {
                 audit,
                 events,
                 transfer,
-                &Actor::System("settlement"),
+                &Actor::system("settlement"),
                 "transfer.refused_on_chain",
                 &TransferStatus::Rejected.event(),
                 json!({ "reason": reason })

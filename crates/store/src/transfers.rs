@@ -735,7 +735,7 @@ impl TransferRepository for Store {
                 &current,
                 status,
                 &record,
-                &Actor::System("compliance"),
+                &Actor::system("compliance"),
                 "transfer.compliance_checked",
                 json!({})
             );

@@ -34,7 +34,7 @@ async fn store() -> (Arc<Store>, TestDatabase) {
 async fn org_with_admin(store: &Store, name: &str) -> (OrgId, NewApiKey) {
     let (key, _secret) = NewApiKey::generate(Role::Admin, Some("first".into()));
     let org = store
-        .system_create_with_key(&OrgName::parse(name).unwrap(), &key, &Actor::Cli)
+        .system_create_with_key(&OrgName::parse(name).unwrap(), &key, &Actor::CLI)
         .await
         .expect("create org");
     (org.id, key)
@@ -67,7 +67,7 @@ async fn keys_are_scoped_to_their_organization() {
         Err(RepoError::NotFound)
     ));
     assert!(matches!(
-        store.revoke(org_b, key_a.id, &Actor::Cli).await,
+        store.revoke(org_b, key_a.id, &Actor::CLI).await,
         Err(RepoError::NotFound)
     ));
     // Still usable: the foreign revocation did nothing.
@@ -81,7 +81,7 @@ async fn keys_are_scoped_to_their_organization() {
 
     let (orphan, _) = NewApiKey::generate(Role::Operator, None);
     assert!(matches!(
-        store.create(OrgId::new(), &orphan, &Actor::Cli).await,
+        store.create(OrgId::new(), &orphan, &Actor::CLI).await,
         Err(RepoError::NotFound)
     ));
 }
@@ -98,7 +98,7 @@ async fn key_lists_page_by_cursor_in_creation_order() {
         Role::Operator,
     ] {
         let (key, _) = NewApiKey::generate(role, None);
-        ids.push(store.create(org, &key, &Actor::Cli).await.unwrap().id);
+        ids.push(store.create(org, &key, &Actor::CLI).await.unwrap().id);
     }
 
     let mut seen: Vec<ApiKeyId> = Vec::new();
@@ -121,7 +121,7 @@ async fn revocation_is_recorded_once_and_digest_lookup_finds_keys() {
     let (store, _db) = store().await;
     let (org, _) = org_with_admin(&store, "Revoker").await;
     let (key, secret) = NewApiKey::generate(Role::Operator, None);
-    store.create(org, &key, &Actor::Cli).await.unwrap();
+    store.create(org, &key, &Actor::CLI).await.unwrap();
 
     let found = store
         .system_find_by_digest(&KeyDigest::of(secret.expose()))
@@ -142,8 +142,8 @@ async fn revocation_is_recorded_once_and_digest_lookup_finds_keys() {
     let touched = ApiKeyRepository::get(&*store, org, key.id).await.unwrap();
     assert!(touched.last_used_at.is_some());
 
-    let first = store.revoke(org, key.id, &Actor::Cli).await.unwrap();
-    let again = store.revoke(org, key.id, &Actor::Cli).await.unwrap();
+    let first = store.revoke(org, key.id, &Actor::CLI).await.unwrap();
+    let again = store.revoke(org, key.id, &Actor::CLI).await.unwrap();
     assert!(first.revoked_at.is_some());
     assert_eq!(
         first.revoked_at, again.revoked_at,
@@ -163,7 +163,7 @@ async fn every_write_is_audited_in_one_chain_that_detects_tampering() {
         handles.push(tokio::spawn(async move {
             let (other, _) = org_with_admin(&store, &format!("Org {i}")).await;
             let (key, _) = NewApiKey::generate(Role::Auditor, None);
-            store.create(other, &key, &Actor::Cli).await.unwrap();
+            store.create(other, &key, &Actor::CLI).await.unwrap();
         }));
     }
     for h in handles {
@@ -173,7 +173,7 @@ async fn every_write_is_audited_in_one_chain_that_detects_tampering() {
     assert_eq!(verified.first_broken, None);
     assert_eq!(verified.entries, 2 + 12 * 3);
 
-    let entries = AuditTrail::list(&*store, org, PageRequest::default())
+    let entries = AuditTrail::list(&*store, org, &Default::default(), PageRequest::default())
         .await
         .unwrap();
     let actions: Vec<&str> = entries.items.iter().map(|e| e.action.as_str()).collect();
@@ -273,7 +273,7 @@ async fn a_unit_that_fails_among_concurrent_writes_fails_alone() {
     store.migrate().await.expect("migrate");
     let (org, admin_key) = org_with_admin(&store, "Batch").await;
     for i in 0..5 {
-        tokens::Repo::create(&*store, org, &new_token(&format!("TAKEN{i}")), &Actor::Cli)
+        tokens::Repo::create(&*store, org, &new_token(&format!("TAKEN{i}")), &Actor::CLI)
             .await
             .unwrap();
     }
@@ -292,7 +292,7 @@ async fn a_unit_that_fails_among_concurrent_writes_fails_alone() {
         // the lock: every unit submitted after that joins the next batch.
         let plug_store = Arc::clone(&store);
         tokio::spawn(async move {
-            tokens::Repo::create(&*plug_store, org, &new_token("PLUG"), &Actor::Cli)
+            tokens::Repo::create(&*plug_store, org, &new_token("PLUG"), &Actor::CLI)
                 .await
                 .unwrap();
         });
@@ -320,14 +320,14 @@ async fn a_unit_that_fails_among_concurrent_writes_fails_alone() {
                 let (name, key) = (OrgName::parse(label).unwrap(), admin_key.clone());
                 Box::pin(async move {
                     store
-                        .system_create_with_key(&name, &key, &Actor::Cli)
+                        .system_create_with_key(&name, &key, &Actor::CLI)
                         .await
                         .map(|o| o.name)
                 }) as Write
             } else {
                 let token = new_token(label);
                 Box::pin(async move {
-                    tokens::Repo::create(&*store, org, &token, &Actor::Cli)
+                    tokens::Repo::create(&*store, org, &token, &Actor::CLI)
                         .await
                         .map(|t| t.symbol)
                 })
@@ -408,7 +408,7 @@ async fn events_read_in_order_under_concurrent_writers_never_skip_or_repeat() {
                 for i in 0..EACH {
                     let symbol = format!("W{w}N{i}");
                     let token =
-                        tokens::Repo::create(&*store, org, &new_token(&symbol), &Actor::Cli)
+                        tokens::Repo::create(&*store, org, &new_token(&symbol), &Actor::CLI)
                             .await
                             .unwrap();
                     tokens::Repo::system_mark_failed(&*store, token.id, "test: no chain")
@@ -500,23 +500,23 @@ async fn investors_keep_personal_data_sealed_and_are_found_by_keyed_hash() {
     let (org, _) = org_with_admin(&store, "Onboarding").await;
     let (other_org, _) = org_with_admin(&store, "Other").await;
     let ana = investor("Ana Müller", "ana@example.com", "DE", Some("crm:1"));
-    let created = investors::Repo::create(&*store, org, &ana, &Actor::Cli)
+    let created = investors::Repo::create(&*store, org, &ana, &Actor::CLI)
         .await
         .unwrap();
     assert_eq!(created.name, "Ana Müller");
     assert_eq!(created.email, "ana@example.com");
     assert_eq!(created.kyc_status, KycStatus::Pending);
     let bo = investor("Bo Chen", "bo@example.org", "SG", None);
-    investors::Repo::create(&*store, org, &bo, &Actor::Cli)
+    investors::Repo::create(&*store, org, &bo, &Actor::CLI)
         .await
         .unwrap();
 
     // The same reference again in the organization is a conflict; in
     // another organization it is free.
     let again = investor("Someone Else", "x@example.com", "FR", Some("crm:1"));
-    let refused = investors::Repo::create(&*store, org, &again, &Actor::Cli).await;
+    let refused = investors::Repo::create(&*store, org, &again, &Actor::CLI).await;
     assert!(matches!(refused, Err(RepoError::Conflict(m)) if m.contains("external_ref")));
-    investors::Repo::create(&*store, other_org, &again, &Actor::Cli)
+    investors::Repo::create(&*store, other_org, &again, &Actor::CLI)
         .await
         .unwrap();
 
@@ -574,7 +574,7 @@ async fn investors_keep_personal_data_sealed_and_are_found_by_keyed_hash() {
     assert!(find(approved).await.is_empty());
 
     // The audit trail and the event log name the investor, never its data.
-    let entries = AuditTrail::list(&*store, org, PageRequest::default())
+    let entries = AuditTrail::list(&*store, org, &Default::default(), PageRequest::default())
         .await
         .unwrap();
     let created_entry = entries
@@ -655,7 +655,7 @@ async fn idempotency_keys_claim_replay_refuse_and_lapse() {
     let (store, _db) = store().await;
     let (org, _) = org_with_admin(&store, "Keys").await;
     let (other, _) = org_with_admin(&store, "Other").await;
-    let token = TokenRepository::create(store.as_ref(), org, &new_token("IDEM"), &Actor::Cli)
+    let token = TokenRepository::create(store.as_ref(), org, &new_token("IDEM"), &Actor::CLI)
         .await
         .unwrap();
     let key = IdempotencyKey::parse("order-17").unwrap();
@@ -696,7 +696,7 @@ async fn idempotency_keys_claim_replay_refuse_and_lapse() {
         org,
         &pause(token.id),
         None,
-        &Actor::Cli,
+        &Actor::CLI,
         &done,
     )
     .await
@@ -735,7 +735,7 @@ async fn idempotency_keys_claim_replay_refuse_and_lapse() {
         org,
         &pause(token.id),
         None,
-        &Actor::Cli,
+        &Actor::CLI,
         &stale,
     )
     .await;

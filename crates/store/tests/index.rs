@@ -33,7 +33,7 @@ async fn store() -> (Arc<Store>, TestDatabase) {
 async fn org(store: &Store) -> OrgId {
     let (key, _) = NewApiKey::generate(Role::Admin, None);
     store
-        .system_create_with_key(&OrgName::parse("Index").unwrap(), &key, &Actor::Cli)
+        .system_create_with_key(&OrgName::parse("Index").unwrap(), &key, &Actor::CLI)
         .await
         .unwrap()
         .id

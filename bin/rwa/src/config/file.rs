@@ -26,6 +26,8 @@ pub(crate) struct Layered {
     #[serde(default)]
     pub(crate) http: HttpSection,
     #[serde(default)]
+    pub(crate) auth: AuthSection,
+    #[serde(default)]
     pub(crate) jobs: JobsSection,
     #[serde(default)]
     pub(crate) chain: ChainSection,
@@ -87,6 +89,15 @@ pub(crate) struct HttpSection {
     pub(crate) json_max_depth: Option<usize>,
     pub(crate) request_timeout_ms: Option<u64>,
     pub(crate) shutdown_timeout_ms: Option<u64>,
+}
+
+/// `[auth]`: users' sessions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthSection {
+    pub(crate) access_ttl_secs: Option<u64>,
+    pub(crate) session_ttl_secs: Option<u64>,
+    pub(crate) key_max_age_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +236,15 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
     }),
     ("RWA_HTTP_SHUTDOWN_TIMEOUT_MS", |c, v| {
         Ok(c.http.shutdown_timeout_ms = Some(number(v)?))
+    }),
+    ("RWA_AUTH_ACCESS_TTL_SECS", |c, v| {
+        Ok(c.auth.access_ttl_secs = Some(number(v)?))
+    }),
+    ("RWA_AUTH_SESSION_TTL_SECS", |c, v| {
+        Ok(c.auth.session_ttl_secs = Some(number(v)?))
+    }),
+    ("RWA_AUTH_KEY_MAX_AGE_SECS", |c, v| {
+        Ok(c.auth.key_max_age_secs = Some(number(v)?))
     }),
     ("RWA_JOBS_LEASE_MS", |c, v| {
         Ok(c.jobs.lease_ms = Some(number(v)?))

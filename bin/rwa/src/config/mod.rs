@@ -149,6 +149,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// HTTP limits.
     pub http: HttpConfig,
+    /// Users' sessions: access-token and session lifetimes, signing-key age.
+    pub auth: rwa_api::access_token::AccessSettings,
     /// Job workers.
     pub jobs: JobsConfig,
     /// Roles this process runs.

@@ -53,6 +53,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
 
     let database = database(&l, &data_dir, errors);
     let http = http(&l, errors);
+    let auth = auth(&l, errors);
     let jobs = jobs(&l, errors);
     if role != ServeRole::All && database.url.expose().starts_with("sqlite:") {
         errors.push(format!(
@@ -156,6 +157,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         otlp_endpoint: l.otlp_endpoint,
         log_format,
         http,
+        auth,
         jobs,
         role,
     })
@@ -370,6 +372,34 @@ fn queues(l: &Layered, errors: &mut Vec<String>) -> Vec<rwa_jobs::worker::QueueC
         }
     }
     queues
+}
+
+/// Lifetimes in seconds: an access token 1 s to a day (15 min), a session
+/// an hour to a year (30 days) and at least an access token's, a signing
+/// key's age a day or more (30 days; 0: rotated only by `rwa auth rotate-key`).
+fn auth(l: &Layered, errors: &mut Vec<String>) -> rwa_api::access_token::AccessSettings {
+    let access = l.auth.access_ttl_secs.unwrap_or(15 * 60);
+    if !(1..=86_400).contains(&access) {
+        errors.push("RWA_AUTH_ACCESS_TTL_SECS: must be between 1 and 86400".into());
+    }
+    let session = l.auth.session_ttl_secs.unwrap_or(30 * 86_400);
+    if !(access.max(1)..=365 * 86_400).contains(&session) {
+        errors.push(
+            "RWA_AUTH_SESSION_TTL_SECS: must be at least the access-token lifetime and at most 31536000"
+                .into(),
+        );
+    }
+    let key_age = l.auth.key_max_age_secs.unwrap_or(30 * 86_400);
+    if key_age != 0 && key_age < 3_600 {
+        errors.push(
+            "RWA_AUTH_KEY_MAX_AGE_SECS: must be 0 (manual rotation only) or at least 3600".into(),
+        );
+    }
+    rwa_api::access_token::AccessSettings {
+        access_ttl: Duration::from_secs(access),
+        session_ttl: Duration::from_secs(session),
+        key_max_age: (key_age != 0).then(|| Duration::from_secs(key_age)),
+    }
 }
 
 fn http(l: &Layered, errors: &mut Vec<String>) -> HttpConfig {

@@ -35,6 +35,9 @@ pub(crate) struct ApiKeyView {
     created_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    /// The user who created the key and as whom it acts (absent: created
+    /// with another key or at the command line).
+    user_id: Option<uuid::Uuid>,
 }
 
 impl From<ApiKey> for ApiKeyView {
@@ -47,6 +50,7 @@ impl From<ApiKey> for ApiKeyView {
             created_at: k.created_at,
             last_used_at: k.last_used_at,
             revoked_at: k.revoked_at,
+            user_id: k.user_id.map(|u| u.as_uuid()),
         }
     }
 }
@@ -94,7 +98,10 @@ impl ListParams {
     }
 }
 
-/// Creates a key for the caller's organization.
+/// Creates a key for the caller's organization. A key created by a user
+/// (with an access token, or with a key of that user) acts as that user:
+/// four-eyes counts it as the user, it stops when the user is disabled or
+/// deleted, and it may do only what the user's current role also allows.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys",
     security(("api_key" = ["admin"])),
     request_body = CreateApiKey,
@@ -116,7 +123,8 @@ async fn create_key(
     let (Some(role), Some(label)) = (role, label) else {
         return Err(ApiError::Validation(errors));
     };
-    let (record, secret) = NewApiKey::generate(role, label);
+    let (mut record, secret) = NewApiKey::generate(role, label);
+    record.user = caller.user_id;
     let key = state
         .keys
         .create(caller.org_id, &record, &caller.actor())

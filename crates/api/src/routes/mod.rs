@@ -13,10 +13,12 @@ pub(crate) mod metrics;
 pub(crate) mod operations;
 pub(crate) mod org;
 pub(crate) mod rule_sets;
+pub(crate) mod sessions;
 #[cfg(feature = "test-hooks")]
 pub(crate) mod test_hooks;
 pub(crate) mod tokens;
 pub(crate) mod transfers;
+pub(crate) mod users;
 pub(crate) mod watched_contracts;
 
 use rwa_domain::page::Page;

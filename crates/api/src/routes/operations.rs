@@ -827,6 +827,8 @@ async fn get_operation(
     params(("id" = uuid::Uuid, Path, description = "operation id")),
     responses(
         (status = 200, body = OperationView),
+        (status = 403, body = crate::error::Problem, content_type = "application/problem+json",
+            description = "`/problems/forbidden`: the caller is not an admin, or is the requester (four-eyes; a key a user created counts as that user)"),
         (status = 409, body = crate::error::Problem, content_type = "application/problem+json",
             description = "`/problems/conflict`: the operation is not awaiting approval"),
     ))]
@@ -838,7 +840,9 @@ async fn approve(
     let id: uuid::Uuid = path_id(&id)?;
     let op = state.operations.get(caller.org_id, id).await?;
     if op.requested_by == caller.actor().to_string() {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::ForbiddenBecause(
+            "four-eyes: the requester cannot approve their own operation (a key a user created counts as that user)",
+        ));
     }
     Ok(axum::Json(
         state

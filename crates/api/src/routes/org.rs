@@ -8,6 +8,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use rwa_domain::org::Organization;
 use rwa_domain::rule_set::ComplianceDefaults;
+use rwa_domain::session::FingerprintMode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -58,6 +59,12 @@ pub(crate) struct OrgView {
     id: uuid::Uuid,
     name: String,
     compliance_defaults: DefaultsBody,
+    /// What happens when a session's token comes from another client:
+    /// `strict` (another user-agent family or network revokes the session),
+    /// `lenient` (another user-agent family revokes it; another network is
+    /// recorded in the audit trail) or `off`.
+    #[schema(pattern = "^(strict|lenient|off)$")]
+    session_fingerprint: &'static str,
     created_at: DateTime<Utc>,
 }
 
@@ -66,6 +73,7 @@ fn view(o: Organization, defaults: &ComplianceDefaults) -> OrgView {
         id: o.id.as_uuid(),
         name: o.name,
         compliance_defaults: defaults.into(),
+        session_fingerprint: o.session_fingerprint.as_str(),
         created_at: o.created_at,
     }
 }
@@ -83,18 +91,24 @@ async fn get_org(
     Ok(axum::Json(view(org, &defaults)))
 }
 
-/// Body of `PATCH /v1/org`.
+/// Body of `PATCH /v1/org`: each field given replaces the current value;
+/// at least one is required.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateOrg {
-    /// Replaces the compliance defaults whole (`{}`: none). Required.
-    #[serde(deserialize_with = "object::required")]
-    compliance_defaults: DefaultsBody,
+    /// Replaces the compliance defaults whole (`{}`: none).
+    #[serde(default, deserialize_with = "object::optional")]
+    compliance_defaults: Option<DefaultsBody>,
+    /// The session fingerprint mode (see `OrgView`).
+    #[serde(default)]
+    #[schema(pattern = "^(strict|lenient|off)$")]
+    session_fingerprint: Option<String>,
 }
 
-/// Changes the organization's compliance defaults (admins only); transfers
-/// checked from now on use them. Audited, with an
-/// `org.compliance_defaults_changed` event.
+/// Changes the organization's compliance defaults or its session
+/// fingerprint mode (admins only). Transfers checked from now on use the
+/// defaults (audited, with an `org.compliance_defaults_changed` event); the
+/// mode applies to every session's next request (audited).
 #[utoipa::path(patch, path = "/v1/org", tag = "organization",
     security(("api_key" = ["admin"])),
     request_body = UpdateOrg,
@@ -104,15 +118,40 @@ async fn update_org(
     State(state): State<ApiState>,
     Json(body): Json<UpdateOrg>,
 ) -> ApiResult<axum::Json<OrgView>> {
-    let d = body.compliance_defaults;
-    let draft = offchain_draft(d.max_investors_per_country, d.velocity, d.structuring);
-    let defaults = ComplianceDefaults::parse(&draft).map_err(|errors| {
-        ApiError::Validation(errors.into_iter().map(FieldError::from).collect())
-    })?;
-    let defaults = state
-        .rule_sets
-        .set_defaults(caller.org_id, &defaults, &caller.actor())
-        .await?;
+    let mode = body
+        .session_fingerprint
+        .as_deref()
+        .map(str::parse::<FingerprintMode>)
+        .transpose()
+        .map_err(|e| ApiError::Validation(vec![e.into()]))?;
+    let defaults = body
+        .compliance_defaults
+        .map(|d| {
+            let draft = offchain_draft(d.max_investors_per_country, d.velocity, d.structuring);
+            ComplianceDefaults::parse(&draft).map_err(|errors| {
+                ApiError::Validation(errors.into_iter().map(FieldError::from).collect())
+            })
+        })
+        .transpose()?;
+    if mode.is_none() && defaults.is_none() {
+        return Err(ApiError::field(
+            "compliance_defaults",
+            "give compliance_defaults, session_fingerprint or both",
+        ));
+    }
+    if let Some(defaults) = defaults {
+        state
+            .rule_sets
+            .set_defaults(caller.org_id, &defaults, &caller.actor())
+            .await?;
+    }
+    if let Some(mode) = mode {
+        state
+            .orgs
+            .set_session_fingerprint(caller.org_id, mode, &caller.actor())
+            .await?;
+    }
     let org = state.orgs.get(caller.org_id).await?;
+    let defaults = state.rule_sets.defaults(caller.org_id).await?;
     Ok(axum::Json(view(org, &defaults)))
 }
