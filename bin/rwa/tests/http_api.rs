@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 
 use common::Server;
 use reqwest::{Client, Method, StatusCode};
@@ -70,30 +69,22 @@ async fn secured_operations(s: &Server) -> Vec<(Method, String, Vec<String>)> {
     ops
 }
 
+/// Without a credential, or with an unknown key, every secured route is
+/// 401 before anything else; what each role may do is the role matrix of
+/// `access_matrix.rs` (keys and users' access tokens alike).
 #[tokio::test]
-async fn every_v1_route_checks_credential_then_role() {
+async fn every_v1_route_checks_the_credential_first() {
     let s = server().await;
-    let (org, admin) = s.create_org("Roles Inc");
-    let keys: BTreeMap<&str, String> = [
-        ("admin", admin),
-        ("operator", s.create_key(&org, "operator")),
-        ("compliance", s.create_key(&org, "compliance")),
-        ("auditor", s.create_key(&org, "auditor")),
-    ]
-    .into_iter()
-    .collect();
     let ops = secured_operations(s).await;
     assert!(ops.len() >= 5, "the spec lists the /v1 operations: {ops:?}");
-    let mut forbidden_checked = 0;
-    for (method, path, roles) in &ops {
+    for (method, path, _) in &ops {
         assert!(
             path.starts_with("/v1/"),
             "secured paths are under /v1: {path}"
         );
-        let body = json!({});
         let resp = client()
             .request(method.clone(), s.url(path))
-            .json(&body)
+            .json(&json!({}))
             .send()
             .await
             .unwrap();
@@ -105,33 +96,14 @@ async fn every_v1_route_checks_credential_then_role() {
             .await
             .unwrap();
         problem(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
-        for (role, key) in &keys {
-            let resp = client()
-                .request(method.clone(), s.url(path))
-                .bearer_auth(key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            if roles.iter().any(|r| r == role) {
-                assert!(
-                    !matches!(
-                        resp.status(),
-                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-                    ),
-                    "{role} may {method} {path} per the spec, got {}",
-                    resp.status()
-                );
-            } else {
-                problem(resp, StatusCode::FORBIDDEN, "forbidden").await;
-                forbidden_checked += 1;
-            }
-        }
+        let resp = client()
+            .request(method.clone(), s.url(path))
+            .bearer_auth("eyJhbGciOiJIUzI1NiJ9.e30.forged")
+            .send()
+            .await
+            .unwrap();
+        problem(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
     }
-    assert!(
-        forbidden_checked >= 8,
-        "roles without permission were exercised"
-    );
 }
 
 #[tokio::test]
@@ -662,6 +634,14 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/watched-contracts/{id}", "delete"),
         ("/v1/watched-contracts/{id}/holders", "get"),
         ("/v1/watched-contracts/{id}/transfers", "get"),
+        ("/v1/users", "post"),
+        ("/v1/users", "get"),
+        ("/v1/users/{id}", "get"),
+        ("/v1/users/{id}", "patch"),
+        ("/v1/users/{id}", "delete"),
+        ("/v1/auth/login", "post"),
+        ("/v1/auth/refresh", "post"),
+        ("/v1/auth/logout", "post"),
     ];
     for (path, method) in expected {
         assert!(
@@ -682,7 +662,7 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
                 responses.contains_key("500"),
                 "{method} {path} documents 500"
             );
-            if path.starts_with("/v1/") {
+            if path.starts_with("/v1/") && !path.starts_with("/v1/auth/") {
                 assert!(
                     op["security"][0]["api_key"]
                         .as_array()

@@ -151,6 +151,8 @@ fn every_command_has_help() {
         &["keys", "create"],
         &["audit"],
         &["audit", "verify"],
+        &["auth"],
+        &["auth", "rotate-key"],
     ];
     for cmd in commands {
         let out = common::base_command(&[])

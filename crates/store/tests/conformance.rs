@@ -758,3 +758,236 @@ async fn idempotency_keys_claim_replay_refuse_and_lapse() {
         "nothing is a day old"
     );
 }
+
+fn fingerprint(agent: &str, ip: &str) -> rwa_domain::session::Fingerprint {
+    rwa_domain::session::Fingerprint::of(Some(agent), Some(ip.parse().unwrap()))
+}
+
+fn request(id: &str) -> rwa_domain::actor::RequestContext {
+    rwa_domain::actor::RequestContext {
+        request_id: id.into(),
+        ip: Some("10.0.0.7".parse().unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn users_sessions_and_refresh_tokens_rotate_revoke_and_stay_in_their_organization() {
+    use rwa_domain::password::PasswordHash;
+    use rwa_domain::session::{
+        FingerprintMode, NewSession, RefreshSecret, Refreshed, SessionRepository,
+    };
+    use rwa_domain::user::{Email, NewUser, UserChange, UserRepository};
+    use rwa_domain::{SessionId, UserId};
+
+    let (store, _db) = store().await;
+    let (org, _) = org_with_admin(&store, "Users Fund").await;
+    let (other, _) = org_with_admin(&store, "Other Fund").await;
+    let new_user = |email: &str, role| NewUser {
+        id: UserId::new(),
+        email: Email::parse(email).unwrap(),
+        role,
+        password_hash: PasswordHash::from_stored("$argon2id$v=19$stored".into()),
+    };
+    let ada = new_user("Ada@Users.example", Role::Operator);
+    let created = UserRepository::create(&*store, org, &ada, &Actor::CLI)
+        .await
+        .unwrap();
+    assert_eq!(
+        (created.email.as_str(), created.role),
+        ("ada@users.example", Role::Operator)
+    );
+    assert!(
+        matches!(
+            UserRepository::create(&*store, other, &new_user("ada@users.example", Role::Admin), &Actor::CLI).await,
+            Err(RepoError::Conflict(m)) if m.contains("e-mail")
+        ),
+        "an address is one login across organizations"
+    );
+    assert!(matches!(
+        UserRepository::get(&*store, other, ada.id).await,
+        Err(RepoError::NotFound)
+    ));
+    let found = store
+        .auth_find_login(&Email::parse("ADA@users.example").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.user.id, ada.id);
+    assert_eq!(found.password_hash.as_str(), "$argon2id$v=19$stored");
+
+    // A session; its first refresh token rotates, then comes back: replay.
+    let home = fingerprint("Firefox/1", "10.0.0.7");
+    let first = RefreshSecret::generate();
+    let session = NewSession {
+        id: SessionId::new(),
+        user: ada.id,
+        org,
+        fingerprint: home.clone(),
+        refresh: first.digest(),
+        lifetime: chrono::TimeDelta::days(1),
+    };
+    let as_ada = Actor {
+        principal: rwa_domain::actor::Principal::User(ada.id),
+        request: Some(request("login-1")),
+    };
+    store.auth_open(&session, &as_ada).await.unwrap();
+    let standing = SessionRepository::auth_standing(&*store, org, ada.id, session.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(standing.live);
+    assert_eq!(
+        (standing.role, standing.mode),
+        (Role::Operator, FingerprintMode::Lenient)
+    );
+    assert!(
+        SessionRepository::auth_standing(&*store, other, ada.id, session.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let second = RefreshSecret::generate();
+    let rotated = store
+        .auth_refresh(&first.digest(), &second.digest(), &home, &request("r-1"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(rotated, Refreshed::Rotated { generation: 2, .. }),
+        "{rotated:?}"
+    );
+    let third = RefreshSecret::generate();
+    let replay = store
+        .auth_refresh(&first.digest(), &third.digest(), &home, &request("r-2"))
+        .await
+        .unwrap();
+    assert!(matches!(replay, Refreshed::Replayed));
+    assert!(
+        !SessionRepository::auth_standing(&*store, org, ada.id, session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .live
+    );
+    let after = store
+        .auth_refresh(&second.digest(), &third.digest(), &home, &request("r-3"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(after, Refreshed::Replayed | Refreshed::Refused),
+        "{after:?}"
+    );
+
+    // Another session; a changed role revokes it in the same transaction.
+    let token = RefreshSecret::generate();
+    let again = NewSession {
+        id: SessionId::new(),
+        refresh: token.digest(),
+        ..session.clone()
+    };
+    store.auth_open(&again, &as_ada).await.unwrap();
+    let change = UserChange {
+        role: Some(Role::Auditor),
+        disabled: None,
+    };
+    let changed = UserRepository::update(&*store, org, ada.id, &change, &Actor::CLI)
+        .await
+        .unwrap();
+    assert_eq!(changed.role, Role::Auditor);
+    assert!(
+        !SessionRepository::auth_standing(&*store, org, ada.id, again.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .live
+    );
+    assert!(matches!(
+        store
+            .auth_refresh(&token.digest(), &third.digest(), &home, &request("r-4"))
+            .await
+            .unwrap(),
+        Refreshed::Refused
+    ));
+    assert!(matches!(
+        UserRepository::update(&*store, other, ada.id, &change, &Actor::CLI).await,
+        Err(RepoError::NotFound)
+    ));
+
+    // Deleted: gone from lists and logins, inactive for its keys, address free.
+    UserRepository::delete(&*store, org, ada.id, &Actor::CLI)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .auth_find_login(&Email::parse("ada@users.example").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !UserRepository::auth_standing(&*store, org, ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
+    assert!(
+        UserRepository::list(&*store, org, PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    UserRepository::create(
+        &*store,
+        other,
+        &new_user("ada@users.example", Role::Admin),
+        &Actor::CLI,
+    )
+    .await
+    .unwrap();
+
+    // Logins, replays and the request they came in are audited.
+    let filter = rwa_domain::audit::AuditFilter {
+        action: Some("auth.*".into()),
+        ..Default::default()
+    };
+    let entries = AuditTrail::list(&*store, org, &filter, PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "auth.login_succeeded",
+            "auth.refresh_replayed",
+            "auth.login_succeeded"
+        ]
+    );
+    assert_eq!(entries[0].request_id.as_deref(), Some("login-1"));
+    assert_eq!(entries[1].request_id.as_deref(), Some("r-2"));
+    assert_eq!(entries[1].ip.as_deref(), Some("10.0.0.7"));
+    assert!(store.system_verify().await.unwrap().first_broken.is_none());
+}
+
+#[tokio::test]
+async fn signing_keys_rotate_by_age_or_at_once_and_retire_the_previous() {
+    use rwa_domain::session::SessionRepository;
+    let (store, _db) = store().await;
+    assert!(store.auth_signing_keys().await.unwrap().is_empty());
+    let first = store
+        .system_rotate_signing_key(Some(chrono::TimeDelta::days(30)))
+        .await
+        .unwrap();
+    let same = store
+        .system_rotate_signing_key(Some(chrono::TimeDelta::days(30)))
+        .await
+        .unwrap();
+    assert_eq!(first.kid, same.kid, "young enough: kept");
+    let second = store.system_rotate_signing_key(None).await.unwrap();
+    assert_ne!(first.kid, second.kid);
+    let keys = store.auth_signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].kid, second.kid, "newest first");
+    assert!(keys[0].retired_at.is_none() && keys[1].retired_at.is_some());
+}

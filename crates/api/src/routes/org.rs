@@ -91,8 +91,8 @@ async fn get_org(
     Ok(axum::Json(view(org, &defaults)))
 }
 
-/// Body of `PATCH /v1/org`: each field given replaces the current value;
-/// at least one is required.
+/// Body of `PATCH /v1/org`: each field given replaces the current value
+/// (`{}` changes nothing).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateOrg {
@@ -133,12 +133,6 @@ async fn update_org(
             })
         })
         .transpose()?;
-    if mode.is_none() && defaults.is_none() {
-        return Err(ApiError::field(
-            "compliance_defaults",
-            "give compliance_defaults, session_fingerprint or both",
-        ));
-    }
     if let Some(defaults) = defaults {
         state
             .rule_sets
