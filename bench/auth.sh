@@ -29,21 +29,6 @@ for _ in $(seq 1 20); do login >/dev/null; done
 echo "login (argon2id verify + session): $(( ($(date +%s%N) - start_ns) / 20000000 )) ms each, sequential"
 access="$(login | sed -E 's/.*"access_token":"([^"]+)".*/\1/')"
 
-ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-measure() {
-  local name="$1"; shift
-  wrk -t2 -c64 -d5s "$@" >/dev/null
-  local before after out requests
-  before=$(cpu_ticks)
-  out="$(wrk -t2 -c64 -d"$duration" --latency "$@")"
-  after=$(cpu_ticks)
-  requests=$(awk '/requests in/ {print $1}' <<<"$out")
-  echo "--- $name"
-  echo "$out"
-  awk -v t=$((after - before)) -v hz="$ticks" -v n="$requests" \
-    'BEGIN { printf "server cpu: %.2f s over %d requests = %.0f us/request\n", t / hz, n, (t / hz) / n * 1e6 }'
-}
 measure "GET /v1/org with an API key" -H "Authorization: Bearer $key" "http://$addr/v1/org"
 measure "GET /v1/org with an access token" -H "Authorization: Bearer $access" "http://$addr/v1/org"
 echo "rss_after_load_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)"

@@ -21,23 +21,6 @@ sleep 2
 idle_rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 
 echo "backend=$backend ready_after_start_ms=$ready_ms idle_rss_kb=$idle_rss_kb"
-ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-# One endpoint: warm-up, then the measured run with the server's CPU time
-# over the requests it completed.
-measure() {
-  local name="$1"; shift
-  wrk -t2 -c64 -d5s "$@" >/dev/null
-  local before after out requests
-  before=$(cpu_ticks)
-  out="$(wrk -t2 -c64 -d"$duration" --latency "$@")"
-  after=$(cpu_ticks)
-  requests=$(awk '/requests in/ {print $1}' <<<"$out")
-  echo "--- $name"
-  echo "$out"
-  awk -v t=$((after - before)) -v hz="$ticks" -v n="$requests" \
-    'BEGIN { printf "server cpu: %.2f s over %d requests = %.0f us/request\n", t / hz, n, (t / hz) / n * 1e6 }'
-}
 measure "GET /health/live" "http://$addr/health/live"
 measure "GET /v1/org (authenticated)" -H "Authorization: Bearer $key" "http://$addr/v1/org"
 measure "POST /v1/tokens (write path)" -s bench/http/tokens.lua -H "Authorization: Bearer $key" "http://$addr/v1/tokens"

@@ -2,7 +2,9 @@
 # release build of `rwa serve` on a fresh data dir (SQLite there, or a
 # throw-away PostgreSQL database), waits until it is ready, creates an
 # organization, and sets `dir`, `pid`, `addr`, `key` and `ready_ms` (start to
-# ready). Everything is removed on exit.
+# ready). Everything is removed on exit. `measure NAME WRK_ARGS…` runs wrk
+# (2 threads, 64 connections, 5 s warm-up, then `$duration` with latencies)
+# and prints the server's CPU time per request served.
 start_server() {
   local backend="$1" config="${2:-}" start_ns
   dir="$(mktemp -d)"
@@ -29,4 +31,19 @@ start_server() {
   until curl -sf "http://$addr/health/ready" >/dev/null; do sleep 0.005; done
   ready_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
   key="$(env "${env_args[@]}" RUST_LOG=warn ./target/release/rwa org create --name Bench --data-dir "$dir" | sed -E 's/.*"api_key":"([^"]+)".*/\1/')"
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+measure() {
+  local name="$1"; shift
+  wrk -t2 -c64 -d5s "$@" >/dev/null
+  local before after out requests
+  before=$(cpu_ticks)
+  out="$(wrk -t2 -c64 -d"$duration" --latency "$@")"
+  after=$(cpu_ticks)
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  echo "--- $name"
+  echo "$out"
+  awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    'BEGIN { printf "server cpu: %.2f s over %d requests = %.0f us/request\n", t / hz, n, (t / hz) / n * 1e6 }'
 }

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::Server;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};

@@ -112,6 +112,16 @@ fn kid(jwt: &str) -> String {
     v["kid"].as_str().unwrap().to_owned()
 }
 
+async fn code(api: &Api<'_>, bearer: &str, path: &str) -> StatusCode {
+    status_of(api, bearer, Method::GET, path).await.0
+}
+
+async fn patch(api: &Api<'_>, bearer: &str, path: &str, body: Value) -> StatusCode {
+    api.call(bearer, Method::PATCH, path, None, Some(body))
+        .await
+        .0
+}
+
 async fn status_of(api: &Api<'_>, bearer: &str, method: Method, path: &str) -> (StatusCode, Value) {
     let (status, _, body) = api.call(bearer, method, path, None, None).await;
     (status, body)
@@ -255,7 +265,7 @@ async fn users_log_in_rotate_refresh_tokens_and_lose_access_at_once() {
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
-        status_of(&api, &access3, Method::GET, "/v1/org").await.0,
+        code(&api, &access3, "/v1/org").await,
         StatusCode::UNAUTHORIZED
     );
     let (status, _) = auth(
@@ -332,12 +342,7 @@ async fn users_log_in_rotate_refresh_tokens_and_lose_access_at_once() {
 
     // A changed role ends Bob's sessions at once; his next login acts with it.
     let (bob_access, bob_refresh) = session(&client, &s, &mut secrets, &bob_email, &bob_pw).await;
-    assert_eq!(
-        status_of(&api, &bob_access, Method::GET, "/v1/jobs")
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(code(&api, &bob_access, "/v1/jobs").await, StatusCode::OK);
     let (status, _, changed) = api
         .call(
             &alice_access,
@@ -353,9 +358,7 @@ async fn users_log_in_rotate_refresh_tokens_and_lose_access_at_once() {
         "{changed}"
     );
     assert_eq!(
-        status_of(&api, &bob_access, Method::GET, "/v1/jobs")
-            .await
-            .0,
+        code(&api, &bob_access, "/v1/jobs").await,
         StatusCode::UNAUTHORIZED
     );
     let (status, _) = auth(
@@ -368,17 +371,10 @@ async fn users_log_in_rotate_refresh_tokens_and_lose_access_at_once() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (bob_access, _) = session(&client, &s, &mut secrets, &bob_email, &bob_pw).await;
     assert_eq!(
-        status_of(&api, &bob_access, Method::GET, "/v1/jobs")
-            .await
-            .0,
+        code(&api, &bob_access, "/v1/jobs").await,
         StatusCode::FORBIDDEN
     );
-    assert_eq!(
-        status_of(&api, &bob_access, Method::GET, "/v1/audit")
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(code(&api, &bob_access, "/v1/audit").await, StatusCode::OK);
 
     // Nobody changes their own user.
     let (status, _, _) = api
@@ -395,20 +391,12 @@ async fn users_log_in_rotate_refresh_tokens_and_lose_access_at_once() {
     // Disabling Alice stops her access token, her key and her logins at
     // once; enabling her again brings back her key (not her sessions).
     let (erin_user, alice_path) = (erin_access.clone(), format!("/v1/users/{alice}"));
-    let (status, _, _) = api
-        .call(
-            &erin_user,
-            Method::PATCH,
-            &alice_path,
-            None,
-            Some(json!({ "disabled": true })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        status_of(&api, &alice_access, Method::GET, "/v1/org")
-            .await
-            .0,
+        patch(&api, &erin_user, &alice_path, json!({ "disabled": true })).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        code(&api, &alice_access, "/v1/org").await,
         StatusCode::UNAUTHORIZED
     );
     let (status, problem) = status_of(&api, &alice_key, Method::GET, "/v1/org").await;
@@ -424,60 +412,36 @@ async fn users_log_in_rotate_refresh_tokens_and_lose_access_at_once() {
         login(&client, &s, &alice_email, &alice_pw).await.0,
         StatusCode::UNAUTHORIZED
     );
-    let (status, _, _) = api
-        .call(
-            &erin_user,
-            Method::PATCH,
-            &alice_path,
-            None,
-            Some(json!({ "disabled": false })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        status_of(&api, &alice_key, Method::GET, "/v1/org").await.0,
+        patch(&api, &erin_user, &alice_path, json!({ "disabled": false })).await,
         StatusCode::OK
     );
+    assert_eq!(code(&api, &alice_key, "/v1/org").await, StatusCode::OK);
     assert_eq!(
-        status_of(&api, &alice_access, Method::GET, "/v1/org")
-            .await
-            .0,
+        code(&api, &alice_access, "/v1/org").await,
         StatusCode::UNAUTHORIZED
     );
     // Demoted to auditor, her admin key may do only what an auditor may.
-    let (status, _, _) = api
-        .call(
-            &erin_user,
-            Method::PATCH,
-            &alice_path,
-            None,
-            Some(json!({ "role": "auditor" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        status_of(&api, &alice_key, Method::GET, "/v1/jobs").await.0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        status_of(&api, &alice_key, Method::GET, "/v1/audit")
-            .await
-            .0,
+        patch(&api, &erin_user, &alice_path, json!({ "role": "auditor" })).await,
         StatusCode::OK
     );
+    assert_eq!(
+        code(&api, &alice_key, "/v1/jobs").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(code(&api, &alice_key, "/v1/audit").await, StatusCode::OK);
     // Deleted, she is gone from the list and nothing of hers works.
     let (status, _, _) = api
         .call(&erin_user, Method::DELETE, &alice_path, None, None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
-        status_of(&api, &alice_key, Method::GET, "/v1/org").await.0,
+        code(&api, &alice_key, "/v1/org").await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        status_of(&api, &erin_user, Method::GET, &alice_path)
-            .await
-            .0,
+        code(&api, &erin_user, &alice_path).await,
         StatusCode::NOT_FOUND
     );
     let users = api.get(&erin_user, "/v1/users").await;

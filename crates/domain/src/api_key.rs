@@ -19,18 +19,23 @@ const RANDOM_CHARS: usize = 40;
 /// How many leading characters are kept in clear to tell keys apart in listings.
 pub const DISPLAY_PREFIX_CHARS: usize = 12;
 
+/// `n` random alphanumeric characters (about 5.95 bits each), from the
+/// thread's CSPRNG: the secret part of API keys and refresh tokens.
+pub(crate) fn random_alphanumeric(n: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
+}
+
 /// A freshly generated key. Its `Debug` never prints the secret.
 pub struct ApiKeySecret(String);
 
 impl ApiKeySecret {
     /// Generates a new random key.
     pub fn generate() -> Self {
-        let random: String = rand::rng()
-            .sample_iter(&Alphanumeric)
-            .take(RANDOM_CHARS)
-            .map(char::from)
-            .collect();
-        Self(format!("{KEY_PREFIX}{random}"))
+        Self(format!("{KEY_PREFIX}{}", random_alphanumeric(RANDOM_CHARS)))
     }
 
     /// The key, to hand to its owner exactly once.

@@ -17,8 +17,6 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 
 use crate::actor::RequestContext;
@@ -36,11 +34,7 @@ pub struct RefreshSecret(String);
 impl RefreshSecret {
     /// Generates a token.
     pub fn generate() -> Self {
-        let random: String = rand::rng()
-            .sample_iter(&Alphanumeric)
-            .take(REFRESH_RANDOM_CHARS)
-            .map(char::from)
-            .collect();
+        let random = crate::api_key::random_alphanumeric(REFRESH_RANDOM_CHARS);
         Self(format!("{REFRESH_PREFIX}{random}"))
     }
 

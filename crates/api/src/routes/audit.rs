@@ -12,6 +12,7 @@ use crate::auth::{Authorized, roles};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use crate::routes::ListView;
+use crate::routes::transfers::time;
 use crate::state::ApiState;
 
 pub(crate) fn router() -> OpenApiRouter<ApiState> {
@@ -117,20 +118,6 @@ impl AuditParams {
             until: time(self.until.as_deref(), "until")?,
         })
     }
-}
-
-fn time(raw: Option<&str>, field: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    raw.map(|r| {
-        DateTime::parse_from_rfc3339(r)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
-                ApiError::field(
-                    field,
-                    "must be an RFC 3339 date-time (2026-12-03T10:00:00Z)",
-                )
-            })
-    })
-    .transpose()
 }
 
 /// Changes and security events of the organization (logins, refused roles,

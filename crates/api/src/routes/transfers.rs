@@ -333,7 +333,8 @@ pub(crate) struct TransferListParams {
     cursor: Option<String>,
 }
 
-fn time(raw: Option<&str>, field: &str) -> ApiResult<Option<DateTime<Utc>>> {
+/// An optional RFC 3339 query parameter; 422 naming `field` otherwise.
+pub(crate) fn time(raw: Option<&str>, field: &str) -> ApiResult<Option<DateTime<Utc>>> {
     raw.map(|r| {
         DateTime::parse_from_rfc3339(r)
             .map(|t| t.with_timezone(&Utc))
