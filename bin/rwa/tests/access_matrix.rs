@@ -27,38 +27,13 @@ const ROLES: [&str; 4] = ["admin", "operator", "compliance", "auditor"];
 
 /// Every `/v1` operation of the spec: (method, path template, its scopes
 /// (`None`: no bearer credential), whether it takes a body).
-fn operations(spec: &Value) -> Vec<(Method, String, Option<Vec<String>>, bool)> {
-    let mut ops = Vec::new();
-    for (path, item) in spec["paths"].as_object().unwrap() {
-        if !path.starts_with("/v1/") {
-            continue;
-        }
-        for (name, op) in item.as_object().unwrap() {
-            let method = match name.as_str() {
-                "get" => Method::GET,
-                "post" => Method::POST,
-                "put" => Method::PUT,
-                "patch" => Method::PATCH,
-                "delete" => Method::DELETE,
-                _ => continue,
-            };
-            let scopes = op["security"].as_array().map(|s| {
-                s[0]["api_key"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.as_str().unwrap().to_owned())
-                    .collect()
-            });
-            ops.push((
-                method,
-                path.clone(),
-                scopes,
-                op.get("requestBody").is_some(),
-            ));
-        }
-    }
-    ops
+async fn operations(s: &Server) -> Vec<(Method, String, Option<Vec<String>>, bool)> {
+    common::spec_operations(s)
+        .await
+        .into_iter()
+        .filter(|op| op.path.starts_with("/v1/"))
+        .map(|op| (op.method, op.path, op.roles, op.has_body))
+        .collect()
 }
 
 /// `template` with each `{…}` replaced by what `fill` answers for it.
@@ -216,15 +191,7 @@ async fn every_route_checks_roles_and_hides_other_organizations() {
         s: &s,
         client: client.clone(),
     };
-    let spec: Value = client
-        .get(s.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ops = operations(&spec);
+    let ops = operations(&s).await;
     assert!(ops.len() > 60, "the spec lists the routes");
 
     // Organization A: a key and a user of each role.

@@ -41,31 +41,16 @@ async fn problem(resp: reqwest::Response, status: StatusCode, kind: &str) -> Val
 
 /// Every secured operation of the spec, with its allowed roles.
 async fn secured_operations(s: &Server) -> Vec<(Method, String, Vec<String>)> {
-    let spec: Value = client()
-        .get(s.url("/openapi.json"))
-        .send()
+    common::spec_operations(s)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut ops = Vec::new();
-    for (path, item) in spec["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            let Some(security) = op.get("security") else {
-                continue;
-            };
-            let roles: Vec<String> = security[0]["api_key"]
-                .as_array()
-                .expect("secured operations list roles as api_key scopes")
-                .iter()
-                .map(|r| r.as_str().unwrap().to_owned())
-                .collect();
-            let concrete = path.replace("{id}", "0198a7a0-0000-7000-8000-000000000000");
-            ops.push((method.to_uppercase().parse().unwrap(), concrete, roles));
-        }
-    }
-    ops
+        .into_iter()
+        .filter_map(|op| {
+            let concrete = op
+                .path
+                .replace("{id}", "0198a7a0-0000-7000-8000-000000000000");
+            op.roles.map(|roles| (op.method, concrete, roles))
+        })
+        .collect()
 }
 
 /// Without a credential, or with an unknown key, every secured route is

@@ -56,6 +56,17 @@ async fn auth(client: &Client, s: &Server, path: &str, body: Value) -> (StatusCo
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST /v1/auth/{action}` (refresh, logout) with a refresh token.
+async fn with_refresh(
+    client: &Client,
+    s: &Server,
+    action: &str,
+    token: &str,
+) -> (StatusCode, Value) {
+    let body = json!({ "refresh_token": token });
+    auth(client, s, &format!("/v1/auth/{action}"), body).await
+}
+
 async fn login(client: &Client, s: &Server, email: &str, password: &str) -> (StatusCode, Value) {
     auth(
         client,
@@ -199,13 +210,7 @@ async fn users_log_in_rotate_refresh_tokens_and_lose_access_at_once() {
     let (access1, refresh1) = session(&client, &s, &mut secrets, &alice_email, &alice_pw).await;
     let me = api.get(&access1, "/v1/org").await;
     assert_eq!(me["id"], org.as_str());
-    let (status, next) = auth(
-        &client,
-        &s,
-        "/v1/auth/refresh",
-        json!({ "refresh_token": refresh1 }),
-    )
-    .await;
+    let (status, next) = with_refresh(&client, &s, "refresh", &refresh1).await;
     assert_eq!(status, StatusCode::OK, "{next}");
     let access2 = secrets.add(next["access_token"].as_str().unwrap());
     let refresh2 = secrets.add(next["refresh_token"].as_str().unwrap());
@@ -214,25 +219,13 @@ async fn users_log_in_rotate_refresh_tokens_and_lose_access_at_once() {
     api.get(&access1, "/v1/org").await; // the same session, still open
 
     // The first refresh token again: a replay, the whole session ends.
-    let (status, replay) = auth(
-        &client,
-        &s,
-        "/v1/auth/refresh",
-        json!({ "refresh_token": refresh1 }),
-    )
-    .await;
+    let (status, replay) = with_refresh(&client, &s, "refresh", &refresh1).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
         replay["detail"].as_str().unwrap().contains("already used"),
         "{replay}"
     );
-    let (status, _) = auth(
-        &client,
-        &s,
-        "/v1/auth/refresh",
-        json!({ "refresh_token": refresh2 }),
-    )
-    .await;
+    let (status, _) = with_refresh(&client, &s, "refresh", &refresh2).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the family is revoked");
     for access in [&access1, &access2] {
         let (status, problem) = status_of(&api, access, Method::GET, "/v1/org").await;
@@ -248,41 +241,17 @@ async fn users_log_in_rotate_refresh_tokens_and_lose_access_at_once() {
 
     // Logout ends a session; twice is fine; an unknown token is not.
     let (access3, refresh3) = session(&client, &s, &mut secrets, &alice_email, &alice_pw).await;
-    let (status, _) = auth(
-        &client,
-        &s,
-        "/v1/auth/logout",
-        json!({ "refresh_token": refresh3 }),
-    )
-    .await;
+    let (status, _) = with_refresh(&client, &s, "logout", &refresh3).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = auth(
-        &client,
-        &s,
-        "/v1/auth/logout",
-        json!({ "refresh_token": refresh3 }),
-    )
-    .await;
+    let (status, _) = with_refresh(&client, &s, "logout", &refresh3).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
         code(&api, &access3, "/v1/org").await,
         StatusCode::UNAUTHORIZED
     );
-    let (status, _) = auth(
-        &client,
-        &s,
-        "/v1/auth/refresh",
-        json!({ "refresh_token": refresh3 }),
-    )
-    .await;
+    let (status, _) = with_refresh(&client, &s, "refresh", &refresh3).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = auth(
-        &client,
-        &s,
-        "/v1/auth/logout",
-        json!({ "refresh_token": "rwr_unknown" }),
-    )
-    .await;
+    let (status, _) = with_refresh(&client, &s, "logout", "rwr_unknown").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // A key Alice creates acts as Alice: four-eyes sees one person.
@@ -361,13 +330,7 @@ async fn users_log_in_rotate_refresh_tokens_and_lose_access_at_once() {
         code(&api, &bob_access, "/v1/jobs").await,
         StatusCode::UNAUTHORIZED
     );
-    let (status, _) = auth(
-        &client,
-        &s,
-        "/v1/auth/refresh",
-        json!({ "refresh_token": bob_refresh }),
-    )
-    .await;
+    let (status, _) = with_refresh(&client, &s, "refresh", &bob_refresh).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (bob_access, _) = session(&client, &s, &mut secrets, &bob_email, &bob_pw).await;
     assert_eq!(
@@ -549,13 +512,7 @@ async fn access_tokens_expire_and_survive_a_key_rotation_until_they_do() {
         String::from_utf8_lossy(&rotated.stderr)
     );
     let new_kid: Value = serde_json::from_slice(&rotated.stdout).unwrap();
-    let (status, next) = auth(
-        &client,
-        &s,
-        "/v1/auth/refresh",
-        json!({ "refresh_token": refresh }),
-    )
-    .await;
+    let (status, next) = with_refresh(&client, &s, "refresh", &refresh).await;
     assert_eq!(status, StatusCode::OK, "{next}");
     let after = secrets.add(next["access_token"].as_str().unwrap());
     assert_ne!(kid(&before), kid(&after));
@@ -638,15 +595,8 @@ async fn fingerprint_modes_judge_another_client() {
             "{org}"
         );
     };
-    let refresh_from = async |client: &Client, token: &str| {
-        auth(
-            client,
-            &s,
-            "/v1/auth/refresh",
-            json!({ "refresh_token": token }),
-        )
-        .await
-    };
+    let refresh_from =
+        async |client: &Client, token: &str| with_refresh(client, &s, "refresh", token).await;
     let get_from = async |client: &Client, access: &str| {
         client
             .get(s.url("/v1/org"))

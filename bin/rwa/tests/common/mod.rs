@@ -415,3 +415,45 @@ pub async fn misrecord_amounts_of_block(url: &str, block: u64) {
         run!(sqlx::PgConnection)
     }
 }
+
+/// An operation of the served OpenAPI description.
+pub struct SpecOperation {
+    pub method: reqwest::Method,
+    /// The path template (`/v1/tokens/{id}`).
+    pub path: String,
+    /// Its security scopes (the roles allowed); `None` when it takes no
+    /// bearer credential.
+    pub roles: Option<Vec<String>>,
+    /// Whether it takes a request body.
+    pub has_body: bool,
+}
+
+/// Every operation `/openapi.json` lists, as served by `s`.
+pub async fn spec_operations(s: &Server) -> Vec<SpecOperation> {
+    let spec: serde_json::Value = reqwest::get(s.url("/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut ops = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let roles = op.get("security").map(|security| {
+                security[0]["api_key"]
+                    .as_array()
+                    .expect("secured operations list roles as api_key scopes")
+                    .iter()
+                    .map(|r| r.as_str().unwrap().to_owned())
+                    .collect()
+            });
+            ops.push(SpecOperation {
+                method: method.to_uppercase().parse().unwrap(),
+                path: path.clone(),
+                roles,
+                has_body: op.get("requestBody").is_some(),
+            });
+        }
+    }
+    ops
+}
