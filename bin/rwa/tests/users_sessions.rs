@@ -693,3 +693,101 @@ impl IntoParts for (StatusCode, reqwest::header::HeaderMap, Value) {
         (self.0, self.2)
     }
 }
+
+#[tokio::test]
+async fn failed_logins_lock_the_account_longer_each_time() {
+    // Locks of 3 s then 6 s after 3 failures, so the test waits for the
+    // lock to end as a state rather than for a minute.
+    let s = Server::start(&[
+        ("RWA_AUTH_LOCKOUT_AFTER", "3"),
+        ("RWA_AUTH_LOCKOUT_BASE_SECS", "3"),
+    ])
+    .await;
+    let api = Api {
+        s: &s,
+        client: Client::new(),
+    };
+    let client = Client::new();
+    let mut secrets = Secrets::default();
+    let (_, admin_key) = s.create_org("Lockbox Trustees");
+    secrets.add(&admin_key);
+    let email = secrets.add("ivy.lind@lockbox.example");
+    let password = secrets.add("amber fox climbs twelve ladders");
+    let id = create_user(&api, &admin_key, &email, &password, "auditor").await;
+    let wrong = "amber fox climbs twelve ladder";
+    for _ in 0..2 {
+        assert_eq!(
+            login(&client, &s, &email, wrong).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login(&client, &s, &email, &password).await.0,
+        StatusCode::OK,
+        "2 < 3: not locked"
+    );
+    // The success started the count afresh: three more failures lock it.
+    for _ in 0..3 {
+        assert_eq!(
+            login(&client, &s, &email, wrong).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = client
+        .post(s.url("/v1/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    let retry = |r: &reqwest::Response| -> u64 {
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!((1..=3).contains(&retry(&r)), "{:?}", r.headers());
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/rate-limited");
+    // Once the lock ends, one more failure locks it twice as long.
+    let unlocked = eventually(Duration::from_secs(30), async || {
+        login(&client, &s, &email, wrong).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(unlocked);
+    let r = client
+        .post(s.url("/v1/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        (4..=6).contains(&retry(&r)),
+        "twice as long: {:?}",
+        r.headers()
+    );
+    let ok = eventually(Duration::from_secs(30), async || {
+        login(&client, &s, &email, &password).await.0 == StatusCode::OK
+    })
+    .await;
+    assert!(ok, "the right password works once the lock ends");
+
+    let locks = api
+        .get(
+            &admin_key,
+            &format!("/v1/audit?action=auth.account_locked&target=user:{id}"),
+        )
+        .await;
+    let locks = locks["items"].as_array().unwrap();
+    assert_eq!(locks.len(), 2, "{locks:?}");
+    assert_eq!(locks[0]["data"]["locked_for_secs"], 3);
+    assert_eq!(locks[1]["data"]["locked_for_secs"], 6);
+    assert_eq!(locks[1]["data"]["consecutive_failures"], 4);
+    secrets.assert_absent_from(&s);
+}

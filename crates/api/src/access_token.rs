@@ -35,6 +35,8 @@ pub struct AccessSettings {
     /// Age after which the signing key is replaced at the next login
     /// (`None`: only `rwa auth rotate-key` replaces it).
     pub key_max_age: Option<Duration>,
+    /// How failed logins lock an account.
+    pub lockout: rwa_domain::user::Lockout,
 }
 
 impl Default for AccessSettings {
@@ -43,6 +45,7 @@ impl Default for AccessSettings {
             access_ttl: Duration::from_secs(15 * 60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             key_max_age: Some(Duration::from_secs(30 * 24 * 3600)),
+            lockout: rwa_domain::user::Lockout::default(),
         }
     }
 }

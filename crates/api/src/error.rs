@@ -45,6 +45,8 @@ pub enum ApiError {
     Forbidden,
     /// Refused for a reason other than the role (four-eyes): the detail says which.
     ForbiddenBecause(&'static str),
+    /// Too many attempts: retry after this many seconds; the detail says why.
+    RateLimited(u64, &'static str),
     /// No such resource in the caller's organization.
     NotFound,
     /// The route exists but not with this method.
@@ -119,6 +121,7 @@ impl ApiError {
             | ApiError::UnauthorizedBecause(_)
             | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::IdempotencyInProgress(_) => StatusCode::CONFLICT,
@@ -163,6 +166,11 @@ impl ApiError {
                 "this credential's role may not perform this action".into(),
             ),
             ApiError::ForbiddenBecause(why) => ("forbidden", "Forbidden", (*why).into()),
+            ApiError::RateLimited(after, why) => (
+                "rate-limited",
+                "Too many requests",
+                format!("{why}; retry in {after} s"),
+            ),
             ApiError::NotFound => ("not-found", "Not found", "no such resource".into()),
             ApiError::MethodNotAllowed => (
                 "method-not-allowed",
@@ -250,7 +258,7 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let ApiError::IdempotencyInProgress(after) = self {
+        if let ApiError::IdempotencyInProgress(after) | ApiError::RateLimited(after, _) = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(after));

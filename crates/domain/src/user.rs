@@ -114,6 +114,55 @@ pub struct LoginCandidate {
     pub user: User,
     /// Its password hash.
     pub password_hash: PasswordHash,
+    /// Until when its logins are refused after too many failures.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// How failed logins lock an account: from the `after`-th consecutive
+/// failure on, each failure locks it for `base`, doubled for every failure
+/// past `after`, at most `max`. A successful login starts the count afresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lockout {
+    /// Consecutive failures before the first lock.
+    pub after: u32,
+    /// The first lock's length.
+    pub base: chrono::TimeDelta,
+    /// The longest lock.
+    pub max: chrono::TimeDelta,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Self {
+            after: 5,
+            base: chrono::TimeDelta::minutes(1),
+            max: chrono::TimeDelta::days(1),
+        }
+    }
+}
+
+impl Lockout {
+    /// A policy from whole seconds (the configuration's unit); values are
+    /// bounded (100 failures, 30 days) so no arithmetic can overflow.
+    pub fn from_secs(after: u64, base_secs: u64, max_secs: u64) -> Self {
+        let secs = |s: u64| chrono::TimeDelta::seconds(s.min(30 * 86_400) as i64);
+        Self {
+            after: after.clamp(1, 100) as u32,
+            base: secs(base_secs),
+            max: secs(max_secs),
+        }
+    }
+
+    /// How long the `failures`-th consecutive failure locks the account.
+    pub fn lock_for(&self, failures: u32) -> Option<chrono::TimeDelta> {
+        let past = failures.checked_sub(self.after)?;
+        let factor = 1_i32.checked_shl(past.min(30)).unwrap_or(i32::MAX);
+        Some(
+            self.base
+                .checked_mul(factor)
+                .map_or(self.max, |d| d.min(self.max)),
+        )
+    }
 }
 
 /// The state of a user that decides, at each request, whether its
@@ -156,6 +205,19 @@ pub trait UserRepository: Send + Sync {
     /// this login name, in whichever organization.
     async fn auth_find_login(&self, email: &Email) -> RepoResult<Option<LoginCandidate>>;
 
+    /// Authentication path: records a failed login of `id` (in `org`), and
+    /// locks the account as `lockout` says, audited with `actor` (the
+    /// failure, and the lock when there is one) in one transaction. Answers
+    /// until when it is locked, if it is.
+    async fn auth_login_failed(
+        &self,
+        org: OrgId,
+        id: UserId,
+        lockout: &Lockout,
+        reason: &'static str,
+        actor: &Actor,
+    ) -> RepoResult<Option<DateTime<Utc>>>;
+
     /// Authentication path: a user's standing, read at each request made
     /// with one of its credentials; `None` if it does not exist in `org`.
     async fn auth_standing(&self, org: OrgId, id: UserId) -> RepoResult<Option<UserStanding>>;
@@ -164,6 +226,17 @@ pub trait UserRepository: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locks_start_after_the_threshold_double_and_are_capped() {
+        let l = Lockout::default();
+        assert_eq!(l.lock_for(4), None);
+        assert_eq!(l.lock_for(5), Some(chrono::TimeDelta::minutes(1)));
+        assert_eq!(l.lock_for(6), Some(chrono::TimeDelta::minutes(2)));
+        assert_eq!(l.lock_for(8), Some(chrono::TimeDelta::minutes(8)));
+        assert_eq!(l.lock_for(40), Some(chrono::TimeDelta::days(1)));
+        assert_eq!(l.lock_for(u32::MAX), Some(chrono::TimeDelta::days(1)));
+    }
 
     #[test]
     fn addresses_are_trimmed_lower_cased_and_validated_naming_the_field() {

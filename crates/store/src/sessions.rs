@@ -359,7 +359,10 @@ crate::dialect::statements! {
     }
 
     pub(crate) async fn touch_login(c: &mut Conn, user: Uuid) -> sqlx::Result<()> {
-        query(concat!("UPDATE users SET last_login_at = ", now!(), " WHERE id = $1"))
+        query(concat!(
+            "UPDATE users SET last_login_at = ", now!(),
+            ", failed_logins = 0, locked_until = NULL WHERE id = $1"
+        ))
             .bind(user)
             .execute(c)
             .await

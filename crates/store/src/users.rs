@@ -7,7 +7,7 @@ use rwa_domain::audit::AuditRecord;
 use rwa_domain::page::{Page, PageRequest};
 use rwa_domain::password::PasswordHash;
 use rwa_domain::user::{
-    Email, LoginCandidate, NewUser, User, UserChange, UserRepository, UserStanding,
+    Email, Lockout, LoginCandidate, NewUser, User, UserChange, UserRepository, UserStanding,
 };
 use rwa_domain::{Actor, OrgId, RepoError, RepoResult, UserId};
 use serde_json::json;
@@ -30,6 +30,9 @@ pub(crate) struct UserRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     last_login_at: Option<DateTime<Utc>>,
+    #[allow(dead_code)]
+    failed_logins: i32,
+    locked_until: Option<DateTime<Utc>>,
 }
 
 impl UserRow {
@@ -64,9 +67,11 @@ impl TryFrom<UserRow> for LoginCandidate {
 
     fn try_from(mut r: UserRow) -> RepoResult<Self> {
         let hash = PasswordHash::from_stored(std::mem::take(&mut r.password_hash));
+        let locked_until = r.locked_until;
         Ok(LoginCandidate {
             user: r.try_into()?,
             password_hash: hash,
+            locked_until,
         })
     }
 }
@@ -202,6 +207,51 @@ impl UserRepository for Store {
         row.map(LoginCandidate::try_from).transpose()
     }
 
+    async fn auth_login_failed(
+        &self,
+        org: OrgId,
+        id: UserId,
+        lockout: &Lockout,
+        reason: &'static str,
+        actor: &Actor,
+    ) -> RepoResult<Option<DateTime<Utc>>> {
+        let (lockout, actor) = (*lockout, actor.clone());
+        in_write_tx!(self, |tx, sql, audit| {
+            let failures = sql::count_failure(&mut tx, org.as_uuid(), id.as_uuid())
+                .await
+                .db()?
+                .ok_or(RepoError::NotFound)?;
+            let failures = u32::try_from(failures).unwrap_or(u32::MAX);
+            let target = format!("user:{id}");
+            let failed = AuditRecord {
+                action: "auth.login_failed",
+                target: target.clone(),
+                data: json!({ "reason": reason, "consecutive_failures": failures }),
+            };
+            audit::append_audit(&mut tx, org, &actor, &failed)
+                .await
+                .db()?;
+            let Some(lock) = lockout.lock_for(failures) else {
+                return Ok(None);
+            };
+            let until = Utc::now() + lock;
+            sql::lock_logins(&mut tx, id.as_uuid(), until).await.db()?;
+            let locked = AuditRecord {
+                action: "auth.account_locked",
+                target,
+                data: json!({
+                    "consecutive_failures": failures,
+                    "locked_for_secs": lock.num_seconds(),
+                    "locked_until": until,
+                }),
+            };
+            audit::append_audit(&mut tx, org, &actor, &locked)
+                .await
+                .db()?;
+            Ok::<_, RepoError>(Some(until))
+        })
+    }
+
     async fn auth_standing(&self, org: OrgId, id: UserId) -> RepoResult<Option<UserStanding>> {
         // Any user, deleted ones included: a deleted user's keys must fail
         // as inactive, not vanish into "unknown".
@@ -218,13 +268,13 @@ impl UserRepository for Store {
 macro_rules! user_columns {
     () => {
         "id, org_id, email, role, password_hash, disabled, deleted_at, created_by, created_at, \
-         updated_at, last_login_at"
+         updated_at, last_login_at, failed_logins, locked_until"
     };
 }
 
 crate::dialect::statements! {
     use rwa_domain::user::NewUser;
-    use sqlx::{query, query_as};
+    use sqlx::{query, query_as, query_scalar};
     use uuid::Uuid;
 
     use super::UserRow;
@@ -347,6 +397,31 @@ crate::dialect::statements! {
             .bind(id)
             .fetch_one(c)
             .await
+    }
+
+    /// One more consecutive failed login; the count now.
+    pub(crate) async fn count_failure(c: &mut Conn, org: Uuid, id: Uuid) -> sqlx::Result<Option<i32>> {
+        query_scalar(
+            "UPDATE users SET failed_logins = failed_logins + 1 \
+             WHERE org_id = $1 AND id = $2 RETURNING failed_logins",
+        )
+        .bind(org)
+        .bind(id)
+        .fetch_optional(c)
+        .await
+    }
+
+    pub(crate) async fn lock_logins(
+        c: &mut Conn,
+        id: Uuid,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> sqlx::Result<()> {
+        query("UPDATE users SET locked_until = $2 WHERE id = $1")
+            .bind(id)
+            .bind(until)
+            .execute(c)
+            .await
+            .map(|_| ())
     }
 
     pub(crate) async fn find_login(pool: &Pool, email: &str) -> sqlx::Result<Option<UserRow>> {

@@ -991,3 +991,72 @@ async fn signing_keys_rotate_by_age_or_at_once_and_retire_the_previous() {
     assert_eq!(keys[0].kid, second.kid, "newest first");
     assert!(keys[0].retired_at.is_none() && keys[1].retired_at.is_some());
 }
+
+#[tokio::test]
+async fn failed_logins_count_lock_and_reset_on_success() {
+    use rwa_domain::password::PasswordHash;
+    use rwa_domain::session::{NewSession, RefreshSecret, SessionRepository};
+    use rwa_domain::user::{Email, Lockout, NewUser, UserRepository};
+    use rwa_domain::{SessionId, UserId};
+
+    let (store, _db) = store().await;
+    let (org, _) = org_with_admin(&store, "Lockout Fund").await;
+    let user = NewUser {
+        id: UserId::new(),
+        email: Email::parse("lee@lockout.example").unwrap(),
+        role: Role::Auditor,
+        password_hash: PasswordHash::from_stored("$argon2id$stored".into()),
+    };
+    UserRepository::create(&*store, org, &user, &Actor::CLI)
+        .await
+        .unwrap();
+    let lockout = Lockout::from_secs(2, 60, 3600);
+    let fail = || store.auth_login_failed(org, user.id, &lockout, "wrong_password", &Actor::CLI);
+    assert_eq!(fail().await.unwrap(), None);
+    let first = fail().await.unwrap().expect("the second failure locks");
+    let second = fail().await.unwrap().expect("and the third, longer");
+    assert!(
+        second > first + chrono::TimeDelta::seconds(50),
+        "{first} then {second}"
+    );
+    let email = Email::parse("lee@lockout.example").unwrap();
+    let found = store.auth_find_login(&email).await.unwrap().unwrap();
+    let stored = found.locked_until.expect("locked");
+    assert!(
+        (stored - second).num_milliseconds().abs() <= 1,
+        "{stored} vs {second}"
+    );
+    assert!(matches!(
+        store
+            .auth_login_failed(
+                OrgId::new(),
+                user.id,
+                &lockout,
+                "wrong_password",
+                &Actor::CLI
+            )
+            .await,
+        Err(RepoError::NotFound)
+    ));
+
+    // A successful login clears the count and the lock.
+    let session = NewSession {
+        id: SessionId::new(),
+        user: user.id,
+        org,
+        fingerprint: fingerprint("curl/8", "10.0.0.1"),
+        refresh: RefreshSecret::generate().digest(),
+        lifetime: chrono::TimeDelta::hours(1),
+    };
+    store.auth_open(&session, &Actor::CLI).await.unwrap();
+    assert_eq!(
+        store
+            .auth_find_login(&email)
+            .await
+            .unwrap()
+            .unwrap()
+            .locked_until,
+        None
+    );
+    assert_eq!(fail().await.unwrap(), None, "counting starts afresh");
+}

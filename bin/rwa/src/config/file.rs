@@ -98,6 +98,9 @@ pub(crate) struct AuthSection {
     pub(crate) access_ttl_secs: Option<u64>,
     pub(crate) session_ttl_secs: Option<u64>,
     pub(crate) key_max_age_secs: Option<u64>,
+    pub(crate) lockout_after: Option<u64>,
+    pub(crate) lockout_base_secs: Option<u64>,
+    pub(crate) lockout_max_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -245,6 +248,15 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
     }),
     ("RWA_AUTH_KEY_MAX_AGE_SECS", |c, v| {
         Ok(c.auth.key_max_age_secs = Some(number(v)?))
+    }),
+    ("RWA_AUTH_LOCKOUT_AFTER", |c, v| {
+        Ok(c.auth.lockout_after = Some(number(v)?))
+    }),
+    ("RWA_AUTH_LOCKOUT_BASE_SECS", |c, v| {
+        Ok(c.auth.lockout_base_secs = Some(number(v)?))
+    }),
+    ("RWA_AUTH_LOCKOUT_MAX_SECS", |c, v| {
+        Ok(c.auth.lockout_max_secs = Some(number(v)?))
     }),
     ("RWA_JOBS_LEASE_MS", |c, v| {
         Ok(c.jobs.lease_ms = Some(number(v)?))

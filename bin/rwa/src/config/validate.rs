@@ -395,10 +395,25 @@ fn auth(l: &Layered, errors: &mut Vec<String>) -> rwa_api::access_token::AccessS
             "RWA_AUTH_KEY_MAX_AGE_SECS: must be 0 (manual rotation only) or at least 3600".into(),
         );
     }
+    let after = l.auth.lockout_after.unwrap_or(5);
+    if !(1..=100).contains(&after) {
+        errors.push("RWA_AUTH_LOCKOUT_AFTER: must be between 1 and 100".into());
+    }
+    let base = l.auth.lockout_base_secs.unwrap_or(60);
+    let max = l.auth.lockout_max_secs.unwrap_or(86_400);
+    if !(1..=86_400).contains(&base) {
+        errors.push("RWA_AUTH_LOCKOUT_BASE_SECS: must be between 1 and 86400".into());
+    }
+    if !(base..=30 * 86_400).contains(&max) {
+        errors.push(
+            "RWA_AUTH_LOCKOUT_MAX_SECS: must be at least the base lock and at most 2592000".into(),
+        );
+    }
     rwa_api::access_token::AccessSettings {
         access_ttl: Duration::from_secs(access),
         session_ttl: Duration::from_secs(session),
         key_max_age: (key_age != 0).then(|| Duration::from_secs(key_age)),
+        lockout: rwa_domain::user::Lockout::from_secs(after, base, max),
     }
 }
 

@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use rwa_domain::actor::{Principal, RequestContext};
 use rwa_domain::api_key::KeyDigest;
-use rwa_domain::audit::AuditRecord;
 use rwa_domain::password::Password;
 use rwa_domain::session::{NewSession, RefreshSecret, Refreshed};
 use rwa_domain::user::{Email, LoginCandidate};
@@ -94,12 +93,17 @@ fn bad_credentials() -> ApiError {
 }
 
 /// Logs a user in. A wrong password, an unknown address and a disabled
-/// user get the same answer, in about the same time.
+/// user get the same answer, in about the same time. Consecutive failures
+/// lock the account (5 by default: a minute, doubling with each further
+/// failure up to a day); while locked, logins answer 429 with
+/// `Retry-After`, without checking the password.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
     request_body = Login,
     responses(
         (status = 200, body = Tokens),
         (status = 401, description = "`/problems/unauthorized`: wrong e-mail address or password",
+            body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`/problems/rate-limited`: the account is locked after too many failed logins; `Retry-After` says for how long",
             body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`/problems/unavailable`: a dependency is down; retry later",
             body = crate::error::Problem, content_type = "application/problem+json"),
@@ -119,6 +123,18 @@ async fn login(
         Ok(email) => state.users.auth_find_login(&email).await?,
         Err(_) => None,
     };
+    // A locked account is not even checked: the password is not verified
+    // (no oracle, no CPU spent) until the lock ends.
+    if let Some(c) = &candidate
+        && let Some(until) = c.locked_until.filter(|t| *t > chrono::Utc::now())
+    {
+        let left = (until - chrono::Utc::now()).num_milliseconds().max(0) as u64;
+        tracing::warn!(security_event = "auth.login_locked", "login refused");
+        return Err(ApiError::RateLimited(
+            left.div_ceil(1000).max(1),
+            "too many failed logins: this account is locked",
+        ));
+    }
     let presented = Password::presented(&body.password);
     let checked = tokio::task::spawn_blocking(move || match candidate {
         Some(c) => {
@@ -135,18 +151,20 @@ async fn login(
     let user = match checked {
         (Some(LoginCandidate { user, .. }), true) if !user.disabled => user,
         (Some(LoginCandidate { user, .. }), matched) => {
-            let record = AuditRecord {
-                action: "auth.login_failed",
-                target: format!("user:{}", user.id),
-                data: serde_json::json!({
-                    "reason": if matched { "user_disabled" } else { "wrong_password" },
-                }),
+            let reason = if matched {
+                "user_disabled"
+            } else {
+                "wrong_password"
             };
             let actor = Actor {
                 principal: Principal::User(user.id),
                 request: Some(client.request),
             };
-            state.audit.record(user.org_id, &actor, &record).await?;
+            let lockout = &state.access.settings().lockout;
+            state
+                .users
+                .auth_login_failed(user.org_id, user.id, lockout, reason, &actor)
+                .await?;
             return Err(bad_credentials());
         }
         (None, _) => {
