@@ -66,6 +66,10 @@ impl From<KeyRow> for SigningKey {
     }
 }
 
+/// How long an ended (expired or revoked) session is kept before its user's
+/// next login removes it.
+const KEEP_ENDED: TimeDelta = TimeDelta::days(1);
+
 /// The advisory lock key serializing signing-key rotations across processes.
 const ROTATION_LOCK: i64 = 0x0072_7761_5f6b_6964; // "rwa_kid"
 
@@ -82,6 +86,13 @@ impl SessionRepository for Store {
         let (session, actor) = (session.clone(), actor.clone());
         let expires_at = Utc::now() + session.lifetime;
         in_write_tx!(self, |tx, sql, audit| {
+            // The user's sessions that ended more than a day ago go, with
+            // their refresh tokens: rows stay bounded per user with no
+            // sweeper, and a token of a session gone is refused as unknown.
+            let ended = Utc::now() - KEEP_ENDED;
+            sql::drop_ended(&mut tx, session.user.as_uuid(), ended)
+                .await
+                .db()?;
             sql::insert_session(&mut tx, &session, expires_at)
                 .await
                 .db()?;
@@ -353,6 +364,28 @@ crate::dialect::statements! {
             .bind(digest)
             .bind(session)
             .bind(generation)
+            .execute(c)
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes the user's sessions that ended before `ended`, and their tokens.
+    pub(crate) async fn drop_ended(
+        c: &mut Conn,
+        user: Uuid,
+        ended: DateTime<Utc>,
+    ) -> sqlx::Result<()> {
+        query(
+            "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions \
+             WHERE user_id = $1 AND (expires_at < $2 OR revoked_at < $2))",
+        )
+        .bind(user)
+        .bind(ended)
+        .execute(&mut *c)
+        .await?;
+        query("DELETE FROM sessions WHERE user_id = $1 AND (expires_at < $2 OR revoked_at < $2)")
+            .bind(user)
+            .bind(ended)
             .execute(c)
             .await
             .map(|_| ())

@@ -912,6 +912,42 @@ async fn users_sessions_and_refresh_tokens_rotate_revoke_and_stay_in_their_organ
         Err(RepoError::NotFound)
     ));
 
+    // A session that ended over a day ago goes, tokens and all, at the
+    // user's next login.
+    let old_token = RefreshSecret::generate();
+    let old = NewSession {
+        id: SessionId::new(),
+        refresh: old_token.digest(),
+        lifetime: chrono::TimeDelta::days(-2),
+        ..session.clone()
+    };
+    store.auth_open(&old, &as_ada).await.unwrap();
+    assert!(
+        SessionRepository::auth_standing(&*store, org, ada.id, old.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let fresh = NewSession {
+        id: SessionId::new(),
+        refresh: RefreshSecret::generate().digest(),
+        ..session.clone()
+    };
+    store.auth_open(&fresh, &as_ada).await.unwrap();
+    assert!(
+        SessionRepository::auth_standing(&*store, org, ada.id, old.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store
+            .auth_refresh(&old_token.digest(), &third.digest(), &home, &request("r-5"))
+            .await
+            .unwrap(),
+        Refreshed::Refused
+    ));
+
     // Deleted: gone from lists and logins, inactive for its keys, address free.
     UserRepository::delete(&*store, org, ada.id, &Actor::CLI)
         .await
@@ -961,6 +997,8 @@ async fn users_sessions_and_refresh_tokens_rotate_revoke_and_stay_in_their_organ
         [
             "auth.login_succeeded",
             "auth.refresh_replayed",
+            "auth.login_succeeded",
+            "auth.login_succeeded",
             "auth.login_succeeded"
         ]
     );
