@@ -113,6 +113,24 @@ async fn create_user(
     user["id"].as_str().unwrap().to_owned()
 }
 
+/// A new organization and one user of `role` in it; answers the admin key,
+/// the user's e-mail address and password (all three kept as secrets) and
+/// its id.
+async fn org_with_user(
+    api: &Api<'_>,
+    secrets: &mut Secrets,
+    org: &str,
+    email: &str,
+    password: &str,
+    role: &str,
+) -> (String, String, String, String) {
+    let (_, admin_key) = api.s.create_org(org);
+    secrets.add(&admin_key);
+    let (email, password) = (secrets.add(email), secrets.add(password));
+    let id = create_user(api, &admin_key, &email, &password, role).await;
+    (admin_key, email, password, id)
+}
+
 fn kid(jwt: &str) -> String {
     use base64::Engine as _;
     let header = jwt.split('.').next().unwrap();
@@ -498,11 +516,15 @@ async fn access_tokens_expire_and_survive_a_key_rotation_until_they_do() {
     };
     let client = Client::new();
     let mut secrets = Secrets::default();
-    let (_, admin_key) = s.create_org("Northwind Fund Services");
-    secrets.add(&admin_key);
-    let email = secrets.add("dana.holt@northwind.example");
-    let password = secrets.add("marble heron counts ninety tides");
-    create_user(&api, &admin_key, &email, &password, "operator").await;
+    let (_, email, password, _) = org_with_user(
+        &api,
+        &mut secrets,
+        "Northwind Fund Services",
+        "dana.holt@northwind.example",
+        "marble heron counts ninety tides",
+        "operator",
+    )
+    .await;
 
     let (before, refresh) = session(&client, &s, &mut secrets, &email, &password).await;
     let rotated = s.cli(&["auth", "rotate-key"]);
@@ -571,11 +593,15 @@ async fn fingerprint_modes_judge_another_client() {
         client: Client::new(),
     };
     let mut secrets = Secrets::default();
-    let (_, admin_key) = s.create_org("Harbor Registrars");
-    secrets.add(&admin_key);
-    let email = secrets.add("eli.novak@harbor.example");
-    let password = secrets.add("lucid walrus paints thirty barns");
-    create_user(&api, &admin_key, &email, &password, "compliance").await;
+    let (admin_key, email, password, _) = org_with_user(
+        &api,
+        &mut secrets,
+        "Harbor Registrars",
+        "eli.novak@harbor.example",
+        "lucid walrus paints thirty barns",
+        "compliance",
+    )
+    .await;
     let home = client_at(FIREFOX, "127.0.0.1");
     let moved = client_at(FIREFOX, "127.0.1.1");
     let other_browser = client_at(CHROME, "127.0.0.1");
@@ -709,11 +735,15 @@ async fn failed_logins_lock_the_account_longer_each_time() {
     };
     let client = Client::new();
     let mut secrets = Secrets::default();
-    let (_, admin_key) = s.create_org("Lockbox Trustees");
-    secrets.add(&admin_key);
-    let email = secrets.add("ivy.lind@lockbox.example");
-    let password = secrets.add("amber fox climbs twelve ladders");
-    let id = create_user(&api, &admin_key, &email, &password, "auditor").await;
+    let (admin_key, email, password, id) = org_with_user(
+        &api,
+        &mut secrets,
+        "Lockbox Trustees",
+        "ivy.lind@lockbox.example",
+        "amber fox climbs twelve ladders",
+        "auditor",
+    )
+    .await;
     let wrong = "amber fox climbs twelve ladder";
     for _ in 0..2 {
         assert_eq!(
