@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use rwa_api::rate_limit::{RateLimiter, SharedLimits};
 use rwa_api::{ApiPorts, ApiSettings, ApiState};
 use rwa_chain::devnet::{Devnet, DevnetConfig};
 use rwa_chain::health::ChainHealth;
@@ -62,6 +63,8 @@ pub struct App {
     /// that index.
     indexer: Option<(Arc<Follower>, Arc<Reconciler>)>,
     config: Config,
+    /// TLS termination, when configured.
+    tls: Option<crate::tls::Reloadable>,
     /// Held until the server stops: no second server on the same SQLite
     /// database or devnet.
     locks: crate::single_process::ProcessLocks,
@@ -229,12 +232,14 @@ impl App {
         } else {
             None
         };
+        let limits = rate_limiter(&config, &mut health)?;
         let settings = ApiSettings {
             body_limit_bytes: config.http.body_limit_bytes,
             json_max_depth: config.http.json_max_depth,
             request_timeout: config.http.request_timeout,
             production: config.env == Environment::Production,
             cors_origins: config.cors_origins.clone(),
+            trusted_proxies: config.limits.trusted_proxies.clone(),
             ..ApiSettings::default()
         };
         let state = ApiState::new(ApiPorts {
@@ -278,11 +283,23 @@ impl App {
                 .kyc_callback_secret
                 .as_ref()
                 .map(|s| Arc::from(s.expose().as_bytes())),
+            limits,
             health: health.into(),
             metrics: crate::metrics::renderer(crate::metrics::recorder(), probe),
             settings: Arc::new(settings),
         });
         let (router, _spec) = rwa_api::router(state);
+        let tls = match &config.limits.tls {
+            None => None,
+            Some(files) => {
+                let tls = crate::tls::Reloadable::new(files.clone())?;
+                tracing::info!(
+                    client_certificates = files.client_ca.is_some(),
+                    "TLS on: certificate and key reloaded on SIGHUP"
+                );
+                Some(tls)
+            }
+        };
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
@@ -295,6 +312,7 @@ impl App {
             platform,
             indexer,
             config,
+            tls,
             locks,
         })
     }
@@ -321,6 +339,7 @@ impl App {
             platform,
             indexer,
             config,
+            tls,
             locks,
         } = self;
         let (indexer_stop, indexer_stopped) = tokio::sync::watch::channel(false);
@@ -350,13 +369,22 @@ impl App {
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         // Handlers see the peer's address (audit entries, session fingerprints).
-        let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .into_future();
-        let mut server = tokio::spawn(server);
+        let stopped = async move {
+            let _ = stop_rx.await;
+        };
+        let mut server = match tls {
+            Some(tls) => {
+                tls.reload_on_sighup()?;
+                tokio::spawn(crate::tls::serve(listener, router, tls, stopped))
+            }
+            None => {
+                let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                let server = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .into_future();
+                tokio::spawn(server)
+            }
+        };
         tokio::select! {
             result = &mut server => {
                 if let Some(background) = background {
@@ -428,6 +456,29 @@ async fn open_devnet(
     .map_err(|e| anyhow::anyhow!("embedded devnet: {e}"))?;
     tracing::info!(signers = ?funded, "embedded devnet (development only)");
     Ok(devnet)
+}
+
+/// The rate limits: in this process, or shared through Redis when one is
+/// configured (then `checks.redis` reports whether they are shared now).
+fn rate_limiter(
+    config: &Config,
+    health: &mut Vec<Arc<dyn HealthCheck>>,
+) -> anyhow::Result<Arc<RateLimiter>> {
+    let shared = match &config.limits.redis_url {
+        None => None,
+        Some(url) => {
+            let shared = SharedLimits::new(url.expose(), "rwa:rl:")
+                .map_err(|e| anyhow::anyhow!("RWA_REDIS_URL: {e}"))?;
+            Some(Arc::new(shared))
+        }
+    };
+    if let Some(s) = &shared {
+        health.push(s.clone());
+    }
+    Ok(Arc::new(RateLimiter::new(
+        config.limits.rate.clone(),
+        shared,
+    )))
 }
 
 /// The database as a critical health dependency.

@@ -177,6 +177,20 @@ pub enum OrgCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Set an organization's rate-limit tier (a name under
+    /// `[rate_limits.tiers]`, or `default`); every process applies it within
+    /// 10 seconds. Prints the organization's id and tier.
+    SetTier {
+        /// Organization id.
+        #[arg(long, value_name = "ID")]
+        org: String,
+        /// Tier name, or `default` for the configured default tier.
+        #[arg(long)]
+        tier: String,
+        /// Data directory flag.
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 /// `rwa keys …`

@@ -86,10 +86,31 @@ pub fn config_check(config: &Config) -> i32 {
             "concurrency": q.concurrency,
             "rate_limit": q.rate_limit.map(|r| json!({ "jobs": r.jobs, "per_seconds": r.per.as_secs() })),
         })).collect::<Vec<_>>(),
+        "rate_limits": rate_limits_summary(&config.limits),
+        "trusted_proxies": config.limits.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "redis": config.limits.redis_url.as_ref().map(|u| u.redacted()),
+        "tls": config.limits.tls.as_ref().map(|t| json!({
+            "cert": t.cert.display().to_string(),
+            "key": t.key.display().to_string(),
+            "client_ca": t.client_ca.as_ref().map(|p| p.display().to_string()),
+        })),
         "not_yet_used": config.not_yet_used,
     });
     println!("{summary}");
     0
+}
+
+fn rate_limits_summary(limits: &crate::config::LimitsConfig) -> serde_json::Value {
+    let r = &limits.rate;
+    let quota =
+        |q: &rwa_api::rate_limit::Quota| json!({ "per_minute": q.per_minute, "burst": q.burst });
+    json!({
+        "enabled": r.enabled,
+        "per_address": quota(&r.per_address),
+        "auth": quota(&r.auth),
+        "default_tier": r.default_tier,
+        "tiers": r.tiers.iter().map(|(k, q)| (k.clone(), quota(q))).collect::<serde_json::Map<_, _>>(),
+    })
 }
 
 /// `rwa org create`: one JSON line `{"org_id","api_key"}`.
@@ -111,6 +132,36 @@ pub async fn org_create(config: Config, name: &str) -> anyhow::Result<i32> {
         json!({ "org_id": org.id, "api_key": secret.expose() })
     );
     Ok(0)
+}
+
+/// `rwa org set-tier`: one JSON line with the organization's tier.
+pub async fn org_set_tier(config: Config, org: &str, tier: &str) -> anyhow::Result<i32> {
+    let Ok(org) = org.parse::<OrgId>() else {
+        return Ok(usage("--org: must be an organization id (UUID)"));
+    };
+    let tiers = &config.limits.rate.tiers;
+    let tier = match tier {
+        "default" => None,
+        t if tiers.contains_key(t) => Some(t),
+        t => {
+            let known: Vec<&str> = tiers.keys().map(String::as_str).collect();
+            return Ok(usage(&format!(
+                "--tier: {t:?} is not a configured tier (configured: {}, or default)",
+                known.join(", ")
+            )));
+        }
+    };
+    let store = open_store(&config).await?;
+    let result = store.system_set_rate_tier(org, tier, &Actor::CLI).await;
+    store.close().await;
+    match result {
+        Ok(o) => {
+            println!("{}", json!({ "org_id": o.id, "rate_tier": o.rate_tier }));
+            Ok(0)
+        }
+        Err(rwa_domain::RepoError::NotFound) => Ok(usage("--org: no such organization")),
+        Err(e) => Err(e).context("setting the tier"),
+    }
 }
 
 /// `rwa keys create`: one JSON line with the new key.

@@ -15,3 +15,4 @@ pub mod secrets;
 pub mod signers;
 pub mod single_process;
 pub mod telemetry;
+pub mod tls;

@@ -19,7 +19,7 @@ fn main() {
         },
         Command::Migrate(d)
         | Command::Config(ConfigCommand::Check(d))
-        | Command::Org(OrgCommand::Create { data: d, .. })
+        | Command::Org(OrgCommand::Create { data: d, .. } | OrgCommand::SetTier { data: d, .. })
         | Command::Keys(KeysCommand::Create { data: d, .. })
         | Command::Audit(AuditCommand::Verify(d))
         | Command::Auth(AuthCommand::RotateKey(d))
@@ -63,6 +63,9 @@ fn main() {
             Command::Config(_) => unreachable!("handled above"),
             Command::Org(OrgCommand::Create { name, .. }) => {
                 commands::org_create(config, &name).await
+            }
+            Command::Org(OrgCommand::SetTier { org, tier, .. }) => {
+                commands::org_set_tier(config, &org, &tier).await
             }
             Command::Keys(KeysCommand::Create {
                 org, role, label, ..

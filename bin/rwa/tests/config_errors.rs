@@ -221,7 +221,7 @@ fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
     std::fs::write(&path, "[webhooks]\nallow_private = true\n").unwrap();
     let out = run(
         &["--config", path.to_str().unwrap(), "config", "check"],
-        &[("RWA_REDIS_URL", "redis://cache:6379")],
+        &[],
     );
     assert!(
         out.status.success(),
@@ -235,18 +235,71 @@ fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
         .iter()
         .map(|n| n.as_str().unwrap())
         .collect();
-    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
-        notes[0].starts_with("RWA_REDIS_URL ([redis]): not yet used"),
-        "{notes:?}"
-    );
-    assert!(
-        notes[1].starts_with("RWA_WEBHOOK_ALLOW_PRIVATE ([webhooks]): not yet used"),
+        notes[0].starts_with("RWA_WEBHOOK_ALLOW_PRIVATE ([webhooks]): not yet used"),
         "{notes:?}"
     );
     let plain = check(&[]);
     let v: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
     assert_eq!(v["not_yet_used"], serde_json::json!([]));
+}
+
+#[test]
+fn abuse_protection_settings_are_validated_and_shown_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rwa.toml");
+    std::fs::write(
+        &path,
+        "[rate_limits]\ndefault_tier = \"gold\"\n[rate_limits.tiers.silver]\nper_minute = 0\nburst = 5\n\
+         [rate_limits.tiers.\"bad name\"]\nper_minute = 5\n",
+    )
+    .unwrap();
+    let out = run(
+        &["--config", path.to_str().unwrap(), "config", "check"],
+        &[
+            ("RWA_REDIS_URL", "http://cache:6379"),
+            ("RWA_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
+            ("RWA_RATE_LIMITS", "maybe"),
+            ("RWA_RATE_LIMIT_AUTH_BURST", "0"),
+            ("RWA_TLS_CERT", "/nonexistent/cert.pem"),
+            ("RWA_TLS_CLIENT_CA", "/nonexistent/ca.pem"),
+        ],
+    );
+    assert_rejected(
+        &out,
+        &[
+            "RWA_REDIS_URL: must start with redis:// or rediss://",
+            "RWA_TRUSTED_PROXIES: \"proxy.internal\" is not an address or CIDR range",
+            "RWA_RATE_LIMITS: expected on or off",
+            "RWA_RATE_LIMIT_AUTH burst: must be between 1 and 1000000",
+            "[rate_limits.tiers.silver] per_minute: must be between 1 and 1000000",
+            "[rate_limits.tiers.bad name]: a tier name is 1 to 64 letters",
+            "[rate_limits.tiers.bad name]: per_minute and burst are both required",
+            "[rate_limits] default_tier: \"gold\" is not a configured tier",
+            "RWA_TLS_CERT: /nonexistent/cert.pem is not a readable file",
+            "RWA_TLS_CERT and RWA_TLS_KEY: give both or neither",
+        ],
+    );
+
+    let out = check(&[
+        (
+            "RWA_REDIS_URL",
+            "redis://:hunter2-redis-password@cache:6379/0",
+        ),
+        ("RWA_TRUSTED_PROXIES", "10.1.2.3/8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("hunter2-redis-password"), "{text}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["trusted_proxies"], serde_json::json!(["10.0.0.0/8"]));
+    assert_eq!(v["rate_limits"]["default_tier"], "standard");
+    assert_eq!(v["rate_limits"]["auth"]["burst"], 10);
 }
 
 #[test]

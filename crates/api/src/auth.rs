@@ -16,7 +16,16 @@
 //! - a user's access token (a JWT, `access_token.rs`): its session and user
 //!   are read at each request, so logout, a replayed refresh token, a
 //!   disabled user or a changed role take effect at once, and the session's
-//!   fingerprint is judged under the organization's mode.
+//!   fingerprint is judged under the organization's mode;
+//! - under mutual TLS, a verified client certificate without a bearer: the
+//!   API key bound to its subject. A key bound to a subject works only over
+//!   a connection that presented that certificate.
+//!
+//! A key or user with an allow-list is refused (403, audited) from any other
+//! network address.
+//!
+//! Each authenticated request is counted against its credential's rate
+//! limit, at the tier of its organization (`rate_limit/`).
 //!
 //! A refused role is a security event in the audit trail.
 
@@ -35,6 +44,7 @@ use rwa_domain::{Actor, ApiKeyId, OrgId, Role, SessionId, UserId};
 
 use crate::access_token::Refusal;
 use crate::error::ApiError;
+use crate::rate_limit::{DecisionSlot, Limit, ceil_secs};
 use crate::state::ApiState;
 
 /// `last_used_at` is written at most this often per key, so authentication
@@ -99,6 +109,11 @@ impl Caller {
     }
 }
 
+/// The subject of the verified client certificate of the request's
+/// connection (mutual TLS), as the TLS server read it (`CN=…, O=…`).
+#[derive(Clone, Debug)]
+pub struct ClientCertificate(pub String);
+
 /// Filled by authentication so the request log line can name the organization.
 #[derive(Clone, Default)]
 pub(crate) struct OrgSlot(pub(crate) Arc<OnceLock<OrgId>>);
@@ -119,12 +134,19 @@ pub(crate) fn request_context(parts: &Parts) -> RequestContext {
     }
 }
 
-/// The peer's address (the connection's; proxies are not believed yet).
+/// The client's address: behind a trusted proxy the one it forwarded, else
+/// the connection's peer (`middleware/client.rs`).
 pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<crate::middleware::client::ClientAddr>()
+        .map(|c| c.0)
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
 }
 
 /// The fingerprint of the client making this request.
@@ -149,16 +171,54 @@ impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let bearer = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let caller = if looks_like_api_key(bearer) {
-            by_api_key(bearer, parts, state).await?
-        } else {
-            by_access_token(bearer, parts, state).await?
+        let certificate = parts
+            .extensions
+            .get::<ClientCertificate>()
+            .map(|c| c.0.clone());
+        let caller = match (bearer(parts), certificate) {
+            (Some(bearer), _) if looks_like_api_key(bearer) => {
+                by_api_key(bearer, parts, state).await?
+            }
+            (Some(bearer), _) => by_access_token(bearer, parts, state).await?,
+            (None, Some(subject)) => by_certificate(&subject, parts, state).await?,
+            (None, None) => return Err(ApiError::Unauthorized),
         };
         if let Some(slot) = parts.extensions.get::<OrgSlot>() {
             let _ = slot.0.set(caller.org_id);
         }
+        limit_credential(&caller, parts, state).await?;
         Ok(caller)
+    }
+}
+
+/// Counts the request against the credential's bucket at its organization's
+/// tier: an API key's own, or the user's for all of their access tokens.
+async fn limit_credential(
+    caller: &Caller,
+    parts: &Parts,
+    state: &ApiState,
+) -> Result<(), ApiError> {
+    let limits = &state.limits;
+    if !limits.enabled() {
+        return Ok(());
+    }
+    let quota = limits.tier_quota(caller.org_id, state.orgs.as_ref()).await;
+    let subject = match (caller.credential, caller.user_id) {
+        (Credential::ApiKey(key), _) => format!("key:{key}"),
+        (Credential::Session(_), Some(user)) => format!("user:{user}"),
+        (Credential::Session(session), None) => format!("session:{session}"),
+    };
+    let decision = limits.check(Limit::Credential, &subject, quota).await;
+    if let Some(slot) = parts.extensions.get::<DecisionSlot>() {
+        slot.add(decision);
+    }
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::RateLimited(
+            ceil_secs(decision.retry_after).max(1),
+            "too many requests with this credential for its organization's tier",
+        ))
     }
 }
 
@@ -173,6 +233,53 @@ async fn by_api_key(bearer: &str, parts: &Parts, state: &ApiState) -> Result<Cal
         return Err(ApiError::Unauthorized);
     }
     let key = stored.key;
+    if let Some(bound) = &key.cert_subject {
+        let presented = parts.extensions.get::<ClientCertificate>();
+        if presented.is_none_or(|c| &c.0 != bound) {
+            return Err(ApiError::UnauthorizedBecause(
+                "this API key is bound to a client certificate: connect with it",
+            ));
+        }
+    }
+    key_caller(key, parts, state).await
+}
+
+/// A request over mutual TLS without a bearer: the API key bound to the
+/// verified certificate's subject.
+async fn by_certificate(
+    subject: &str,
+    parts: &Parts,
+    state: &ApiState,
+) -> Result<Caller, ApiError> {
+    let key = state
+        .keys
+        .system_find_by_cert_subject(subject)
+        .await?
+        .filter(|k| k.revoked_at.is_none())
+        .ok_or(ApiError::UnauthorizedBecause(
+            "no API key is bound to this client certificate's subject",
+        ))?;
+    key_caller(key, parts, state).await
+}
+
+/// The caller a valid key stands for, once its network and its user's
+/// standing are checked.
+async fn key_caller(
+    key: rwa_domain::api_key::ApiKey,
+    parts: &Parts,
+    state: &ApiState,
+) -> Result<Caller, ApiError> {
+    let request = request_context(parts);
+    let actor = Actor {
+        principal: key
+            .user_id
+            .map_or(Principal::ApiKey(key.id), Principal::User),
+        request: Some(request.clone()),
+    };
+    let target = format!("api_key:{}", key.id);
+    if !key.allowed_cidrs.permits(request.ip) {
+        return Err(refuse_network(state, key.org_id, &actor, target).await);
+    }
     let user_role = match key.user_id {
         None => None,
         Some(user) => {
@@ -184,6 +291,9 @@ async fn by_api_key(bearer: &str, parts: &Parts, state: &ApiState) -> Result<Cal
                 .ok_or(ApiError::UnauthorizedBecause(
                     "the user who created this API key is disabled or deleted",
                 ))?;
+            if !standing.allowed_cidrs.permits(request.ip) {
+                return Err(refuse_network(state, key.org_id, &actor, target).await);
+            }
             Some(standing.role)
         }
     };
@@ -205,7 +315,7 @@ async fn by_api_key(bearer: &str, parts: &Parts, state: &ApiState) -> Result<Cal
         user_id: key.user_id,
         credential: Credential::ApiKey(key.id),
         user_role,
-        request: request_context(parts),
+        request,
     })
 }
 
@@ -248,6 +358,14 @@ async fn by_access_token(
             "this session was opened by another client: it is revoked, log in again",
         ));
     }
+    if !standing.allowed_cidrs.permits(request.ip) {
+        let actor = Actor {
+            principal: Principal::User(claims.sub),
+            request: Some(request),
+        };
+        let target = format!("session:{}", claims.sid);
+        return Err(refuse_network(state, claims.org, &actor, target).await);
+    }
     Ok(Caller {
         org_id: claims.org,
         role: standing.role,
@@ -256,6 +374,28 @@ async fn by_access_token(
         user_role: None,
         request,
     })
+}
+
+/// Records a credential used from outside its allow-list (a security
+/// event) and gives the 403 to answer; a failure to record it is logged and
+/// does not change the answer.
+pub(crate) async fn refuse_network(
+    state: &ApiState,
+    org: OrgId,
+    actor: &Actor,
+    target: String,
+) -> ApiError {
+    let ip = actor.request.as_ref().and_then(|r| r.ip);
+    let record = AuditRecord {
+        action: "auth.network_denied",
+        target,
+        data: serde_json::json!({ "ip": ip.map(|i| i.to_string()) }),
+    };
+    if let Err(e) = state.audit.record(org, actor, &record).await {
+        tracing::warn!(error = %e, "could not record a refused network");
+    }
+    tracing::warn!(security_event = "auth.network_denied", "request refused");
+    ApiError::ForbiddenBecause("this credential may not be used from this network address")
 }
 
 /// A set of roles allowed to call an operation, named as a type so the check

@@ -4,7 +4,8 @@
 //! under `routes/`), authentication and role checks ([`auth`]), the one error
 //! type rendered as `application/problem+json` ([`error`]), our own JSON and
 //! query extractors ([`extract`]), the cross-cutting middleware (request ids,
-//! logs and metrics per route template, security headers, body and depth limits,
+//! logs and metrics per route template, the client's address behind trusted
+//! proxies, rate limits ([`rate_limit`]), security headers, body and depth limits,
 //! timeouts, panic recovery, CORS, compression), health endpoints, and the
 //! OpenAPI 3.1 description served at `/openapi.json` with a browsable page at
 //! `/docs` whose assets are compiled into the binary.
@@ -19,6 +20,7 @@ pub mod extract;
 mod idempotency;
 mod middleware;
 mod openapi;
+pub mod rate_limit;
 pub mod request_id;
 mod routes;
 mod schema;
@@ -41,7 +43,7 @@ pub use openapi::SECURITY_SCHEME;
 pub use state::{ApiPorts, ApiSettings, ApiState, MetricsRenderer};
 
 use crate::error::ApiError as Error;
-use crate::middleware::{observe, problems, security};
+use crate::middleware::{client, observe, problems, security};
 
 /// The whole HTTP surface with its middleware, and the OpenAPI description of it.
 pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
@@ -77,10 +79,15 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
         .layer(from_fn_with_state(state.clone(), problems::timeout))
         .layer(CatchPanicLayer::custom(problems::panic_response))
+        .layer(from_fn_with_state(
+            state.clone(),
+            middleware::rate_limit::layer,
+        ))
         .layer(CompressionLayer::new())
         .layer(cors(&settings.cors_origins))
         .layer(from_fn(problems::normalize))
         .layer(from_fn_with_state(state.clone(), security::layer))
+        .layer(from_fn_with_state(state.clone(), client::layer))
         .layer(from_fn(observe::layer))
         .layer(from_fn(request_id::layer))
         .with_state(state);
@@ -109,7 +116,13 @@ fn cors(origins: &[String]) -> CorsLayer {
             HeaderName::from_static("idempotency-key"),
             request_id::X_REQUEST_ID.clone(),
         ])
-        .expose_headers([request_id::X_REQUEST_ID.clone()])
+        .expose_headers([
+            request_id::X_REQUEST_ID.clone(),
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }
 

@@ -50,6 +50,7 @@ impl Modify for SharedResponses {
 pub(crate) fn add_problem_responses(spec: &mut Spec) {
     for (path, item) in spec.paths.paths.iter_mut() {
         let has_id = path.contains('{');
+        let limited = !path.starts_with("/health");
         let ops = [
             item.get.as_mut(),
             item.post.as_mut(),
@@ -58,12 +59,12 @@ pub(crate) fn add_problem_responses(spec: &mut Spec) {
             item.delete.as_mut(),
         ];
         for op in ops.into_iter().flatten() {
-            add_to_operation(op, has_id);
+            add_to_operation(op, has_id, limited);
         }
     }
 }
 
-fn add_to_operation(op: &mut Operation, has_id: bool) {
+fn add_to_operation(op: &mut Operation, has_id: bool, limited: bool) {
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let mut add = |code: &str, what: &str| {
         op.responses
@@ -125,6 +126,14 @@ fn add_to_operation(op: &mut Operation, has_id: bool) {
         add(
             "422",
             "`/problems/validation`: `errors` names each field to fix",
+        );
+    }
+    if limited {
+        add(
+            "429",
+            "`/problems/rate-limited`: too many requests from this address or with this \
+             credential; `Retry-After` says when to retry, `RateLimit-Limit`, \
+             `RateLimit-Remaining` and `RateLimit-Reset` describe the bucket",
         );
     }
     add(

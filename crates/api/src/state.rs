@@ -23,6 +23,8 @@ pub struct ApiSettings {
     pub production: bool,
     /// Origins allowed by CORS; empty means no cross-origin access.
     pub cors_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` names the client (`RWA_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ApiSettings {
@@ -34,6 +36,7 @@ impl Default for ApiSettings {
             health_timeout: Duration::from_secs(2),
             production: false,
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -106,6 +109,8 @@ pub struct ApiPorts {
     /// The secret KYC providers sign callbacks with
     /// (`RWA_KYC_CALLBACK_SECRET`); callbacks are refused without one.
     pub kyc_callback_secret: Option<Arc<[u8]>>,
+    /// Rate limits per address and per credential.
+    pub limits: Arc<crate::rate_limit::RateLimiter>,
     /// Dependencies reported by `/health/*`.
     pub health: Arc<[Arc<dyn HealthCheck>]>,
     /// `/metrics` body.

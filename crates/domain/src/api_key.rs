@@ -11,6 +11,7 @@ use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::network::AllowedNetworks;
 use crate::{ApiKeyId, OrgId, Role, UserId, ValidationError};
 
 /// Every key starts with this, so leaked keys are easy to recognise in scanners.
@@ -132,6 +133,10 @@ pub struct NewApiKey {
     /// The user who created it, as whom it acts (`None`: created with
     /// another API key or at the command line).
     pub user: Option<UserId>,
+    /// The networks it may be used from (empty: anywhere).
+    pub allowed_cidrs: AllowedNetworks,
+    /// The client certificate subject it is bound to (mutual TLS).
+    pub cert_subject: Option<String>,
 }
 
 impl NewApiKey {
@@ -145,6 +150,8 @@ impl NewApiKey {
             prefix: secret.display_prefix(),
             digest: secret.digest(),
             user: None,
+            allowed_cidrs: AllowedNetworks::default(),
+            cert_subject: None,
         };
         (record, secret)
     }
@@ -171,6 +178,12 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The user it acts as, if a user created it.
     pub user_id: Option<UserId>,
+    /// The networks it may be used from (empty: anywhere).
+    pub allowed_cidrs: AllowedNetworks,
+    /// The client certificate subject it is bound to: that verified
+    /// certificate authenticates as the key, and the key's secret works only
+    /// over a connection that presented it.
+    pub cert_subject: Option<String>,
 }
 
 /// A key found by digest, for authentication.

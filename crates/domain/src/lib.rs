@@ -27,6 +27,7 @@ pub mod identity;
 pub mod ids;
 pub mod investor;
 pub mod jobs;
+pub mod network;
 pub mod onchain;
 pub mod operation;
 pub mod org;

@@ -35,6 +35,8 @@ pub struct Organization {
     pub name: String,
     /// What a session's changed fingerprint does.
     pub session_fingerprint: crate::session::FingerprintMode,
+    /// Its rate-limit tier (`None`: the configured default).
+    pub rate_tier: Option<String>,
     /// When it was created (database time).
     pub created_at: DateTime<Utc>,
 }

@@ -26,6 +26,15 @@ pub trait OrgRepository: Send + Sync {
         actor: &Actor,
     ) -> RepoResult<Organization>;
 
+    /// Sets the organization's rate-limit tier (`None`: the default); done
+    /// by the platform's operator, not by the organization; audited.
+    async fn system_set_rate_tier(
+        &self,
+        org: OrgId,
+        tier: Option<&str>,
+        actor: &Actor,
+    ) -> RepoResult<Organization>;
+
     /// Creates an organization together with its first (admin) key, atomically.
     async fn system_create_with_key(
         &self,
@@ -55,6 +64,10 @@ pub trait ApiKeyRepository: Send + Sync {
         &self,
         digest: &KeyDigest,
     ) -> RepoResult<Option<StoredCredential>>;
+
+    /// Finds the key bound to a verified client certificate's subject,
+    /// whatever its organization.
+    async fn system_find_by_cert_subject(&self, subject: &str) -> RepoResult<Option<ApiKey>>;
 
     /// Records that a key was just used.
     async fn system_touch_last_used(&self, id: ApiKeyId) -> RepoResult<()>;

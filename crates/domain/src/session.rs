@@ -233,6 +233,8 @@ pub struct SessionStanding {
     pub fingerprint: Fingerprint,
     /// The organization's fingerprint mode.
     pub mode: FingerprintMode,
+    /// The networks its user may act from.
+    pub allowed_cidrs: crate::network::AllowedNetworks,
 }
 
 /// A key that signs access tokens, derived from the server secret and its

@@ -96,6 +96,8 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     /// Last successful login.
     pub last_login_at: Option<DateTime<Utc>>,
+    /// The networks it may log in and act from (empty: anywhere).
+    pub allowed_cidrs: crate::network::AllowedNetworks,
 }
 
 /// A change to a user: each field set replaces the current value.
@@ -105,6 +107,8 @@ pub struct UserChange {
     pub role: Option<Role>,
     /// Disable (`true`) or enable again (`false`).
     pub disabled: Option<bool>,
+    /// New allow-list (an empty one allows every address).
+    pub allowed_cidrs: Option<crate::network::AllowedNetworks>,
 }
 
 /// A user found by e-mail at login, with what the password is checked against.
@@ -167,12 +171,14 @@ impl Lockout {
 
 /// The state of a user that decides, at each request, whether its
 /// credentials still work and with which role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserStanding {
     /// Its current role.
     pub role: Role,
     /// Whether it may act at all (neither disabled nor deleted).
     pub active: bool,
+    /// The networks it may act from.
+    pub allowed_cidrs: crate::network::AllowedNetworks,
 }
 
 /// Users of an organization.

@@ -26,6 +26,8 @@ pub(crate) struct ApiKeyRow {
     last_used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     user_id: Option<Uuid>,
+    allowed_cidrs: Option<String>,
+    cert_subject: Option<String>,
 }
 
 impl ApiKeyRow {
@@ -52,6 +54,10 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
             user_id: r.user_id.map(rwa_domain::UserId::from_uuid),
+            allowed_cidrs: rwa_domain::network::AllowedNetworks::from_stored(
+                r.allowed_cidrs.as_deref(),
+            ),
+            cert_subject: r.cert_subject,
         })
     }
 }
@@ -66,6 +72,8 @@ pub(crate) fn created_record(key: &NewApiKey) -> AuditRecord {
             "prefix": key.prefix,
             "label": key.label,
             "acts_as_user": key.user.map(|u| u.to_string()),
+            "allowed_cidrs": key.allowed_cidrs.to_strings(),
+            "cert_subject": key.cert_subject,
         }),
     }
 }
@@ -156,6 +164,15 @@ impl ApiKeyRepository for Store {
         Ok(found)
     }
 
+    async fn system_find_by_cert_subject(&self, subject: &str) -> RepoResult<Option<ApiKey>> {
+        // Not cached: a certificate's session is verified once per
+        // connection, and the row's revocation must be read each time.
+        let row = on_reader!(self, |pool, sql| {
+            sql::find_key_by_cert_subject(pool, subject).await.db()?
+        });
+        row.map(ApiKey::try_from).transpose()
+    }
+
     async fn system_touch_last_used(&self, id: ApiKeyId) -> RepoResult<()> {
         let touched = on_writer!(self, |pool, sql| sql::touch_key(pool, id.as_uuid())
             .await
@@ -179,9 +196,9 @@ crate::dialect::statements! {
         key: &rwa_domain::api_key::NewApiKey,
     ) -> sqlx::Result<ApiKeyRow> {
         query_as(
-            "INSERT INTO api_keys (id, org_id, role, label, prefix, digest, user_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             RETURNING id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id",
+            "INSERT INTO api_keys (id, org_id, role, label, prefix, digest, user_id, allowed_cidrs, cert_subject) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id, allowed_cidrs, cert_subject",
         )
         .bind(key.id.as_uuid())
         .bind(org)
@@ -190,6 +207,8 @@ crate::dialect::statements! {
         .bind(&key.prefix)
         .bind(key.digest.as_hex())
         .bind(key.user.map(|u| u.as_uuid()))
+        .bind(key.allowed_cidrs.to_stored())
+        .bind(key.cert_subject.as_deref())
         .fetch_one(c)
         .await
     }
@@ -201,7 +220,7 @@ crate::dialect::statements! {
         fetch: i64,
     ) -> sqlx::Result<Vec<ApiKeyRow>> {
         query_as(
-            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id \
+            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id, allowed_cidrs, cert_subject \
              FROM api_keys WHERE org_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
         )
         .bind(org)
@@ -217,7 +236,7 @@ crate::dialect::statements! {
         id: Uuid,
     ) -> sqlx::Result<Option<ApiKeyRow>> {
         query_as(
-            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id \
+            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id, allowed_cidrs, cert_subject \
              FROM api_keys WHERE org_id = $1 AND id = $2",
         )
         .bind(org)
@@ -236,7 +255,7 @@ crate::dialect::statements! {
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ",
             now!(),
             ") WHERE org_id = $1 AND id = $2 \
-             RETURNING id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id"
+             RETURNING id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id, allowed_cidrs, cert_subject"
         ))
         .bind(org)
         .bind(id)
@@ -249,10 +268,23 @@ crate::dialect::statements! {
         digest: &str,
     ) -> sqlx::Result<Option<ApiKeyRow>> {
         query_as(
-            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id \
+            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id, allowed_cidrs, cert_subject \
              FROM api_keys WHERE digest = $1",
         )
         .bind(digest)
+        .fetch_optional(pool)
+        .await
+    }
+
+    pub(crate) async fn find_key_by_cert_subject(
+        pool: &Pool,
+        subject: &str,
+    ) -> sqlx::Result<Option<ApiKeyRow>> {
+        query_as(
+            "SELECT id, org_id, role, label, prefix, digest, created_at, last_used_at, revoked_at, user_id, allowed_cidrs, cert_subject \
+             FROM api_keys WHERE cert_subject = $1",
+        )
+        .bind(subject)
         .fetch_optional(pool)
         .await
     }

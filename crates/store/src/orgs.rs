@@ -20,6 +20,7 @@ pub(crate) struct OrgRow {
     id: Uuid,
     name: String,
     session_fingerprint: String,
+    rate_tier: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -31,6 +32,7 @@ impl TryFrom<OrgRow> for Organization {
             id: OrgId::from_uuid(r.id),
             name: r.name,
             session_fingerprint: r.session_fingerprint.parse()?,
+            rate_tier: r.rate_tier,
             created_at: r.created_at,
         })
     }
@@ -61,6 +63,30 @@ impl OrgRepository for Store {
                 action: "org.session_fingerprint_changed",
                 target: format!("org:{org}"),
                 data: json!({ "session_fingerprint": mode.as_str() }),
+            };
+            audit::append_audit(&mut tx, org, &actor, &record)
+                .await
+                .db()?;
+            Organization::try_from(row)
+        })
+    }
+
+    async fn system_set_rate_tier(
+        &self,
+        org: OrgId,
+        tier: Option<&str>,
+        actor: &Actor,
+    ) -> RepoResult<Organization> {
+        let (tier, actor) = (tier.map(str::to_owned), actor.clone());
+        in_write_tx!(self, |tx, sql, audit| {
+            let row = sql::set_rate_tier(&mut tx, org.as_uuid(), tier.as_deref())
+                .await
+                .db()?
+                .ok_or(RepoError::NotFound)?;
+            let record = AuditRecord {
+                action: "org.rate_tier_changed",
+                target: format!("org:{org}"),
+                data: json!({ "rate_tier": tier }),
             };
             audit::append_audit(&mut tx, org, &actor, &record)
                 .await
@@ -111,7 +137,7 @@ crate::dialect::statements! {
     pub(crate) async fn insert_org(c: &mut Conn, id: Uuid, name: &str) -> sqlx::Result<OrgRow> {
         query_as(
             "INSERT INTO organizations (id, name) VALUES ($1, $2) \
-             RETURNING id, name, session_fingerprint, created_at",
+             RETURNING id, name, session_fingerprint, rate_tier, created_at",
         )
         .bind(id)
         .bind(name)
@@ -120,10 +146,25 @@ crate::dialect::statements! {
     }
 
     pub(crate) async fn get_org(pool: &Pool, id: Uuid) -> sqlx::Result<Option<OrgRow>> {
-        query_as("SELECT id, name, session_fingerprint, created_at FROM organizations WHERE id = $1")
+        query_as("SELECT id, name, session_fingerprint, rate_tier, created_at FROM organizations WHERE id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await
+    }
+
+    pub(crate) async fn set_rate_tier(
+        c: &mut Conn,
+        id: Uuid,
+        tier: Option<&str>,
+    ) -> sqlx::Result<Option<OrgRow>> {
+        query_as(
+            "UPDATE organizations SET rate_tier = $2 WHERE id = $1 \
+             RETURNING id, name, session_fingerprint, rate_tier, created_at",
+        )
+        .bind(id)
+        .bind(tier)
+        .fetch_optional(c)
+        .await
     }
 
     pub(crate) async fn set_fingerprint(
@@ -133,7 +174,7 @@ crate::dialect::statements! {
     ) -> sqlx::Result<Option<OrgRow>> {
         query_as(
             "UPDATE organizations SET session_fingerprint = $2 WHERE id = $1 \
-             RETURNING id, name, session_fingerprint, created_at",
+             RETURNING id, name, session_fingerprint, rate_tier, created_at",
         )
         .bind(id)
         .bind(mode)

@@ -47,6 +47,7 @@ pub(crate) struct StandingRow {
     agent: String,
     network: String,
     mode: String,
+    allowed_cidrs: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -266,6 +267,9 @@ impl SessionRepository for Store {
                     network: r.network,
                 },
                 mode: r.mode.parse()?,
+                allowed_cidrs: rwa_domain::network::AllowedNetworks::from_stored(
+                    r.allowed_cidrs.as_deref(),
+                ),
             })
         })
         .transpose()
@@ -448,7 +452,8 @@ crate::dialect::statements! {
     ) -> sqlx::Result<Option<StandingRow>> {
         query_as(
             "SELECT u.role, (u.disabled = FALSE AND u.deleted_at IS NULL) AS active, \
-             s.revoked_at, s.expires_at, s.agent, s.network, o.session_fingerprint AS mode \
+             s.revoked_at, s.expires_at, s.agent, s.network, o.session_fingerprint AS mode, \
+             u.allowed_cidrs \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              JOIN organizations o ON o.id = s.org_id \
              WHERE s.id = $1 AND s.user_id = $2 AND s.org_id = $3",

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::Store;
 use crate::connect::{in_write_tx, on_reader};
 use crate::error::DbResult;
+use rwa_domain::network::AllowedNetworks;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
@@ -33,6 +34,7 @@ pub(crate) struct UserRow {
     #[allow(dead_code)]
     failed_logins: i32,
     locked_until: Option<DateTime<Utc>>,
+    allowed_cidrs: Option<String>,
 }
 
 impl UserRow {
@@ -40,6 +42,7 @@ impl UserRow {
         Ok(UserStanding {
             role: self.role.parse()?,
             active: !self.disabled && self.deleted_at.is_none(),
+            allowed_cidrs: AllowedNetworks::from_stored(self.allowed_cidrs.as_deref()),
         })
     }
 }
@@ -58,6 +61,7 @@ impl TryFrom<UserRow> for User {
             created_at: r.created_at,
             updated_at: r.updated_at,
             last_login_at: r.last_login_at,
+            allowed_cidrs: AllowedNetworks::from_stored(r.allowed_cidrs.as_deref()),
         })
     }
 }
@@ -147,26 +151,47 @@ impl UserRepository for Store {
             )?;
             let role = change.role.unwrap_or(before.role);
             let disabled = change.disabled.unwrap_or(before.disabled);
-            if role == before.role && disabled == before.disabled {
+            let cidrs = change
+                .allowed_cidrs
+                .clone()
+                .unwrap_or_else(|| before.allowed_cidrs.clone());
+            // A new allow-list applies at each request; only a change of
+            // role or state ends the user's sessions.
+            let standing_changed = role != before.role || disabled != before.disabled;
+            if !standing_changed && cidrs == before.allowed_cidrs {
                 return Ok(before);
             }
-            let row = sql::update_user(&mut tx, id.as_uuid(), role.as_str(), disabled)
-                .await
-                .db()?;
+            let row = sql::update_user(
+                &mut tx,
+                id.as_uuid(),
+                role.as_str(),
+                disabled,
+                cidrs.to_stored().as_deref(),
+            )
+            .await
+            .db()?;
             let reason = if disabled {
                 "user_disabled"
             } else {
                 "user_changed"
             };
-            let revoked = sql::revoke_user_sessions(&mut tx, id.as_uuid(), reason)
-                .await
-                .db()?;
+            let revoked = if standing_changed {
+                sql::revoke_user_sessions(&mut tx, id.as_uuid(), reason)
+                    .await
+                    .db()?
+            } else {
+                0
+            };
             let record = AuditRecord {
                 action: "user.updated",
                 target: format!("user:{id}"),
                 data: json!({
                     "role": { "from": before.role.as_str(), "to": role.as_str() },
                     "disabled": { "from": before.disabled, "to": disabled },
+                    "allowed_cidrs": {
+                        "from": before.allowed_cidrs.to_strings(),
+                        "to": cidrs.to_strings(),
+                    },
                     "sessions_revoked": revoked,
                 }),
             };
@@ -268,7 +293,7 @@ impl UserRepository for Store {
 macro_rules! user_columns {
     () => {
         "id, org_id, email, role, password_hash, disabled, deleted_at, created_by, created_at, \
-         updated_at, last_login_at, failed_logins, locked_until"
+         updated_at, last_login_at, failed_logins, locked_until, allowed_cidrs"
     };
 }
 
@@ -352,14 +377,16 @@ crate::dialect::statements! {
         id: Uuid,
         role: &str,
         disabled: bool,
+        allowed_cidrs: Option<&str>,
     ) -> sqlx::Result<UserRow> {
         query_as(concat!(
-            "UPDATE users SET role = $2, disabled = $3, updated_at = ", now!(),
+            "UPDATE users SET role = $2, disabled = $3, allowed_cidrs = $4, updated_at = ", now!(),
             " WHERE id = $1 RETURNING ", user_columns!()
         ))
         .bind(id)
         .bind(role)
         .bind(disabled)
+        .bind(allowed_cidrs)
         .fetch_one(c)
         .await
     }

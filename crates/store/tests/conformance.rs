@@ -888,6 +888,7 @@ async fn users_sessions_and_refresh_tokens_rotate_revoke_and_stay_in_their_organ
     let change = UserChange {
         role: Some(Role::Auditor),
         disabled: None,
+        allowed_cidrs: None,
     };
     let changed = UserRepository::update(&*store, org, ada.id, &change, &Actor::CLI)
         .await
@@ -1097,4 +1098,111 @@ async fn failed_logins_count_lock_and_reset_on_success() {
         None
     );
     assert_eq!(fail().await.unwrap(), None, "counting starts afresh");
+}
+
+#[tokio::test]
+async fn tiers_allow_lists_and_certificate_subjects_are_kept() {
+    use rwa_domain::network::AllowedNetworks;
+    use rwa_domain::password::PasswordHash;
+    use rwa_domain::session::{NewSession, RefreshSecret, SessionRepository};
+    use rwa_domain::user::{Email, NewUser, UserChange, UserRepository};
+    use rwa_domain::{SessionId, UserId};
+
+    let (store, _db) = store().await;
+    let (org, _) = org_with_admin(&store, "Fenced Fund").await;
+    assert_eq!(
+        OrgRepository::get(&*store, org).await.unwrap().rate_tier,
+        None
+    );
+    let set = store
+        .system_set_rate_tier(org, Some("gold"), &Actor::CLI)
+        .await
+        .unwrap();
+    assert_eq!(set.rate_tier.as_deref(), Some("gold"));
+    assert_eq!(
+        OrgRepository::get(&*store, org)
+            .await
+            .unwrap()
+            .rate_tier
+            .as_deref(),
+        Some("gold")
+    );
+    assert!(matches!(
+        store
+            .system_set_rate_tier(OrgId::new(), None, &Actor::CLI)
+            .await,
+        Err(RepoError::NotFound)
+    ));
+
+    // A key with an allow-list and a certificate subject, found by it.
+    let nets = |r: &[&str]| {
+        let raw: Vec<String> = r.iter().map(|s| (*s).to_owned()).collect();
+        AllowedNetworks::parse("allowed_cidrs", &raw).unwrap()
+    };
+    let (mut key, _) = NewApiKey::generate(Role::Auditor, None);
+    key.allowed_cidrs = nets(&["10.0.0.0/8", "2001:db8::/32"]);
+    key.cert_subject = Some("CN=fund-admin".into());
+    let created = ApiKeyRepository::create(&*store, org, &key, &Actor::CLI)
+        .await
+        .unwrap();
+    assert_eq!(created.allowed_cidrs, key.allowed_cidrs);
+    let found = store
+        .system_find_by_cert_subject("CN=fund-admin")
+        .await
+        .unwrap()
+        .expect("found by subject");
+    assert_eq!(found.id, key.id);
+    assert!(
+        store
+            .system_find_by_cert_subject("CN=other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (mut twin, _) = NewApiKey::generate(Role::Auditor, None);
+    twin.cert_subject = Some("CN=fund-admin".into());
+    assert!(matches!(
+        ApiKeyRepository::create(&*store, org, &twin, &Actor::CLI).await,
+        Err(RepoError::Conflict(_))
+    ));
+
+    // A user's allow-list: read with its standing and its sessions', and a
+    // change of it alone ends no session.
+    let user = NewUser {
+        id: UserId::new(),
+        email: Email::parse("fenced@fenced.example").unwrap(),
+        role: Role::Auditor,
+        password_hash: PasswordHash::from_stored("$argon2id$stored".into()),
+    };
+    UserRepository::create(&*store, org, &user, &Actor::CLI)
+        .await
+        .unwrap();
+    let session = NewSession {
+        id: SessionId::new(),
+        user: user.id,
+        org,
+        fingerprint: fingerprint("Firefox", "10.1.2.3"),
+        refresh: RefreshSecret::generate().digest(),
+        lifetime: chrono::TimeDelta::hours(1),
+    };
+    store.auth_open(&session, &Actor::CLI).await.unwrap();
+    let change = UserChange {
+        allowed_cidrs: Some(nets(&["10.0.0.0/8"])),
+        ..UserChange::default()
+    };
+    let changed = UserRepository::update(&*store, org, user.id, &change, &Actor::CLI)
+        .await
+        .unwrap();
+    assert_eq!(changed.allowed_cidrs, nets(&["10.0.0.0/8"]));
+    let standing = SessionRepository::auth_standing(&*store, org, user.id, session.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(standing.live, "an allow-list change ends no session");
+    assert_eq!(standing.allowed_cidrs, nets(&["10.0.0.0/8"]));
+    let user_standing = UserRepository::auth_standing(&*store, org, user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user_standing.allowed_cidrs, nets(&["10.0.0.0/8"]));
 }

@@ -21,6 +21,13 @@ pub(crate) struct Layered {
     pub(crate) cors_origins: Option<Vec<String>>,
     pub(crate) log_format: Option<String>,
     pub(crate) otlp_endpoint: Option<String>,
+    pub(crate) trusted_proxies: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) rate_limits: RateLimitsSection,
+    #[serde(default)]
+    pub(crate) redis: RedisSection,
+    #[serde(default)]
+    pub(crate) tls: TlsSection,
     #[serde(default)]
     pub(crate) database: DatabaseSection,
     #[serde(default)]
@@ -36,7 +43,6 @@ pub(crate) struct Layered {
     /// Sections of the documented contract that no code of this version uses
     /// yet (see [`NOT_YET_USED`]): accepted, so a shared file does not fail,
     /// and reported, so nobody believes they do something.
-    pub(crate) redis: Option<toml::Table>,
     pub(crate) webhooks: Option<toml::Table>,
     #[serde(default)]
     pub(crate) compliance: ComplianceSection,
@@ -50,10 +56,47 @@ pub(crate) struct Layered {
 /// Settings of the public contract whose feature has not landed: the variable,
 /// its TOML section, and what will use it. Giving one changes nothing; the
 /// service says so at start-up and `rwa config check` lists it.
-pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] = &[
-    ("RWA_REDIS_URL", "redis", "shared rate limits and cache"),
-    ("RWA_WEBHOOK_ALLOW_PRIVATE", "webhooks", "webhooks"),
-];
+pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] =
+    &[("RWA_WEBHOOK_ALLOW_PRIVATE", "webhooks", "webhooks")];
+
+/// `[rate_limits]`: per address, on `/v1/auth/*`, and per credential by
+/// the organization's tier.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitsSection {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) default_tier: Option<String>,
+    #[serde(default)]
+    pub(crate) per_address: QuotaSection,
+    #[serde(default)]
+    pub(crate) auth: QuotaSection,
+    #[serde(default)]
+    pub(crate) tiers: std::collections::BTreeMap<String, QuotaSection>,
+}
+
+/// A bucket: `burst` at once, refilled at `per_minute`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QuotaSection {
+    pub(crate) per_minute: Option<u32>,
+    pub(crate) burst: Option<u32>,
+}
+
+/// `[tls]`: TLS termination by `rwa serve`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsSection {
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
+    pub(crate) client_ca: Option<PathBuf>,
+}
+
+/// `[redis]`: shared rate limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RedisSection {
+    pub(crate) url: Option<SecretUrl>,
+}
 
 /// `[compliance]`: the external risk engine asked after the rules pass.
 #[derive(Debug, Default, Deserialize)]
@@ -258,6 +301,37 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
     ("RWA_AUTH_LOCKOUT_MAX_SECS", |c, v| {
         Ok(c.auth.lockout_max_secs = Some(number(v)?))
     }),
+    ("RWA_TRUSTED_PROXIES", |c, v| {
+        Ok(c.trusted_proxies = Some(list(v)))
+    }),
+    ("RWA_TLS_CERT", |c, v| Ok(c.tls.cert = Some(v.into()))),
+    ("RWA_TLS_KEY", |c, v| Ok(c.tls.key = Some(v.into()))),
+    ("RWA_TLS_CLIENT_CA", |c, v| {
+        Ok(c.tls.client_ca = Some(v.into()))
+    }),
+    ("RWA_REDIS_URL", |c, v| {
+        Ok(c.redis.url = Some(SecretUrl::new(v)))
+    }),
+    ("RWA_RATE_LIMITS", |c, v| {
+        c.rate_limits.enabled = Some(match v.trim() {
+            "on" | "true" => true,
+            "off" | "false" => false,
+            _ => return Err(format!("expected on or off, got {v:?}")),
+        });
+        Ok(())
+    }),
+    ("RWA_RATE_LIMIT_ADDRESS_PER_MINUTE", |c, v| {
+        Ok(c.rate_limits.per_address.per_minute = Some(number(v)?))
+    }),
+    ("RWA_RATE_LIMIT_ADDRESS_BURST", |c, v| {
+        Ok(c.rate_limits.per_address.burst = Some(number(v)?))
+    }),
+    ("RWA_RATE_LIMIT_AUTH_PER_MINUTE", |c, v| {
+        Ok(c.rate_limits.auth.per_minute = Some(number(v)?))
+    }),
+    ("RWA_RATE_LIMIT_AUTH_BURST", |c, v| {
+        Ok(c.rate_limits.auth.burst = Some(number(v)?))
+    }),
     ("RWA_JOBS_LEASE_MS", |c, v| {
         Ok(c.jobs.lease_ms = Some(number(v)?))
     }),
@@ -296,8 +370,8 @@ pub(crate) fn load(
     }
     for (name, section, user) in NOT_YET_USED {
         let in_file = match *section {
-            "redis" => layered.redis.is_some(),
-            _ => layered.webhooks.is_some(),
+            "webhooks" => layered.webhooks.is_some(),
+            _ => false,
         };
         if env(name).is_some() || in_file {
             layered.not_yet_used.push(format!(

@@ -3,6 +3,7 @@
 //! every problem is reported on its own line and the process exits with code 2.
 
 mod file;
+mod limits;
 mod secret;
 mod validate;
 
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use limits::LimitsConfig;
 pub use secret::{Secret, SecretUrl};
 
 /// `development` or `production`.
@@ -151,6 +153,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Users' sessions: access-token and session lifetimes, signing-key age.
     pub auth: rwa_api::access_token::AccessSettings,
+    /// Rate limits, trusted proxies, Redis.
+    pub limits: LimitsConfig,
     /// Job workers.
     pub jobs: JobsConfig,
     /// Roles this process runs.

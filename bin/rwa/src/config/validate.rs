@@ -55,6 +55,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
     let http = http(&l, errors);
     let auth = auth(&l, errors);
     let jobs = jobs(&l, errors);
+    let limits = super::limits::resolve(&l, errors);
     if role != ServeRole::All && database.url.expose().starts_with("sqlite:") {
         errors.push(format!(
             "--role {}: split roles need RWA_DATABASE_URL=postgres://… (SQLite is single-process)",
@@ -158,6 +159,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         log_format,
         http,
         auth,
+        limits,
         jobs,
         role,
     })

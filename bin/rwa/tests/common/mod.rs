@@ -64,6 +64,18 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        // Every test client is 127.0.0.1: the per-address limits would count
+        // the whole suite as one client. A test of the limits sets its own.
+        for name in [
+            "RWA_RATE_LIMIT_ADDRESS_PER_MINUTE",
+            "RWA_RATE_LIMIT_ADDRESS_BURST",
+            "RWA_RATE_LIMIT_AUTH_PER_MINUTE",
+            "RWA_RATE_LIMIT_AUTH_BURST",
+        ] {
+            if !env.iter().any(|(k, _)| k == name) {
+                env.push((name.into(), "1000000".into()));
+            }
+        }
         env.push(("RWA_DATABASE_URL".into(), database_url.into()));
         env.push(("RWA_DB_MAX_CONNECTIONS".into(), "4".into()));
         let mut cmd = base_command(&env);

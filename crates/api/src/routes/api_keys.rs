@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rwa_domain::api_key::{ApiKey, NewApiKey, parse_label};
+use rwa_domain::network::AllowedNetworks;
 use rwa_domain::page::PageRequest;
 use rwa_domain::{ApiKeyId, Role};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,10 @@ pub(crate) struct ApiKeyView {
     /// The user who created the key and as whom it acts (absent: created
     /// with another key or at the command line).
     user_id: Option<uuid::Uuid>,
+    /// The networks the key may be used from (empty: anywhere).
+    allowed_cidrs: Vec<String>,
+    /// The client certificate subject the key is bound to (mutual TLS).
+    cert_subject: Option<String>,
 }
 
 impl From<ApiKey> for ApiKeyView {
@@ -51,6 +56,8 @@ impl From<ApiKey> for ApiKeyView {
             last_used_at: k.last_used_at,
             revoked_at: k.revoked_at,
             user_id: k.user_id.map(|u| u.as_uuid()),
+            allowed_cidrs: k.allowed_cidrs.to_strings(),
+            cert_subject: k.cert_subject,
         }
     }
 }
@@ -76,6 +83,43 @@ pub(crate) struct CreateApiKey {
     #[serde(default)]
     #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     label: Option<String>,
+    /// CIDR ranges (or single addresses) the key may be used from; a
+    /// request from elsewhere is 403 and a security event. Absent or empty:
+    /// anywhere. Fixed for the key's life.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    allowed_cidrs: Option<Vec<CidrText>>,
+    /// Binds the key to a client certificate's subject, as the service
+    /// prints it (`CN=fund-admin, O=Acme Fund`): over mutual TLS that
+    /// certificate authenticates as the key without a bearer, and the key's
+    /// secret works only over a connection that presented it. One key per
+    /// subject (409).
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
+    cert_subject: Option<String>,
+}
+
+/// A CIDR range such as `203.0.113.0/24` or `2001:db8::/48`, or one address.
+#[derive(Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(max_length = 43, pattern = "^[0-9a-fA-F:.]+(/[0-9]{1,3})?$")]
+pub(crate) struct CidrText(String);
+
+/// Parses an allow-list sent in `field`.
+pub(crate) fn allowed_networks(
+    field: &str,
+    raw: Option<&[CidrText]>,
+) -> Result<AllowedNetworks, rwa_domain::ValidationError> {
+    let raw: Vec<String> = raw
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.0.clone())
+        .collect();
+    AllowedNetworks::parse(field, &raw)
 }
 
 /// Page parameters.
@@ -105,7 +149,11 @@ impl ListParams {
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys",
     security(("api_key" = ["admin"])),
     request_body = CreateApiKey,
-    responses((status = 201, body = CreatedApiKey)))]
+    responses(
+        (status = 201, body = CreatedApiKey),
+        (status = 409, description = "`/problems/conflict`: another key is bound to `cert_subject`",
+            body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
 async fn create_key(
     caller: Authorized<roles::Admin>,
     State(state): State<ApiState>,
@@ -120,15 +168,37 @@ async fn create_key(
     let label = parse_label(body.label.as_deref())
         .map_err(|e| errors.push(e.into()))
         .ok();
-    let (Some(role), Some(label)) = (role, label) else {
+    let cidrs = allowed_networks("allowed_cidrs", body.allowed_cidrs.as_deref())
+        .map_err(|e| errors.push(e.into()))
+        .ok();
+    if let Some(subject) = &body.cert_subject
+        && (subject.is_empty()
+            || subject.chars().count() > 1024
+            || subject.chars().any(char::is_control))
+    {
+        errors.push(FieldError {
+            field: "cert_subject".into(),
+            message: "must be 1 to 1024 characters without control characters".into(),
+        });
+    }
+    let (Some(role), Some(label), Some(cidrs), true) = (role, label, cidrs, errors.is_empty())
+    else {
         return Err(ApiError::Validation(errors));
     };
     let (mut record, secret) = NewApiKey::generate(role, label);
     record.user = caller.user_id;
+    record.allowed_cidrs = cidrs;
+    record.cert_subject = body.cert_subject.clone();
     let key = state
         .keys
         .create(caller.org_id, &record, &caller.actor())
-        .await?;
+        .await
+        .map_err(|e| match e {
+            rwa_domain::RepoError::Conflict(_) => ApiError::Conflict(
+                "another API key is bound to this client certificate subject".into(),
+            ),
+            e => e.into(),
+        })?;
     let created = CreatedApiKey {
         key: key.into(),
         api_key: secret.expose().to_owned(),

@@ -65,6 +65,9 @@ pub(crate) struct OrgView {
     /// recorded in the audit trail) or `off`.
     #[schema(pattern = "^(strict|lenient|off)$")]
     session_fingerprint: &'static str,
+    /// Its rate-limit tier, set by the platform's operator (`rwa org
+    /// set-tier`); absent: the configured default tier.
+    rate_tier: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -74,6 +77,7 @@ fn view(o: Organization, defaults: &ComplianceDefaults) -> OrgView {
         name: o.name,
         compliance_defaults: defaults.into(),
         session_fingerprint: o.session_fingerprint.as_str(),
+        rate_tier: o.rate_tier,
         created_at: o.created_at,
     }
 }

@@ -96,14 +96,17 @@ fn bad_credentials() -> ApiError {
 /// user get the same answer, in about the same time. Consecutive failures
 /// lock the account (5 by default: a minute, doubling with each further
 /// failure up to a day); while locked, logins answer 429 with
-/// `Retry-After`, without checking the password.
+/// `Retry-After`, without checking the password. A user with an
+/// allow-list logs in only from its networks.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
     request_body = Login,
     responses(
         (status = 200, body = Tokens),
         (status = 401, description = "`/problems/unauthorized`: wrong e-mail address or password",
             body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`/problems/rate-limited`: the account is locked after too many failed logins; `Retry-After` says for how long",
+        (status = 403, description = "`/problems/forbidden`: the password is right but the user may not log in from this network address (its `allowed_cidrs`)",
+            body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`/problems/rate-limited`: the account is locked after too many failed logins, or too many authentication requests came from this address; `Retry-After` says for how long",
             body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`/problems/unavailable`: a dependency is down; retry later",
             body = crate::error::Problem, content_type = "application/problem+json"),
@@ -177,6 +180,14 @@ async fn login(
             return Err(bad_credentials());
         }
     };
+    if !user.allowed_cidrs.permits(client.request.ip) {
+        let actor = Actor {
+            principal: Principal::User(user.id),
+            request: Some(client.request),
+        };
+        let target = format!("user:{}", user.id);
+        return Err(crate::auth::refuse_network(&state, user.org_id, &actor, target).await);
+    }
     let secret = RefreshSecret::generate();
     let session = NewSession {
         id: SessionId::new(),

@@ -42,6 +42,8 @@ pub(crate) struct UserView {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     last_login_at: Option<DateTime<Utc>>,
+    /// The networks the user may log in and act from (empty: anywhere).
+    allowed_cidrs: Vec<String>,
 }
 
 impl From<User> for UserView {
@@ -55,6 +57,7 @@ impl From<User> for UserView {
             created_at: u.created_at,
             updated_at: u.updated_at,
             last_login_at: u.last_login_at,
+            allowed_cidrs: u.allowed_cidrs.to_strings(),
         }
     }
 }
@@ -168,10 +171,16 @@ pub(crate) struct UpdateUser {
     /// `true` disables the user, `false` enables it again.
     #[serde(default)]
     disabled: Option<bool>,
+    /// CIDR ranges (or single addresses) the user may log in and act from,
+    /// its keys included; a request from elsewhere is 403 and a security
+    /// event. An empty list lifts the restriction.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    allowed_cidrs: Option<Vec<super::api_keys::CidrText>>,
 }
 
-/// Changes a user's role or disables it (admins only). A change revokes the
-/// user's sessions and applies to its keys from their next request. Nobody
+/// Changes a user's role, state or allow-list (admins only). A change of
+/// role or state revokes the user's sessions and applies to its keys from their next request. Nobody
 /// changes or deletes their own user (409), so an administrator cannot lock
 /// the organization out by mistake.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users",
@@ -196,10 +205,17 @@ async fn update_user(
         .map(str::parse::<Role>)
         .transpose()
         .map_err(|e| ApiError::Validation(vec![e.into()]))?;
+    let allowed_cidrs = body
+        .allowed_cidrs
+        .as_deref()
+        .map(|raw| super::api_keys::allowed_networks("allowed_cidrs", Some(raw)))
+        .transpose()
+        .map_err(|e| ApiError::Validation(vec![e.into()]))?;
     not_self(&caller, id)?;
     let change = UserChange {
         role,
         disabled: body.disabled,
+        allowed_cidrs,
     };
     let user = state
         .users
