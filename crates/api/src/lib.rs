@@ -69,8 +69,14 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
     openapi::add_problem_responses(&mut spec);
 
     let routes = routes.merge(SwaggerUi::new("/docs").url("/openapi.json", spec.clone()));
+    // Test builds carry the misbehaving routes; a production server never
+    // serves them, whatever it was built with.
     #[cfg(feature = "test-hooks")]
-    let routes = routes.merge(routes::test_hooks::router());
+    let routes = if state.settings.production {
+        routes
+    } else {
+        routes.merge(routes::test_hooks::router())
+    };
 
     let settings = &state.settings;
     let router = routes

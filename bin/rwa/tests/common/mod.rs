@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rwa_testkit::TestDatabase;
 
 pub mod api;
+pub mod tls;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rwa");
 
@@ -96,6 +97,13 @@ impl Server {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.split("listening addr=").nth(1) {
                     let _ = tx.send(rest.trim().to_owned());
+                }
+                // JSON log lines (production): {"message":"listening","addr":…}.
+                if line.contains(r#""message":"listening""#)
+                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(addr) = v["addr"].as_str()
+                {
+                    let _ = tx.send(addr.to_owned());
                 }
                 sink.lock().unwrap().push(line);
             }
