@@ -2,13 +2,16 @@
 # release build of `rwa serve` on a fresh data dir (SQLite there, or a
 # throw-away PostgreSQL database), waits until it is ready, creates an
 # organization, and sets `dir`, `pid`, `addr`, `key` and `ready_ms` (start to
-# ready). Everything is removed on exit. `measure NAME WRK_ARGS…` runs wrk
+# ready). Rate limits are off (a load generator is one client with one key)
+# unless `bench_env` (an array of VAR=value) says otherwise; with `scheme=https`
+# the server is reached over TLS (`bench_env` then names the certificate).
+# Everything is removed on exit. `measure NAME WRK_ARGS…` runs wrk
 # (2 threads, 64 connections, 5 s warm-up, then `$duration` with latencies)
 # and prints the server's CPU time per request served.
 start_server() {
   local backend="$1" config="${2:-}" start_ns
   dir="$(mktemp -d)"
-  local env_args=(RWA_LOG_FORMAT=json RUST_LOG=info) config_args=()
+  local env_args=(RWA_LOG_FORMAT=json RUST_LOG=info RWA_RATE_LIMITS=off ${bench_env[@]+"${bench_env[@]}"}) config_args=()
   if [ -n "$config" ]; then
     printf '%s\n' "$config" > "$dir/bench.toml"
     config_args=(--config "$dir/bench.toml")
@@ -28,7 +31,7 @@ start_server() {
     addr="$(grep -o '"addr":"[^"]*"' "$dir/log" | head -1 | cut -d'"' -f4 || true)"
     [ -n "$addr" ] && break; sleep 0.01
   done
-  until curl -sf "http://$addr/health/ready" >/dev/null; do sleep 0.005; done
+  until curl -ksf "${scheme:-http}://$addr/health/ready" >/dev/null; do sleep 0.005; done
   ready_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
   key="$(env "${env_args[@]}" RUST_LOG=warn ./target/release/rwa org create --name Bench --data-dir "$dir" | sed -E 's/.*"api_key":"([^"]+)".*/\1/')"
 }

@@ -467,7 +467,7 @@ fn rate_limiter(
     let shared = match &config.limits.redis_url {
         None => None,
         Some(url) => {
-            let shared = SharedLimits::new(url.expose(), "rwa:rl:")
+            let shared = SharedLimits::new(url.expose(), "rwa:rl:", config.limits.redis_timeout)
                 .map_err(|e| anyhow::anyhow!("RWA_REDIS_URL: {e}"))?;
             Some(Arc::new(shared))
         }

@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::Server;
 use common::tls::{Ca, call, connect, write};
+use common::{Server, assert_detail};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::json;
@@ -94,22 +94,12 @@ async fn mutual_tls_maps_a_certificate_subject_to_its_api_key() {
         .await
         .unwrap();
     assert_eq!(status, 401);
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("bound to a client certificate")
-    );
+    assert_detail(&problem, "bound to a client certificate");
     let (status, problem) = call(&mut desk_conn, "GET", "/v1/org", None, None)
         .await
         .unwrap();
     assert_eq!(status, 401);
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no API key is bound")
-    );
+    assert_detail(&problem, "no API key is bound");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

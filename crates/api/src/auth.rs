@@ -215,6 +215,7 @@ async fn limit_credential(
     if decision.allowed {
         Ok(())
     } else {
+        metrics::counter!("rwa_http_rate_limited_total", "limit" => "credential").increment(1);
         Err(ApiError::RateLimited(
             ceil_secs(decision.retry_after).max(1),
             "too many requests with this credential for its organization's tier",

@@ -96,6 +96,7 @@ pub(crate) struct TlsSection {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RedisSection {
     pub(crate) url: Option<SecretUrl>,
+    pub(crate) timeout_ms: Option<u64>,
 }
 
 /// `[compliance]`: the external risk engine asked after the rules pass.
@@ -311,6 +312,9 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
     }),
     ("RWA_REDIS_URL", |c, v| {
         Ok(c.redis.url = Some(SecretUrl::new(v)))
+    }),
+    ("RWA_REDIS_TIMEOUT_MS", |c, v| {
+        Ok(c.redis.timeout_ms = Some(number(v)?))
     }),
     ("RWA_RATE_LIMITS", |c, v| {
         c.rate_limits.enabled = Some(match v.trim() {

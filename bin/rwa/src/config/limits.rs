@@ -19,6 +19,9 @@ pub struct LimitsConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Shared limits (`None`: each process keeps its own).
     pub redis_url: Option<SecretUrl>,
+    /// How long a Redis attempt may take before a request is counted
+    /// in-process instead.
+    pub redis_timeout: std::time::Duration,
     /// TLS termination (`None`: plain HTTP, as behind a proxy that
     /// terminates TLS).
     pub tls: Option<crate::tls::TlsFiles>,
@@ -98,6 +101,10 @@ pub(super) fn resolve(l: &Layered, errors: &mut Vec<String>) -> LimitsConfig {
     }
 
     let tls = tls(l, errors);
+    let redis_timeout = l.redis.timeout_ms.unwrap_or(250);
+    if !(1..=10_000).contains(&redis_timeout) {
+        errors.push("RWA_REDIS_TIMEOUT_MS: must be between 1 and 10000".into());
+    }
 
     LimitsConfig {
         tls,
@@ -110,6 +117,7 @@ pub(super) fn resolve(l: &Layered, errors: &mut Vec<String>) -> LimitsConfig {
         },
         trusted_proxies,
         redis_url,
+        redis_timeout: std::time::Duration::from_millis(redis_timeout),
     }
 }
 
@@ -148,7 +156,7 @@ fn tls(l: &Layered, errors: &mut Vec<String>) -> Option<crate::tls::TlsFiles> {
 }
 
 fn redis_url_invalid(url: &str) -> bool {
-    rwa_api::rate_limit::SharedLimits::new(url, "").is_err()
+    rwa_api::rate_limit::SharedLimits::new(url, "", std::time::Duration::from_secs(1)).is_err()
 }
 
 fn quota(name: &str, s: &QuotaSection, default: Quota, errors: &mut Vec<String>) -> Quota {

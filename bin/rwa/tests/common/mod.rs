@@ -346,6 +346,12 @@ pub async fn send(
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// Asserts that a problem's detail says `what`.
+pub fn assert_detail(problem: &serde_json::Value, what: &str) {
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(what), "the detail says {what:?}: {problem}");
+}
+
 /// The fields a validation problem names, in order.
 pub fn problem_fields(problem: &serde_json::Value) -> Vec<&str> {
     problem["errors"]

@@ -29,15 +29,20 @@ pub(crate) async fn layer(State(state): State<ApiState>, mut req: Request, next:
             .check(Limit::Address, &subject, limits.address_quota(false))
             .await;
         let mut why = "too many requests from this address";
+        let mut limit = "address";
         if decision.allowed && auth {
             decision = decision.tighter(
                 limits
                     .check(Limit::Auth, &subject, limits.address_quota(true))
                     .await,
             );
-            why = "too many authentication requests from this address";
+            if !decision.allowed {
+                why = "too many authentication requests from this address";
+                limit = "auth";
+            }
         }
         if !decision.allowed {
+            metrics::counter!("rwa_http_rate_limited_total", "limit" => limit).increment(1);
             let mut response =
                 ApiError::RateLimited(ceil_secs(decision.retry_after).max(1), why).into_response();
             set_headers(&mut response, decision);

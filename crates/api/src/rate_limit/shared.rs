@@ -41,9 +41,6 @@ redis.call('SET', KEYS[1], new_tat, 'PX', math.floor((new_tat - now) / 1000) + 1
 return {1, math.floor((now + interval * burst - new_tat) / interval), new_tat - now, 0}
 ";
 
-/// How long one attempt (connecting, or a script call) may take before the
-/// request falls back to its own process.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(250);
 /// Pause between attempts to reach Redis while it is down.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
@@ -56,12 +53,16 @@ pub struct SharedLimits {
     /// Down since, and when the next attempt may be made.
     down: Mutex<Option<(Instant, Instant)>>,
     connecting: AtomicBool,
+    /// How long one attempt (connecting, or a script call) may take before
+    /// the request falls back to its own process.
+    timeout: Duration,
 }
 
 impl SharedLimits {
     /// Limits in the Redis at `url` (`redis://…` or `rediss://…`); nothing
-    /// is connected yet. Keys start with `prefix`.
-    pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
+    /// is connected yet. Keys start with `prefix`; each attempt may take
+    /// `timeout`.
+    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
         Ok(Self {
             client,
@@ -70,6 +71,7 @@ impl SharedLimits {
             conn: Mutex::new(None),
             down: Mutex::new(None),
             connecting: AtomicBool::new(false),
+            timeout,
         })
     }
 
@@ -82,7 +84,7 @@ impl SharedLimits {
             .arg(quota.interval().as_micros() as u64)
             .arg(quota.burst);
         let call = invocation.invoke_async::<Vec<i64>>(&mut conn);
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, call).await {
+        match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(v)) if v.len() == 4 => Some(Decision {
                 allowed: v[0] == 1,
                 limit: quota.burst,
@@ -124,8 +126,8 @@ impl SharedLimits {
             return None;
         }
         let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(ATTEMPT_TIMEOUT))
-            .set_response_timeout(Some(ATTEMPT_TIMEOUT));
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
         let result = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
@@ -192,7 +194,7 @@ impl HealthCheck for SharedLimits {
                 }
             }
         };
-        let up = tokio::time::timeout(ATTEMPT_TIMEOUT, ping)
+        let up = tokio::time::timeout(self.timeout, ping)
             .await
             .ok()
             .flatten()
