@@ -80,6 +80,17 @@ impl Server {
         env.push(("RWA_DATABASE_URL".into(), database_url.into()));
         env.push(("RWA_DB_MAX_CONNECTIONS".into(), "4".into()));
         let mut cmd = base_command(&env);
+        // The same for the default tier's per-credential limit, which only a
+        // file sets: a test sends hundreds of requests with one key.
+        if !args.contains(&"--config") {
+            let roomy = data_dir.path().join("test-limits.toml");
+            std::fs::write(
+                &roomy,
+                "[rate_limits.tiers.standard]\nper_minute = 1000000\nburst = 1000000\n",
+            )
+            .expect("test limits");
+            cmd.arg("--config").arg(roomy);
+        }
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
             .args(args)
