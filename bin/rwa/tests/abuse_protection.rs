@@ -412,6 +412,7 @@ async fn allow_lists_refuse_other_networks_as_security_events() {
     let (status, _, tokens) = login(&client, &s, email).await;
     assert_eq!(status, StatusCode::OK);
     let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     let path = format!("/v1/users/{user_id}");
     let patch = |body: Value| api.call(&admin, reqwest::Method::PATCH, &path, None, Some(body));
     let (status, _, changed) = patch(json!({ "allowed_cidrs": ["10.0.0.0/8"] })).await;
@@ -425,6 +426,17 @@ async fn allow_lists_refuse_other_networks_as_security_events() {
     );
     let (status, _, problem) = login(&client, &s, email).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    let r = client
+        .post(s.url("/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": refresh }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "nor refresh from elsewhere"
+    );
     let targets: Vec<String> = audit(&api, &admin, "auth.network_denied")
         .await
         .iter()

@@ -232,6 +232,8 @@ pub(crate) struct RefreshBody {
         (status = 200, body = Tokens),
         (status = 401, description = "`/problems/unauthorized`: unknown, spent (the session is now revoked), revoked or expired refresh token, or another client",
             body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`/problems/forbidden`: the user may not act from this network address (its `allowed_cidrs`); the token is spent",
+            body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "`/problems/unavailable`: a dependency is down; retry later",
             body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 504, description = "`/problems/timeout`: the request took longer than the configured timeout",
@@ -256,6 +258,16 @@ async fn refresh(
         .await?;
     match outcome {
         Refreshed::Rotated { session, user, .. } => {
+            // The token is spent either way: from outside the user's
+            // networks the session cannot be carried on.
+            if !user.allowed_cidrs.permits(client.request.ip) {
+                let actor = Actor {
+                    principal: Principal::User(user.id),
+                    request: Some(client.request),
+                };
+                let target = format!("session:{session}");
+                return Err(crate::auth::refuse_network(&state, user.org_id, &actor, target).await);
+            }
             let (access_token, expires_in) =
                 state.access.issue(user.id, user.org_id, session).await?;
             Ok(axum::Json(Tokens {
