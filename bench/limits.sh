@@ -18,7 +18,7 @@ scripts/services.sh >/dev/null
 cargo build --release -p rwa --quiet
 
 . bench/serve.sh
-roomy=$'[rate_limits.tiers.standard]\nper_minute = 100000000\nburst = 100000000'
+roomy=$'[rate_limits.tiers.standard]\nper_minute = 1000000\nburst = 1000000'
 on=(RWA_RATE_LIMITS=on RWA_RATE_LIMIT_ADDRESS_PER_MINUTE=1000000 RWA_RATE_LIMIT_ADDRESS_BURST=1000000)
 
 run() {

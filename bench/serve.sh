@@ -31,7 +31,10 @@ start_server() {
     addr="$(grep -o '"addr":"[^"]*"' "$dir/log" | head -1 | cut -d'"' -f4 || true)"
     [ -n "$addr" ] && break; sleep 0.01
   done
-  until curl -ksf "${scheme:-http}://$addr/health/ready" >/dev/null; do sleep 0.005; done
+  until curl -ksf "${scheme:-http}://$addr/health/ready" >/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { echo "rwa serve exited:" >&2; cat "$dir/log" >&2; exit 1; }
+    sleep 0.005
+  done
   ready_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
   key="$(env "${env_args[@]}" RUST_LOG=warn ./target/release/rwa org create --name Bench --data-dir "$dir" | sed -E 's/.*"api_key":"([^"]+)".*/\1/')"
 }
