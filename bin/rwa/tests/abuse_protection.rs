@@ -4,7 +4,8 @@
 //! their `RateLimit-*` and `Retry-After` headers; an address limit shared by
 //! two `rwa serve` processes through a real Redis, kept in each process
 //! while that Redis is stopped (`checks.redis` degraded) and shared again
-//! once it is back; network allow-lists on keys and users refusing other
+//! once it is back, and a server whose Redis is down from the start keeping
+//! its limits itself; network allow-lists on keys and users refusing other
 //! addresses as audited security events; `X-Forwarded-For` believed only
 //! from trusted proxies.
 //!
@@ -337,6 +338,37 @@ async fn an_address_limit_is_shared_through_redis_and_kept_while_it_is_down() {
         );
     }
     shared_round().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_starts_and_limits_while_its_redis_is_unreachable() {
+    // A port nobody listens on: Redis is down from the start.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let s = Server::start(&[
+        ("RWA_REDIS_URL", url.as_str()),
+        ("RWA_RATE_LIMIT_ADDRESS_PER_MINUTE", "1"),
+        ("RWA_RATE_LIMIT_ADDRESS_BURST", "2"),
+    ])
+    .await;
+    let client = Client::new();
+    let (_, key) = s.create_org("Standalone Fund");
+    for left in [1, 0] {
+        let (status, _, remaining, ..) = get(&client, &s, &key, "/v1/org", None).await;
+        assert_eq!((status, remaining), (StatusCode::OK, Some(left)));
+    }
+    let (status, ..) = get(&client, &s, &key, "/v1/org", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let health = s.detailed_health().await;
+    assert_eq!(health["checks"]["redis"]["status"], "degraded", "{health}");
+    assert_eq!(
+        health["status"], "degraded",
+        "Redis is not critical: {health}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
