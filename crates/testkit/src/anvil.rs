@@ -40,12 +40,13 @@ impl Anvil {
             bin.display()
         );
         // anvil has no port 0: take a free port, and retry if another process
-        // takes it first.
+        // takes it first. Ports handed out in this process are never handed
+        // out again: two tests starting anvil at once could otherwise pick the
+        // same port, the second one's readiness check would reach the first
+        // one's node, and the second test would lose its node when the first
+        // test ends.
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
+            let port = fresh_port();
             let mut child = Command::new(&bin)
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--hardfork", HARDFORK, "--chain-id", "31337", "--silent"])
@@ -79,6 +80,24 @@ impl Anvil {
     /// Its socket address.
     pub fn addr(&self) -> std::net::SocketAddr {
         ([127, 0, 0, 1], self.port).into()
+    }
+}
+
+/// A free port no earlier call in this process returned.
+fn fresh_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
     }
 }
 
