@@ -8,8 +8,11 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::tls::{Ca, call, connect, write};
 use common::{Server, assert_detail};
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::json;
@@ -102,6 +105,14 @@ async fn mutual_tls_maps_a_certificate_subject_to_its_api_key() {
     assert_detail(&problem, "no API key is bound");
 }
 
+/// The status of `GET /health/live` on an open connection.
+async fn live(conn: &mut SendRequest<Full<Bytes>>) -> u16 {
+    call(conn, "GET", "/health/live", None, None)
+        .await
+        .unwrap()
+        .0
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_replaces_the_certificate_without_dropping_open_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,10 +130,7 @@ async fn sighup_replaces_the_certificate_without_dropping_open_connections() {
 
     let (mut open, presented) = connect(&s, &ca_pem, None).await.unwrap();
     assert_eq!(presented, der(&first));
-    let (status, _) = call(&mut open, "GET", "/health/live", None, None)
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
+    assert_eq!(live(&mut open).await, 200);
 
     // A new certificate and key, then SIGHUP.
     let (second, second_key) = ca.issue("localhost", true);
@@ -134,19 +142,14 @@ async fn sighup_replaces_the_certificate_without_dropping_open_connections() {
 
     // The connection opened before keeps answering; new ones get the new
     // certificate.
-    let (status, _) = call(&mut open, "GET", "/health/live", None, None)
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "the open connection was not dropped");
+    assert_eq!(
+        live(&mut open).await,
+        200,
+        "the open connection was not dropped"
+    );
     let (mut fresh, presented) = connect(&s, &ca_pem, None).await.unwrap();
     assert_eq!(presented, der(&second));
-    assert_eq!(
-        call(&mut fresh, "GET", "/health/live", None, None)
-            .await
-            .unwrap()
-            .0,
-        200
-    );
+    assert_eq!(live(&mut fresh).await, 200);
 
     // A broken key: the reload fails and the working certificate stays.
     write(dir.path(), "key.pem", "not a key");
@@ -154,18 +157,6 @@ async fn sighup_replaces_the_certificate_without_dropping_open_connections() {
     s.wait_for_log("TLS reload failed").await;
     let (mut after, presented) = connect(&s, &ca_pem, None).await.unwrap();
     assert_eq!(presented, der(&second));
-    assert_eq!(
-        call(&mut after, "GET", "/health/live", None, None)
-            .await
-            .unwrap()
-            .0,
-        200
-    );
-    assert_eq!(
-        call(&mut open, "GET", "/health/live", None, None)
-            .await
-            .unwrap()
-            .0,
-        200
-    );
+    assert_eq!(live(&mut after).await, 200);
+    assert_eq!(live(&mut open).await, 200);
 }
