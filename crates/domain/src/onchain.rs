@@ -523,14 +523,6 @@ pub trait IndexVerifier: Send + Sync {
     async fn verify(&self, target: &VerifyTarget) -> Result<VerifyReport, VerifyError>;
 }
 
-/// The right to index a chain, held by one process at a time.
-#[async_trait]
-pub trait IndexLease: Send {
-    /// Whether it is still held (the database connection holding it may
-    /// have been cut): the holder stops writing when it is not.
-    async fn alive(&mut self) -> bool;
-}
-
 /// The index: written by the one indexer of a chain (`system_*`), read by
 /// the projections.
 #[async_trait]
@@ -538,7 +530,10 @@ pub trait IndexStore: Send + Sync {
     /// The lease on indexing `chain_id`, or `None` while another process
     /// holds it (on PostgreSQL an advisory lock held by a connection of its
     /// own, released when the process dies; a standby takes over).
-    async fn system_index_lease(&self, chain_id: u64) -> RepoResult<Option<Box<dyn IndexLease>>>;
+    async fn system_index_lease(
+        &self,
+        chain_id: u64,
+    ) -> RepoResult<Option<Box<dyn crate::ports::Lease>>>;
 
     /// Where the indexer is on `chain_id`; `None` before it first started.
     async fn system_index_state(&self, chain_id: u64) -> RepoResult<Option<IndexState>>;

@@ -142,3 +142,12 @@ impl From<crate::ValidationError> for RepoError {
         RepoError::Internal(format!("stored value failed validation: {e}"))
     }
 }
+
+/// The right to do one process's job across processes (index a chain,
+/// deliver notifications), held by one process at a time.
+#[async_trait]
+pub trait Lease: Send {
+    /// Whether it is still held (the database connection holding it may
+    /// have been cut): the holder stops writing when it is not.
+    async fn alive(&mut self) -> bool;
+}

@@ -31,6 +31,7 @@ mod investors;
 mod jobs;
 mod key_cache;
 mod keys;
+mod lease;
 mod onchain;
 mod operations;
 mod orgs;

@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rwa_domain::chain::{Address, B256, U256};
 use rwa_domain::onchain::{
-    Applied, BlockRef, EventKind, Heights, HolderRow, IndexBatch, IndexLease, IndexState,
-    IndexStore, OnchainEvent, Scope, Source, SourceProgress, SourceRole, Standard,
+    Applied, BlockRef, EventKind, Heights, HolderRow, IndexBatch, IndexState, IndexStore,
+    OnchainEvent, Scope, Source, SourceProgress, SourceRole, Standard,
 };
+use rwa_domain::ports::Lease;
 use rwa_domain::{RepoError, RepoResult};
 
 use crate::Store;
@@ -99,29 +100,6 @@ fn b256(h: B256) -> String {
     format!("{h:#x}")
 }
 
-/// The lease of a single-process database: the process lock on the SQLite
-/// file already keeps a second server out.
-struct SqliteLease;
-
-#[async_trait]
-impl IndexLease for SqliteLease {
-    async fn alive(&mut self) -> bool {
-        true
-    }
-}
-
-/// A session advisory lock on a connection taken out of the pool: held
-/// until the connection closes, whichever way it does.
-struct PgLease(sqlx::PgConnection);
-
-#[async_trait]
-impl IndexLease for PgLease {
-    async fn alive(&mut self) -> bool {
-        use sqlx::Connection;
-        self.0.ping().await.is_ok()
-    }
-}
-
 /// The advisory lock key of a chain's indexer.
 fn lease_key(chain_id: u64) -> i64 {
     0x1d_e8e4_0000_0000_i64 ^ chain_id as i64
@@ -129,19 +107,8 @@ fn lease_key(chain_id: u64) -> i64 {
 
 #[async_trait]
 impl IndexStore for Store {
-    async fn system_index_lease(&self, chain_id: u64) -> RepoResult<Option<Box<dyn IndexLease>>> {
-        match &self.pools {
-            crate::connect::Pools::Sqlite(_) => Ok(Some(Box::new(SqliteLease))),
-            crate::connect::Pools::Postgres(pool) => {
-                let mut conn = pool.acquire().await.db()?.detach();
-                let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                    .bind(lease_key(chain_id))
-                    .fetch_one(&mut conn)
-                    .await
-                    .db()?;
-                Ok(held.then(|| Box::new(PgLease(conn)) as Box<dyn IndexLease>))
-            }
-        }
+    async fn system_index_lease(&self, chain_id: u64) -> RepoResult<Option<Box<dyn Lease>>> {
+        crate::lease::take(&self.pools, lease_key(chain_id)).await
     }
 
     async fn system_index_state(&self, chain_id: u64) -> RepoResult<Option<IndexState>> {
