@@ -62,6 +62,8 @@ pub struct App {
     /// The chain's follower and the settlements' reconciler, for roles
     /// that index.
     indexer: Option<(Arc<Follower>, Arc<Reconciler>)>,
+    /// The webhook outboxes, for roles that run workers.
+    deliveries: Option<Arc<rwa_notify::delivery::Deliveries>>,
     config: Config,
     /// TLS termination, when configured.
     tls: Option<crate::tls::Reloadable>,
@@ -232,6 +234,23 @@ impl App {
         } else {
             None
         };
+        let deliveries = if platform.is_some() {
+            let settings = rwa_notify::delivery::DeliverySettings {
+                timeout: config.webhooks.timeout,
+                allow_private: config.webhooks.allow_private,
+                disable_after: config.webhooks.disable_after,
+                ..Default::default()
+            };
+            let deliveries = rwa_notify::delivery::Deliveries::new(
+                store.clone(),
+                settings,
+                store.events_numbered(),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            Some(Arc::new(deliveries))
+        } else {
+            None
+        };
         let limits = rate_limiter(&config, &mut health)?;
         let settings = ApiSettings {
             body_limit_bytes: config.http.body_limit_bytes,
@@ -240,6 +259,7 @@ impl App {
             production: config.env == Environment::Production,
             cors_origins: config.cors_origins.clone(),
             trusted_proxies: config.limits.trusted_proxies.clone(),
+            webhook_secret_overlap: config.webhooks.secret_overlap,
             ..ApiSettings::default()
         };
         let state = ApiState::new(ApiPorts {
@@ -271,6 +291,7 @@ impl App {
             holdings,
             index: store.clone(),
             watched: store.clone(),
+            webhooks: store.clone(),
             verifier: Arc::new(Verifier::new(
                 chain.clone(),
                 store.clone(),
@@ -311,6 +332,7 @@ impl App {
             devnet,
             platform,
             indexer,
+            deliveries,
             config,
             tls,
             locks,
@@ -338,6 +360,7 @@ impl App {
             devnet,
             platform,
             indexer,
+            deliveries,
             config,
             tls,
             locks,
@@ -352,9 +375,14 @@ impl App {
                 indexer_stopped,
             ))
         });
+        // The webhook outboxes stop with the indexer (the same signal).
+        let deliveries = deliveries.map(|d| tokio::spawn(d.run(indexer_stop.subscribe())));
         let stop_indexer = || async {
             let _ = indexer_stop.send(true);
             if let Some(task) = indexer {
+                let _ = task.await;
+            }
+            if let Some(task) = deliveries {
                 let _ = task.await;
             }
         };

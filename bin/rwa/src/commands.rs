@@ -94,6 +94,12 @@ pub fn config_check(config: &Config) -> i32 {
             "key": t.key.display().to_string(),
             "client_ca": t.client_ca.as_ref().map(|p| p.display().to_string()),
         })),
+        "webhooks": {
+            "allow_private": config.webhooks.allow_private,
+            "timeout_ms": config.webhooks.timeout.as_millis() as u64,
+            "disable_after_secs": config.webhooks.disable_after.as_secs(),
+            "secret_overlap_secs": config.webhooks.secret_overlap.as_secs(),
+        },
         "not_yet_used": config.not_yet_used,
     });
     println!("{summary}");
@@ -310,12 +316,22 @@ pub async fn secrets_rotate(mut config: Config) -> anyhow::Result<i32> {
     let resealed = store.reseal_personal_data().await.context(
         "re-sealing personal data (is RWA_PREVIOUS_SECRET_KEY the secret it was sealed under?)",
     );
+    // Webhook signing secrets are sealed the same way.
+    let webhooks = match &resealed {
+        Ok(_) => store.reseal_webhook_secrets().await.context(
+            "re-sealing webhook secrets (is RWA_PREVIOUS_SECRET_KEY the secret they were sealed under?)",
+        ),
+        Err(_) => Ok(0),
+    };
     store.close().await;
     let current = config.secret_key.as_ref().expect("resolved above");
     let key_id = rwa_domain::pii::PiiKey::derive(current.expose().as_bytes())
         .id()
         .to_owned();
-    println!("{}", json!({ "resealed": resealed?, "key_id": key_id }));
+    println!(
+        "{}",
+        json!({ "resealed": resealed?, "webhook_secrets": webhooks?, "key_id": key_id })
+    );
     Ok(0)
 }
 

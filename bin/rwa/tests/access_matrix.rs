@@ -127,7 +127,31 @@ async fn organization_b(api: &Api<'_>) -> OrgB {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{other_key}");
     let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+    // A webhook to an address deliveries refuse: its own `webhook.created`
+    // gives it a failed delivery at once.
+    let (status, webhook) = api
+        .post(
+            &key,
+            "/v1/webhooks",
+            json!({ "url": "http://127.0.0.1:9/hooks", "events": ["*"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{webhook}");
+    let webhook = id(&webhook);
+    let mut delivery = Value::Null;
+    let delivered = eventually(Duration::from_secs(30), async || {
+        delivery = api
+            .get(&key, &format!("/v1/webhooks/{webhook}/deliveries"))
+            .await["items"][0]
+            .clone();
+        !delivery.is_null()
+    })
+    .await;
+    assert!(delivered, "organization B's webhook has a delivery");
     let ids = BTreeMap::from([
+        ("/v1/webhooks/", webhook.clone()),
+        // What follows the webhook's id: one of B's deliveries.
+        ("/deliveries/", id(&delivery)),
         ("/v1/api-keys/", id(&other_key)),
         ("/v1/investors/", ana.clone()),
         ("/v1/jobs/", id(&jobs["items"][0])),
@@ -173,6 +197,7 @@ fn valid_body(method: &Method, template: &str, b: &OrgB) -> Value {
             json!({ "decision": "approved", "reason": "reviewed" })
         }
         ("PATCH", "/v1/users/{id}") => json!({ "role": "auditor" }),
+        ("PATCH", "/v1/webhooks/{id}") => json!({ "enabled": false }),
         (
             "POST",
             "/v1/operations/{id}/approve" | "/v1/tokens/{id}/pause" | "/v1/tokens/{id}/unpause",

@@ -218,7 +218,7 @@ fn the_toml_file_is_layered_under_the_environment() {
 fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rwa.toml");
-    std::fs::write(&path, "[webhooks]\nallow_private = true\n").unwrap();
+    std::fs::write(&path, "[amqp]\nurl = \"amqp://127.0.0.1:5672\"\n").unwrap();
     let out = run(
         &["--config", path.to_str().unwrap(), "config", "check"],
         &[],
@@ -237,9 +237,31 @@ fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
         .collect();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
-        notes[0].starts_with("RWA_WEBHOOK_ALLOW_PRIVATE ([webhooks]): not yet used"),
+        notes[0].starts_with("RWA_AMQP_URL ([amqp]): not yet used"),
         "{notes:?}"
     );
+    // Webhook settings are used: validated, shown, never "not yet used".
+    let out = run(
+        &["config", "check"],
+        &[
+            ("RWA_WEBHOOK_ALLOW_PRIVATE", "maybe"),
+            ("RWA_WEBHOOK_TIMEOUT_MS", "5"),
+            ("RWA_WEBHOOK_DISABLE_AFTER_SECS", "0"),
+        ],
+    );
+    assert_rejected(
+        &out,
+        &[
+            "RWA_WEBHOOK_ALLOW_PRIVATE: expected true or false",
+            "RWA_WEBHOOK_TIMEOUT_MS: must be 100 to 60000",
+            "RWA_WEBHOOK_DISABLE_AFTER_SECS: must be 1 to 2592000",
+        ],
+    );
+    let shown = check(&[("RWA_WEBHOOK_ALLOW_PRIVATE", "true")]);
+    let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(v["webhooks"]["allow_private"], true);
+    assert_eq!(v["webhooks"]["disable_after_secs"], 259_200);
+    assert_eq!(v["not_yet_used"], serde_json::json!([]));
     let plain = check(&[]);
     let v: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
     assert_eq!(v["not_yet_used"], serde_json::json!([]));

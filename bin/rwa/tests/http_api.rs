@@ -626,6 +626,15 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/auth/login", "post"),
         ("/v1/auth/refresh", "post"),
         ("/v1/auth/logout", "post"),
+        ("/v1/webhooks", "post"),
+        ("/v1/webhooks", "get"),
+        ("/v1/webhooks/{id}", "get"),
+        ("/v1/webhooks/{id}", "patch"),
+        ("/v1/webhooks/{id}", "delete"),
+        ("/v1/webhooks/{id}/rotate-secret", "post"),
+        ("/v1/webhooks/{id}/deliveries", "get"),
+        ("/v1/webhooks/{id}/deliveries/{delivery}/replay", "post"),
+        ("/v1/webhooks/{id}/replay", "post"),
     ];
     for (path, method) in expected {
         assert!(

@@ -25,6 +25,9 @@ pub struct ApiSettings {
     pub cors_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` names the client (`RWA_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a rotated webhook secret keeps signing beside the new one
+    /// (`RWA_WEBHOOK_SECRET_OVERLAP_SECS`).
+    pub webhook_secret_overlap: Duration,
 }
 
 impl Default for ApiSettings {
@@ -37,6 +40,7 @@ impl Default for ApiSettings {
             production: false,
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            webhook_secret_overlap: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct ApiPorts {
     pub index: Arc<dyn rwa_domain::onchain::IndexStore>,
     /// Watched contracts.
     pub watched: Arc<dyn rwa_domain::onchain::WatchedContracts>,
+    /// Webhook endpoints and their deliveries.
+    pub webhooks: Arc<dyn rwa_domain::webhook::WebhookRepository>,
     /// Reconciles the index with the chain.
     pub verifier: Arc<dyn rwa_domain::onchain::IndexVerifier>,
     /// The chain this server follows.

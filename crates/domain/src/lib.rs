@@ -45,6 +45,7 @@ pub mod token;
 pub mod transfer;
 pub mod tx;
 pub mod user;
+pub mod webhook;
 
 pub use actor::Actor;
 pub use error::{RepoError, RepoResult, ValidationError};

@@ -2,9 +2,17 @@
 //! destinations in `seq` order, at least once, each from its own cursor so a
 //! slow or dead destination never delays another.
 //!
+//! - `webhook`: one signed HTTP delivery to a registered endpoint, with the
+//!   address checked against private ranges at every delivery (SSRF) and no
+//!   redirects followed.
+//! - `delivery`: the loop that keeps every enabled endpoint's outbox moving
+//!   (retries with backoff and jitter, the endpoint disabled after failing
+//!   for the configured period), under one lease across processes.
 //! - `mail`: e-mail over SMTP (lettre), `templates`: the messages per event.
 //! - `whatsapp`: the WhatsApp Business Cloud API connector, behind a breaker.
 
+pub mod delivery;
 pub mod mail;
 pub mod templates;
+pub mod webhook;
 pub mod whatsapp;

@@ -77,6 +77,38 @@ impl EventLog for Store {
     }
 }
 
+impl Store {
+    /// Numbered events of `org` after `after`, oldest first, without
+    /// numbering pending ones first (the delivery loops read constantly;
+    /// the sequencer numbers on its own).
+    pub(crate) async fn numbered_events(
+        &self,
+        org: OrgId,
+        after: i64,
+        limit: u32,
+    ) -> RepoResult<Vec<Event>> {
+        let rows = on_reader!(self, |pool, sql| {
+            sql::list_events(pool, org.as_uuid(), after, i64::from(limit), None, None)
+                .await
+                .db()?
+        });
+        rows.into_iter().map(Event::try_from).collect()
+    }
+
+    /// The numbered event `seq` of `org`.
+    pub(crate) async fn numbered_event(&self, org: OrgId, seq: i64) -> RepoResult<Option<Event>> {
+        let rows = on_reader!(self, |pool, sql| {
+            sql::list_events(pool, org.as_uuid(), seq - 1, 1, None, None)
+                .await
+                .db()?
+        });
+        rows.into_iter()
+            .map(Event::try_from)
+            .find(|e| matches!(e, Ok(e) if e.seq == seq) || e.is_err())
+            .transpose()
+    }
+}
+
 crate::dialect::statements! {
     use sqlx::{query, query_as, query_scalar};
     use uuid::Uuid;

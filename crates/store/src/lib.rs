@@ -48,6 +48,7 @@ mod transfers;
 mod txs;
 mod users;
 mod watched;
+mod webhooks;
 
 pub use connect::{Backend, Store, StoreOptions, sqlite_file};
 pub use error::StoreError;

@@ -42,6 +42,9 @@ const POLL: Duration = Duration::from_secs(1);
 pub(crate) struct Sequencer {
     wake: Arc<Notify>,
     task: OnceLock<JoinHandle<()>>,
+    /// Counts events this process numbered: what the notification
+    /// deliveries wait on instead of polling.
+    stamped: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Sequencer {
@@ -57,6 +60,7 @@ impl Sequencer {
 #[derive(Clone)]
 pub(crate) struct Stamper {
     pub(crate) pools: Pools,
+    stamped: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Stamper {
@@ -69,6 +73,9 @@ impl Stamper {
         let mut total = 0;
         loop {
             let (events, entries) = self.stamp_batch().await?;
+            if events > 0 {
+                self.stamped.send_modify(|n| *n += events);
+            }
             total += events + entries;
             if events < BATCH as u64 && entries < BATCH as u64 {
                 return Ok(total);
@@ -112,7 +119,15 @@ impl crate::Store {
     fn stamper(&self) -> Stamper {
         Stamper {
             pools: self.pools.clone(),
+            stamped: self.sequencer.stamped.clone(),
         }
+    }
+
+    /// Changes whenever this process numbers events (a count): the
+    /// notification deliveries wake on it. Events numbered by another
+    /// process are not signalled here; readers poll for those.
+    pub fn events_numbered(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.sequencer.stamped.subscribe()
     }
 
     /// Called after every write commit: wakes this process's sequencer,

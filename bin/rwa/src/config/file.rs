@@ -40,10 +40,14 @@ pub(crate) struct Layered {
     pub(crate) chain: ChainSection,
     #[serde(default)]
     pub(crate) signer: SignerSection,
+    #[serde(default)]
+    pub(crate) webhooks: WebhooksSection,
     /// Sections of the documented contract that no code of this version uses
     /// yet (see [`NOT_YET_USED`]): accepted, so a shared file does not fail,
     /// and reported, so nobody believes they do something.
-    pub(crate) webhooks: Option<toml::Table>,
+    pub(crate) smtp: Option<toml::Table>,
+    pub(crate) whatsapp: Option<toml::Table>,
+    pub(crate) amqp: Option<toml::Table>,
     #[serde(default)]
     pub(crate) compliance: ComplianceSection,
     #[serde(default)]
@@ -56,8 +60,28 @@ pub(crate) struct Layered {
 /// Settings of the public contract whose feature has not landed: the variable,
 /// its TOML section, and what will use it. Giving one changes nothing; the
 /// service says so at start-up and `rwa config check` lists it.
-pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] =
-    &[("RWA_WEBHOOK_ALLOW_PRIVATE", "webhooks", "webhooks")];
+pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] = &[
+    ("RWA_SMTP_URL", "smtp", "e-mail notifications"),
+    ("RWA_SMTP_FROM", "smtp", "e-mail notifications"),
+    ("RWA_WHATSAPP_URL", "whatsapp", "WhatsApp notifications"),
+    ("RWA_WHATSAPP_TOKEN", "whatsapp", "WhatsApp notifications"),
+    (
+        "RWA_WHATSAPP_PHONE_ID",
+        "whatsapp",
+        "WhatsApp notifications",
+    ),
+    ("RWA_AMQP_URL", "amqp", "the RabbitMQ event stream"),
+];
+
+/// `[webhooks]`: deliveries to the organizations' endpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebhooksSection {
+    pub(crate) allow_private: Option<bool>,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) disable_after_secs: Option<u64>,
+    pub(crate) secret_overlap_secs: Option<u64>,
+}
 
 /// `[rate_limits]`: per address, on `/v1/auth/*`, and per credential by
 /// the organization's tier.
@@ -336,6 +360,23 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
     ("RWA_RATE_LIMIT_AUTH_BURST", |c, v| {
         Ok(c.rate_limits.auth.burst = Some(number(v)?))
     }),
+    ("RWA_WEBHOOK_ALLOW_PRIVATE", |c, v| {
+        c.webhooks.allow_private = Some(match v.trim() {
+            "true" | "on" => true,
+            "false" | "off" => false,
+            _ => return Err(format!("expected true or false, got {v:?}")),
+        });
+        Ok(())
+    }),
+    ("RWA_WEBHOOK_TIMEOUT_MS", |c, v| {
+        Ok(c.webhooks.timeout_ms = Some(number(v)?))
+    }),
+    ("RWA_WEBHOOK_DISABLE_AFTER_SECS", |c, v| {
+        Ok(c.webhooks.disable_after_secs = Some(number(v)?))
+    }),
+    ("RWA_WEBHOOK_SECRET_OVERLAP_SECS", |c, v| {
+        Ok(c.webhooks.secret_overlap_secs = Some(number(v)?))
+    }),
     ("RWA_JOBS_LEASE_MS", |c, v| {
         Ok(c.jobs.lease_ms = Some(number(v)?))
     }),
@@ -374,7 +415,9 @@ pub(crate) fn load(
     }
     for (name, section, user) in NOT_YET_USED {
         let in_file = match *section {
-            "webhooks" => layered.webhooks.is_some(),
+            "smtp" => layered.smtp.is_some(),
+            "whatsapp" => layered.whatsapp.is_some(),
+            "amqp" => layered.amqp.is_some(),
             _ => false,
         };
         if env(name).is_some() || in_file {

@@ -159,6 +159,22 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Roles this process runs.
     pub role: ServeRole,
+    /// Webhook deliveries.
+    pub webhooks: WebhookConfig,
+}
+
+/// Webhook deliveries (`[webhooks]`, `RWA_WEBHOOK_*`).
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// Loopback, private, link-local and metadata targets allowed
+    /// (development and tests only).
+    pub allow_private: bool,
+    /// One attempt's limit.
+    pub timeout: std::time::Duration,
+    /// Failing for longer turns an endpoint off.
+    pub disable_after: std::time::Duration,
+    /// How long a rotated secret keeps signing beside the new one.
+    pub secret_overlap: std::time::Duration,
 }
 
 /// Values given as command-line flags; they override every other source.

@@ -9,7 +9,7 @@ use super::file::Layered;
 use super::secret::Secret;
 use super::{
     ChainConfig, Config, DatabaseConfig, EngineConfig, Environment, HttpConfig, JobsConfig,
-    LogFormat, ServeRole, SignerConfig,
+    LogFormat, ServeRole, SignerConfig, WebhookConfig,
 };
 
 /// Secrets that appear in examples and tutorials, refused in production.
@@ -101,6 +101,8 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         }
     });
 
+    let webhooks = webhooks(&l.webhooks, errors);
+
     let cors_origins = l.cors_origins.unwrap_or_default();
     for origin in &cors_origins {
         check_origin(origin, prod, errors);
@@ -155,6 +157,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         chain,
         signer,
         not_yet_used: l.not_yet_used,
+        webhooks,
         otlp_endpoint: l.otlp_endpoint,
         log_format,
         http,
@@ -437,5 +440,27 @@ fn http(l: &Layered, errors: &mut Vec<String>) -> HttpConfig {
         json_max_depth,
         request_timeout: Duration::from_millis(request_timeout_ms),
         shutdown_timeout: Duration::from_millis(l.http.shutdown_timeout_ms.unwrap_or(30_000)),
+    }
+}
+
+/// `[webhooks]` / `RWA_WEBHOOK_*`.
+fn webhooks(w: &super::file::WebhooksSection, errors: &mut Vec<String>) -> WebhookConfig {
+    let timeout_ms = w.timeout_ms.unwrap_or(10_000);
+    if !(100..=60_000).contains(&timeout_ms) {
+        errors.push("RWA_WEBHOOK_TIMEOUT_MS: must be 100 to 60000".into());
+    }
+    let disable_after = w.disable_after_secs.unwrap_or(3 * 24 * 3600);
+    if !(1..=30 * 24 * 3600).contains(&disable_after) {
+        errors.push("RWA_WEBHOOK_DISABLE_AFTER_SECS: must be 1 to 2592000 (30 days)".into());
+    }
+    let overlap = w.secret_overlap_secs.unwrap_or(24 * 3600);
+    if overlap > 30 * 24 * 3600 {
+        errors.push("RWA_WEBHOOK_SECRET_OVERLAP_SECS: must be at most 2592000 (30 days)".into());
+    }
+    WebhookConfig {
+        allow_private: w.allow_private.unwrap_or(false),
+        timeout: std::time::Duration::from_millis(timeout_ms),
+        disable_after: std::time::Duration::from_secs(disable_after),
+        secret_overlap: std::time::Duration::from_secs(overlap),
     }
 }

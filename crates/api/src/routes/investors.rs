@@ -174,7 +174,7 @@ pub(crate) struct UpdateInvestor {
 }
 
 /// A field that may be absent (`None`) but not `null` (a 422 naming it).
-fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub(crate) fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,

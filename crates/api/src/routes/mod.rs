@@ -20,6 +20,7 @@ pub(crate) mod tokens;
 pub(crate) mod transfers;
 pub(crate) mod users;
 pub(crate) mod watched_contracts;
+pub(crate) mod webhooks;
 
 use rwa_domain::page::Page;
 use serde::Serialize;

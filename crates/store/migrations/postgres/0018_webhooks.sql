@@ -1,0 +1,56 @@
+-- Webhook endpoints: each has its own cursor over the event log
+-- (delivered_seq: every event up to it was delivered or not selected), its
+-- signing secret sealed like personal data (and the previous one while a
+-- rotation's overlap lasts), and the state of the event at the head of its
+-- outbox when that fails.
+CREATE TABLE webhooks (
+    id                          UUID PRIMARY KEY NOT NULL,
+    org_id                      UUID NOT NULL REFERENCES organizations (id),
+    url                         TEXT NOT NULL,
+    events                      TEXT NOT NULL,
+    description                 TEXT,
+    enabled                     BOOLEAN NOT NULL,
+    disabled_reason             TEXT,
+    secret                      TEXT NOT NULL,
+    previous_secret             TEXT,
+    previous_secret_expires_at  TIMESTAMPTZ,
+    delivered_seq               BIGINT NOT NULL,
+    failing_since               TIMESTAMPTZ,
+    attempts                    INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at             TIMESTAMPTZ,
+    last_error                  TEXT,
+    last_delivered_at           TIMESTAMPTZ,
+    created_at                  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at                  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX webhooks_org ON webhooks (org_id, id);
+CREATE INDEX webhooks_enabled ON webhooks (id) WHERE enabled;
+
+-- Every attempt to deliver an event to an endpoint, kept for inspection
+-- and replay; removed with the endpoint.
+CREATE TABLE webhook_deliveries (
+    id                UUID PRIMARY KEY NOT NULL,
+    webhook_id        UUID NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event_seq         BIGINT NOT NULL,
+    event_id          UUID NOT NULL,
+    event_type        TEXT NOT NULL,
+    attempt           INTEGER NOT NULL,
+    replay            BOOLEAN NOT NULL,
+    succeeded         BOOLEAN NOT NULL,
+    status_code       INTEGER,
+    latency_ms        BIGINT NOT NULL,
+    error             TEXT,
+    response_snippet  TEXT,
+    created_at        TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook_id, id);
+
+-- Single events asked to be sent again, out of band; done_at once sent.
+CREATE TABLE webhook_replays (
+    id            UUID PRIMARY KEY NOT NULL,
+    webhook_id    UUID NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event_seq     BIGINT NOT NULL,
+    requested_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    done_at       TIMESTAMPTZ
+);
+CREATE INDEX webhook_replays_pending ON webhook_replays (webhook_id, id) WHERE done_at IS NULL;

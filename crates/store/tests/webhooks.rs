@@ -1,0 +1,281 @@
+//! Webhook endpoints' storage contract, on SQLite and PostgreSQL
+//! (`RWA_TEST_DATABASE`): secrets sealed at rest and re-sealed after a
+//! rotation of the server secret, the previous secret signing only during
+//! its overlap, and the outbox's cursor moved by compare-and-set so a
+//! replay asked for during a step wins, with the failure state and the
+//! turn-off recorded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rwa_domain::api_key::NewApiKey;
+use rwa_domain::org::OrgName;
+use rwa_domain::page::PageRequest;
+use rwa_domain::pii::PiiKeys;
+use rwa_domain::ports::{EventLog, OrgRepository};
+use rwa_domain::webhook::{
+    Attempt, EventSelector, NewWebhook, Outcome, WebhookChange, WebhookOutbox, WebhookRepository,
+};
+use rwa_domain::{Actor, OrgId, Role};
+use rwa_store::{Store, StoreOptions};
+use rwa_testkit::TestDatabase;
+
+const SECRET: &[u8] = b"webhook-test-secret-of-at-least-32-bytes";
+const NEXT_SECRET: &[u8] = b"webhook-test-next-secret-at-least-32-bytes";
+
+async fn open(db: &TestDatabase, secret: &[u8], previous: Option<&[u8]>) -> Arc<Store> {
+    let mut opts = StoreOptions::new(&db.url);
+    opts.max_connections = 4;
+    opts.pii = Some(Arc::new(PiiKeys::new(secret, previous)));
+    let store = Store::connect(&opts).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    Arc::new(store)
+}
+
+async fn org(store: &Store) -> OrgId {
+    let (key, _) = NewApiKey::generate(Role::Admin, None);
+    store
+        .system_create_with_key(&OrgName::parse("Hooks").unwrap(), &key, &Actor::CLI)
+        .await
+        .unwrap()
+        .id
+}
+
+fn new_hook(secret: &str) -> NewWebhook {
+    NewWebhook {
+        url: "https://hooks.example.com/rwa".into(),
+        events: EventSelector::parse("events", &["*".to_owned()]).unwrap(),
+        description: Some("ledger".into()),
+        enabled: true,
+        secret: secret.into(),
+    }
+}
+
+fn attempt(seq: i64, ok: bool) -> Attempt {
+    Attempt {
+        event_seq: seq,
+        event_id: uuid::Uuid::now_v7(),
+        event_type: "webhook.created".into(),
+        attempt: 1,
+        succeeded: ok,
+        status_code: Some(if ok { 200 } else { 500 }),
+        latency: Duration::from_millis(3),
+        error: (!ok).then(|| "answered 500".into()),
+        response_snippet: None,
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_rotated_with_an_overlap_and_resealed() {
+    let db = TestDatabase::create().await;
+    let store = open(&db, SECRET, None).await;
+    let org = org(&store).await;
+    let hook = WebhookRepository::create(&*store, org, &new_hook("whsec_first"), &Actor::CLI)
+        .await
+        .unwrap();
+    let target = store.system_target(hook.id).await.unwrap().unwrap();
+    assert_eq!(target.secrets, ["whsec_first"]);
+    assert_eq!(target.webhook.description.as_deref(), Some("ledger"));
+
+    // Rotated with no overlap: only the new secret signs.
+    WebhookRepository::rotate_secret(
+        &*store,
+        org,
+        hook.id,
+        "whsec_second",
+        Duration::ZERO,
+        &Actor::CLI,
+    )
+    .await
+    .unwrap();
+    let target = store.system_target(hook.id).await.unwrap().unwrap();
+    assert_eq!(target.secrets, ["whsec_second"]);
+    assert!(target.webhook.previous_secret_expires_at.is_none());
+    // With an overlap: the new one first, then the old one.
+    let rotated = WebhookRepository::rotate_secret(
+        &*store,
+        org,
+        hook.id,
+        "whsec_third",
+        Duration::from_secs(3600),
+        &Actor::CLI,
+    )
+    .await
+    .unwrap();
+    assert!(rotated.previous_secret_expires_at.unwrap() > Utc::now());
+    let target = store.system_target(hook.id).await.unwrap().unwrap();
+    assert_eq!(target.secrets, ["whsec_third", "whsec_second"]);
+
+    // The server secret changes: rows open under the previous key until
+    // re-sealed, then under the new one alone.
+    store.close().await;
+    let rotated_store = open(&db, NEXT_SECRET, Some(SECRET)).await;
+    assert_eq!(rotated_store.reseal_webhook_secrets().await.unwrap(), 1);
+    assert_eq!(rotated_store.reseal_webhook_secrets().await.unwrap(), 0);
+    rotated_store.close().await;
+    let fresh = open(&db, NEXT_SECRET, None).await;
+    let target = fresh.system_target(hook.id).await.unwrap().unwrap();
+    assert_eq!(target.secrets, ["whsec_third", "whsec_second"]);
+}
+
+#[tokio::test]
+async fn the_outbox_moves_by_compare_and_set_and_records_failures() {
+    let db = TestDatabase::create().await;
+    let store = open(&db, SECRET, None).await;
+    let org = org(&store).await;
+    let hook = WebhookRepository::create(&*store, org, &new_hook("whsec_x"), &Actor::CLI)
+        .await
+        .unwrap();
+    // The endpoint's own `webhook.created` is after its starting point.
+    let events = EventLog::list(&*store, org, 0, 10, None).await.unwrap();
+    let created = events.last().unwrap().seq;
+    assert_eq!(hook.delivered_seq, created - 1);
+    assert_eq!(
+        store
+            .system_events_after(org, hook.delivered_seq, 10)
+            .await
+            .unwrap()[0]
+            .seq,
+        created
+    );
+
+    // A failure: attempts counted, failure kept, cursor unmoved.
+    let retry_at = Utc::now() + chrono::Duration::seconds(30);
+    let failed = Outcome::Failed {
+        through: hook.delivered_seq,
+        retry_at,
+        error: "answered 500".into(),
+        disable: false,
+    };
+    assert!(
+        store
+            .system_record(
+                hook.id,
+                hook.delivered_seq,
+                &[attempt(created, false)],
+                &failed
+            )
+            .await
+            .unwrap()
+    );
+    let after = WebhookRepository::get(&*store, org, hook.id).await.unwrap();
+    assert_eq!(after.attempts, 1);
+    assert!(after.failing_since.is_some() && after.next_attempt_at.is_some());
+    assert_eq!(after.last_error.as_deref(), Some("answered 500"));
+    let since = after.failing_since;
+    store
+        .system_record(
+            hook.id,
+            hook.delivered_seq,
+            &[attempt(created, false)],
+            &failed,
+        )
+        .await
+        .unwrap();
+    let again = WebhookRepository::get(&*store, org, hook.id).await.unwrap();
+    assert_eq!(
+        (again.attempts, again.failing_since),
+        (2, since),
+        "the same failure goes on"
+    );
+
+    // Delivered: the cursor moves, the failure clears.
+    assert!(
+        store
+            .system_record(
+                hook.id,
+                hook.delivered_seq,
+                &[attempt(created, true)],
+                &Outcome::Advanced { through: created }
+            )
+            .await
+            .unwrap()
+    );
+    let moved = WebhookRepository::get(&*store, org, hook.id).await.unwrap();
+    assert_eq!((moved.delivered_seq, moved.attempts), (created, 0));
+    assert!(moved.failing_since.is_none() && moved.last_delivered_at.is_some());
+
+    // A replay moves it back while a step was running: the step's record
+    // keeps its attempts but does not move the cursor past the replay.
+    WebhookRepository::replay_from(&*store, org, hook.id, 1, &Actor::CLI)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .system_record(
+                hook.id,
+                created,
+                &[attempt(created + 1, true)],
+                &Outcome::Advanced {
+                    through: created + 1
+                }
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        WebhookRepository::get(&*store, org, hook.id)
+            .await
+            .unwrap()
+            .delivered_seq,
+        0
+    );
+    let listed = store
+        .deliveries(org, hook.id, PageRequest::parse(Some(50), None).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 4, "every attempt is kept");
+
+    // Failing too long: turned off, with its event.
+    let disabled = Outcome::Failed {
+        through: 0,
+        retry_at,
+        error: "answered 500".into(),
+        disable: true,
+    };
+    assert!(
+        store
+            .system_record(hook.id, 0, &[attempt(1, false)], &disabled)
+            .await
+            .unwrap()
+    );
+    let off = WebhookRepository::get(&*store, org, hook.id).await.unwrap();
+    assert!(!off.enabled && off.disabled_reason.unwrap().contains("answered 500"));
+    assert!(store.system_enabled_webhooks().await.unwrap().is_empty());
+    let last = EventLog::list(&*store, org, 0, 100, None).await.unwrap();
+    assert_eq!(last.last().unwrap().kind, "webhook.disabled");
+    assert_eq!(last.last().unwrap().data["webhook_id"], hook.id.to_string());
+
+    // Turned on again: a fresh failure period.
+    let on = WebhookRepository::update(
+        &*store,
+        org,
+        hook.id,
+        &WebhookChange {
+            enabled: Some(true),
+            ..WebhookChange::default()
+        },
+        &Actor::CLI,
+    )
+    .await
+    .unwrap();
+    assert!(on.enabled && on.failing_since.is_none() && on.disabled_reason.is_none());
+    assert_eq!(on.attempts, 0);
+
+    // Another organization sees nothing of it.
+    let other = {
+        let (key, _) = NewApiKey::generate(Role::Admin, None);
+        store
+            .system_create_with_key(&OrgName::parse("Other").unwrap(), &key, &Actor::CLI)
+            .await
+            .unwrap()
+            .id
+    };
+    assert!(
+        WebhookRepository::get(&*store, other, hook.id)
+            .await
+            .is_err()
+    );
+    assert!(OrgRepository::get(&*store, other).await.is_ok());
+}
