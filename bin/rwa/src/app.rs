@@ -243,10 +243,17 @@ impl App {
             };
             let deliveries = rwa_notify::delivery::Deliveries::new(
                 store.clone(),
+                store.clone(),
                 settings,
                 store.events_numbered(),
             )
             .map_err(|e| anyhow::anyhow!(e))?;
+            let deliveries = match &config.smtp {
+                Some(smtp) => {
+                    deliveries.with_email(store.clone(), rwa_notify::mail::Mailer::new(smtp))
+                }
+                None => deliveries,
+            };
             Some(Arc::new(deliveries))
         } else {
             None
@@ -260,6 +267,7 @@ impl App {
             cors_origins: config.cors_origins.clone(),
             trusted_proxies: config.limits.trusted_proxies.clone(),
             webhook_secret_overlap: config.webhooks.secret_overlap,
+            email_configured: config.smtp.is_some(),
             ..ApiSettings::default()
         };
         let state = ApiState::new(ApiPorts {
@@ -292,6 +300,7 @@ impl App {
             index: store.clone(),
             watched: store.clone(),
             webhooks: store.clone(),
+            notifications: store.clone(),
             verifier: Arc::new(Verifier::new(
                 chain.clone(),
                 store.clone(),

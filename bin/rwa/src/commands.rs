@@ -100,6 +100,7 @@ pub fn config_check(config: &Config) -> i32 {
             "disable_after_secs": config.webhooks.disable_after.as_secs(),
             "secret_overlap_secs": config.webhooks.secret_overlap.as_secs(),
         },
+        "smtp": config.smtp.as_ref().map(ToString::to_string),
         "not_yet_used": config.not_yet_used,
     });
     println!("{summary}");

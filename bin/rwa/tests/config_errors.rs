@@ -257,6 +257,43 @@ fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
             "RWA_WEBHOOK_DISABLE_AFTER_SECS: must be 1 to 2592000",
         ],
     );
+    // SMTP: both settings or neither, a URL lettre can use, shown without
+    // its password.
+    let out = run(
+        &["config", "check"],
+        &[(
+            "RWA_SMTP_URL",
+            "smtps://mailer:hunter2-secret@smtp.example.com",
+        )],
+    );
+    assert_rejected(&out, &["RWA_SMTP_FROM: required with RWA_SMTP_URL"]);
+    let out = run(
+        &["config", "check"],
+        &[
+            ("RWA_SMTP_URL", "http://smtp.example.com"),
+            ("RWA_SMTP_FROM", "alerts@rwa.example"),
+        ],
+    );
+    assert_rejected(&out, &["RWA_SMTP_URL"]);
+    let shown = check(&[
+        (
+            "RWA_SMTP_URL",
+            "smtps://mailer:hunter2-secret@smtp.example.com",
+        ),
+        ("RWA_SMTP_FROM", "alerts@rwa.example"),
+    ]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let printed = String::from_utf8_lossy(&shown.stdout);
+    assert!(!printed.contains("hunter2-secret"), "{printed}");
+    let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert!(
+        v["smtp"].as_str().unwrap().contains("smtp.example.com"),
+        "{v}"
+    );
     let shown = check(&[("RWA_WEBHOOK_ALLOW_PRIVATE", "true")]);
     let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(v["webhooks"]["allow_private"], true);

@@ -635,6 +635,8 @@ async fn the_openapi_spec_describes_every_route_with_roles_and_problems() {
         ("/v1/webhooks/{id}/deliveries", "get"),
         ("/v1/webhooks/{id}/deliveries/{delivery}/replay", "post"),
         ("/v1/webhooks/{id}/replay", "post"),
+        ("/v1/org/notifications", "get"),
+        ("/v1/org/notifications", "put"),
     ];
     for (path, method) in expected {
         assert!(

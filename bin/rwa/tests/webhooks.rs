@@ -404,6 +404,21 @@ async fn outboxes_are_ordered_at_least_once_independent_and_replayable() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "webhooks are admin's");
+    let (status, _, problem) = api
+        .call(
+            &admin,
+            Method::PUT,
+            "/v1/org/notifications",
+            None,
+            Some(json!({ "email": { "to": ["ops@outbox.example"], "events": ["*"] } })),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no SMTP here: {problem}"
+    );
+    assert_eq!(common::problem_fields(&problem), ["email"], "{problem}");
 
     let flaky = Receiver::start(DOWN).await;
     let hanging = Receiver::start(HANG).await;
@@ -562,13 +577,30 @@ async fn outboxes_are_ordered_at_least_once_independent_and_replayable() {
 }
 
 #[tokio::test]
-async fn private_targets_are_refused_and_a_failing_endpoint_is_turned_off() {
-    let s = Server::start(&[("RWA_WEBHOOK_DISABLE_AFTER_SECS", "1")]).await;
+async fn private_targets_are_refused_and_a_failing_endpoint_is_turned_off_and_mailed() {
+    let smtp = rwa_testkit::SmtpServer::start().await;
+    let s = Server::start(&[
+        ("RWA_WEBHOOK_DISABLE_AFTER_SECS", "1"),
+        ("RWA_SMTP_URL", &smtp.url()),
+        ("RWA_SMTP_FROM", "rwa alerts <alerts@rwa.example>"),
+    ])
+    .await;
     let api = Api {
         s: &s,
         client: Client::new(),
     };
     let (_org, admin) = s.create_org("Guarded Fund");
+    let (status, _, prefs) = api
+        .call(
+            &admin,
+            Method::PUT,
+            "/v1/org/notifications",
+            None,
+            Some(json!({ "email": { "to": ["ops@guarded.example", "cfo@guarded.example"], "events": ["investor.created"] } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{prefs}");
+    assert_eq!(prefs["email"]["events"], json!(["investor.created"]));
     let target = Receiver::start(UP).await;
     let port = target.url.rsplit(':').next().unwrap().to_owned();
     let cases = [
@@ -633,6 +665,40 @@ async fn private_targets_are_refused_and_a_failing_endpoint_is_turned_off() {
         disabled,
         ids.iter().map(String::as_str).collect(),
         "{events}"
+    );
+
+    // Mailed in seq order: the selected event, then each turned-off webhook
+    // (always mailed), to both recipients.
+    let mails = smtp.wait_for(1 + ids.len(), WAIT).await;
+    let text: Vec<String> = mails
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    let subject = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        subject(&text[0]).contains("investor.created"),
+        "{}",
+        text[0]
+    );
+    let mut named = HashSet::new();
+    for mail in &text[1..] {
+        assert!(subject(mail).contains("disabled"), "{mail}");
+        assert!(
+            mail.contains("To: ops@guarded.example, cfo@guarded.example"),
+            "{mail}"
+        );
+        assert!(mail.contains("<alerts@rwa.example>"), "{mail}");
+        named.extend(ids.iter().filter(|id| mail.contains(id.as_str())).cloned());
+    }
+    assert_eq!(
+        named.len(),
+        ids.len(),
+        "a message names each webhook turned off"
     );
 
     // Turned on again, it starts a new failure period and retries at once.

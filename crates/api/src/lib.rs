@@ -66,6 +66,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::holdings::router())
         .merge(routes::watched_contracts::router())
         .merge(routes::webhooks::router())
+        .merge(routes::notifications::router())
         .split_for_parts();
     openapi::add_problem_responses(&mut spec);
 

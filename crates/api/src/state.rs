@@ -28,6 +28,9 @@ pub struct ApiSettings {
     /// How long a rotated webhook secret keeps signing beside the new one
     /// (`RWA_WEBHOOK_SECRET_OVERLAP_SECS`).
     pub webhook_secret_overlap: Duration,
+    /// Whether the server sends e-mail (`RWA_SMTP_URL`): e-mail
+    /// preferences are refused without it.
+    pub email_configured: bool,
 }
 
 impl Default for ApiSettings {
@@ -41,6 +44,7 @@ impl Default for ApiSettings {
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             webhook_secret_overlap: Duration::from_secs(24 * 3600),
+            email_configured: false,
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct ApiPorts {
     pub index: Arc<dyn rwa_domain::onchain::IndexStore>,
     /// Watched contracts.
     pub watched: Arc<dyn rwa_domain::onchain::WatchedContracts>,
+    /// Notification preferences.
+    pub notifications: Arc<dyn rwa_domain::notification::NotificationSettingsRepository>,
     /// Webhook endpoints and their deliveries.
     pub webhooks: Arc<dyn rwa_domain::webhook::WebhookRepository>,
     /// Reconciles the index with the chain.

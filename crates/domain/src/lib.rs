@@ -28,6 +28,7 @@ pub mod ids;
 pub mod investor;
 pub mod jobs;
 pub mod network;
+pub mod notification;
 pub mod onchain;
 pub mod operation;
 pub mod org;

@@ -109,6 +109,22 @@ pub trait EventLog: Send + Sync {
         limit: u32,
         filter: Option<&crate::event::TypeFilter>,
     ) -> RepoResult<Vec<Event>>;
+
+    /// Numbered events of `org` after `after`, oldest first, without
+    /// numbering pending ones first: for the notification outboxes, which
+    /// read constantly while the sequencer numbers on its own.
+    async fn system_numbered_after(
+        &self,
+        org: OrgId,
+        after: i64,
+        limit: u32,
+    ) -> RepoResult<Vec<Event>>;
+
+    /// The numbered event `seq` of `org`.
+    async fn system_numbered(&self, org: OrgId, seq: i64) -> RepoResult<Option<Event>>;
+
+    /// The highest `seq` numbered, over every organization (0: none).
+    async fn system_last_numbered(&self) -> RepoResult<i64>;
 }
 
 /// Connection pool figures, exported as metrics.

@@ -19,7 +19,7 @@ use rand::Rng as _;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::event::{Event, TypeFilter};
+use crate::event::TypeFilter;
 use crate::page::{Page, PageRequest};
 use crate::{Actor, OrgId, RepoResult, ValidationError};
 
@@ -67,7 +67,12 @@ impl EventSelector {
         }
         let mut patterns = Vec::with_capacity(raw.len());
         for (i, p) in raw.iter().enumerate() {
-            let pattern = if p == "*" {
+            let pattern = if p.len() > 100 {
+                return Err(ValidationError::new(
+                    format!("{field}[{i}]"),
+                    "must be at most 100 characters",
+                ));
+            } else if p == "*" {
                 Pattern::All
             } else {
                 Pattern::Type(TypeFilter::parse(p).map_err(|_| {
@@ -114,7 +119,7 @@ impl EventSelector {
 /// host, no credentials, no fragment.
 pub fn parse_url(field: &str, raw: &str, production: bool) -> Result<String, ValidationError> {
     let bad = |m: &str| ValidationError::new(field, m);
-    if raw.is_empty() || raw.len() > URL_MAX {
+    if raw.is_empty() || raw.chars().count() > URL_MAX {
         return Err(bad("must be an absolute URL of at most 2048 characters"));
     }
     let url = url::Url::parse(raw).map_err(|e| bad(&format!("is not an absolute URL ({e})")))?;
@@ -136,6 +141,16 @@ pub fn parse_url(field: &str, raw: &str, production: bool) -> Result<String, Val
         return Err(bad("must not have a #fragment"));
     }
     Ok(url.to_string())
+}
+
+/// What is said of an endpoint's URL outside the endpoint itself (events,
+/// which other receivers get; the audit trail; logs): scheme, host and
+/// port. Receivers' URLs often carry a token in their path or query.
+pub fn url_origin(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => "(invalid URL)".to_owned(),
+    }
 }
 
 /// A description: at most 200 characters, no control characters; blank
@@ -188,29 +203,41 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("a multicast, broadcast or reserved address")
     } else if a == 192 && b == 0 && ip.octets()[2] == 0 {
         Some("an IETF protocol assignment address")
+    } else if a == 198 && (b == 18 || b == 19) {
+        Some("a benchmarking (private) address")
     } else {
         None
     }
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
-    if ip.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254] {
+    let seg = ip.segments();
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if seg == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254] {
         Some("a cloud metadata address")
     } else if ip.is_loopback() {
         Some("a loopback address")
     } else if ip.is_unspecified() {
         Some("an unspecified address")
-    } else if first & 0xfe00 == 0xfc00 {
-        Some("a unique local (private) address")
-    } else if first & 0xffc0 == 0xfe80 {
-        Some("a link-local address")
-    } else if ip.is_multicast() {
-        Some("a multicast address")
-    } else if ip.to_ipv4().is_some() && first == 0 {
-        // IPv4-compatible (deprecated) and NAT64-less embeddings of any
-        // IPv4 address: refused rather than reasoned about.
-        Some("an IPv4-compatible address")
+    } else if seg[0] == 0x64 && seg[1] == 0xff9b {
+        // NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48): the
+        // gateway reaches the IPv4 address inside.
+        forbidden_v4(embedded(seg[6], seg[7])).or(if seg[2] == 1 {
+            Some("a local-use NAT64 address")
+        } else {
+            None
+        })
+    } else if seg[0] == 0x2002 {
+        // 6to4 carries an IPv4 address in bits 16..48.
+        forbidden_v4(embedded(seg[1], seg[2]))
+    } else if seg[0] & 0xe000 != 0x2000 {
+        // Outside global unicast (2000::/3): unique local, link-local,
+        // site-local, multicast, IPv4-compatible and -translated forms.
+        Some("not a global unicast address")
+    } else if seg[0] == 0x2001 && seg[1] == 0 {
+        Some("a Teredo tunnel address")
+    } else if seg[0] == 0x2001 && seg[1] == 0xdb8 {
+        Some("a documentation address")
     } else {
         None
     }
@@ -418,7 +445,7 @@ pub trait WebhookRepository: Send + Sync {
         overlap: Duration,
         actor: &Actor,
     ) -> RepoResult<Webhook>;
-    /// Attempts, newest first.
+    /// Attempts, oldest first.
     async fn deliveries(
         &self,
         org: OrgId,
@@ -454,15 +481,6 @@ pub trait WebhookOutbox: Send + Sync {
     async fn system_enabled_webhooks(&self) -> RepoResult<Vec<Uuid>>;
     /// An endpoint with its secrets and waiting replays; `None` when deleted.
     async fn system_target(&self, id: Uuid) -> RepoResult<Option<Target>>;
-    /// Numbered events of `org` after `after`, oldest first.
-    async fn system_events_after(
-        &self,
-        org: OrgId,
-        after: i64,
-        limit: u32,
-    ) -> RepoResult<Vec<Event>>;
-    /// One numbered event of `org`.
-    async fn system_event(&self, org: OrgId, seq: i64) -> RepoResult<Option<Event>>;
     /// Records `attempts` and moves the outbox from `from` as `outcome`
     /// says, unless the cursor moved meanwhile (a replay asked for): then
     /// only the attempts are kept. Answers whether the outbox moved.
@@ -528,6 +546,14 @@ mod tests {
     }
 
     #[test]
+    fn only_the_origin_of_a_url_is_told() {
+        assert_eq!(
+            url_origin("https://hooks.example.com:8443/services/T0/B0/secret?token=x"),
+            "https://hooks.example.com:8443"
+        );
+    }
+
+    #[test]
     fn private_loopback_link_local_and_metadata_addresses_are_refused() {
         for ip in [
             "127.0.0.1",
@@ -543,13 +569,26 @@ mod tests {
             "fc00::1",
             "fd00:ec2::254",
             "fe80::1",
+            "fec0::1",
+            "64:ff9b::a00:5",
+            "64:ff9b:1::1",
+            "2002:a00:1::1",
+            "2001:0:4136:e378::1",
+            "::ffff:0:a00:1",
+            "198.18.0.1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "224.0.0.1",
         ] {
             assert!(forbidden_address(ip.parse().unwrap()).is_some(), "{ip}");
         }
-        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert_eq!(forbidden_address(ip.parse().unwrap()), None, "{ip}");
         }
         assert_eq!(

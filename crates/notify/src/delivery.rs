@@ -1,4 +1,5 @@
-//! The webhook outboxes as a running part of `rwa serve` (roles `worker`
+//! The webhook outboxes (and the organizations' e-mail channels, see
+//! `email.rs`) as a running part of `rwa serve` (roles `worker`
 //! and `all`): one process at a time holds the delivery lease and runs one
 //! task per enabled endpoint, so an endpoint that is slow, down or failing
 //! holds up only itself.
@@ -21,11 +22,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use rwa_domain::OrgId;
+use rwa_domain::notification::EmailOutbox;
+use rwa_domain::ports::EventLog;
 use rwa_domain::webhook::{Attempt, Outcome, Target, WebhookOutbox, backoff};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::email::EmailChannel;
+use crate::mail::Mailer;
 use crate::webhook::{Sent, WebhookSender};
 
 /// How deliveries behave.
@@ -72,9 +78,14 @@ impl Default for DeliverySettings {
 /// The deliveries of every endpoint.
 pub struct Deliveries {
     outbox: Arc<dyn WebhookOutbox>,
+    events: Arc<dyn EventLog>,
     sender: WebhookSender,
     settings: DeliverySettings,
     numbered: watch::Receiver<u64>,
+    /// The highest numbered `seq` seen, followed by one poller for every
+    /// task of this process (see [`Deliveries::follow_head`]).
+    head: watch::Sender<i64>,
+    email: Option<Arc<EmailChannel>>,
 }
 
 impl Deliveries {
@@ -82,39 +93,86 @@ impl Deliveries {
     /// process numbers events).
     pub fn new(
         outbox: Arc<dyn WebhookOutbox>,
+        events: Arc<dyn EventLog>,
         settings: DeliverySettings,
         numbered: watch::Receiver<u64>,
     ) -> Result<Self, String> {
         Ok(Self {
             sender: WebhookSender::new(settings.timeout, settings.allow_private)?,
             outbox,
+            events,
             settings,
             numbered,
+            head: watch::Sender::new(0),
+            email: None,
         })
+    }
+
+    /// Also runs the organizations' e-mail channels, through `mailer`.
+    pub fn with_email(mut self, outbox: Arc<dyn EmailOutbox>, mailer: Mailer) -> Self {
+        self.email = Some(Arc::new(EmailChannel {
+            outbox,
+            events: self.events.clone(),
+            mailer,
+        }));
+        self
     }
 
     /// Runs until `stop` turns true: takes the lease (or waits as a
     /// standby), then keeps a task per enabled endpoint.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let head = tokio::spawn(self.clone().follow_head(stop.clone()));
+        self.deliver(&mut stop).await;
+        let _ = head.await;
+    }
+
+    /// Follows the highest numbered `seq`: at once when this process
+    /// numbers events, every poll for those numbered by other processes.
+    /// One query per poll wakes every task that has something to read,
+    /// instead of each task polling for itself.
+    async fn follow_head(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut numbered = self.numbered.clone();
+        loop {
+            match self.events.system_last_numbered().await {
+                Ok(last) => {
+                    self.head.send_if_modified(|h| {
+                        let newer = last > *h;
+                        *h = (*h).max(last);
+                        newer
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "notifications: cannot read the event log's head")
+                }
+            }
+            tokio::select! {
+                _ = numbered.changed() => {}
+                () = tokio::time::sleep(self.settings.poll) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn deliver(self: &Arc<Self>, stop: &mut watch::Receiver<bool>) {
         loop {
             let lease = match self.outbox.system_delivery_lease().await {
                 Ok(Some(lease)) => lease,
                 Ok(None) => {
-                    if pause(&mut stop, self.settings.poll * 4).await {
+                    if pause(stop, self.settings.poll * 4).await {
                         return;
                     }
                     continue;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook deliveries: cannot take the lease");
-                    if pause(&mut stop, self.settings.poll * 4).await {
+                    if pause(stop, self.settings.poll * 4).await {
                         return;
                     }
                     continue;
                 }
             };
             tracing::info!("webhook deliveries: this process delivers");
-            if self.clone().supervise(lease, &mut stop).await {
+            if self.clone().supervise(lease, stop).await {
                 return;
             }
         }
@@ -129,8 +187,10 @@ impl Deliveries {
         stop: &mut watch::Receiver<bool>,
     ) -> bool {
         let mut tasks: HashMap<Uuid, JoinHandle<()>> = HashMap::new();
+        let mut mail: HashMap<OrgId, JoinHandle<()>> = HashMap::new();
         let stopping = loop {
-            if !lease.alive().await {
+            let alive = tokio::time::timeout(self.settings.rescan * 5, lease.alive()).await;
+            if !matches!(alive, Ok(true)) {
                 tracing::warn!("webhook deliveries: lease lost; standing by");
                 break false;
             }
@@ -146,11 +206,28 @@ impl Deliveries {
                 Err(e) => tracing::warn!(error = %e, "webhook deliveries: cannot list endpoints"),
             }
             metrics::gauge!("rwa_notify_webhook_endpoints_active").set(tasks.len() as f64);
+            if let Some(email) = &self.email {
+                mail.retain(|_, t| !t.is_finished());
+                match email.outbox.system_email_orgs().await {
+                    Ok(orgs) => {
+                        for org in orgs {
+                            mail.entry(org).or_insert_with(|| {
+                                tokio::spawn(email.clone().run(
+                                    org,
+                                    self.settings.clone(),
+                                    self.head.subscribe(),
+                                ))
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "e-mail: cannot list organizations"),
+                }
+            }
             if pause(stop, self.settings.rescan).await {
                 break true;
             }
         };
-        for task in tasks.values() {
+        for task in tasks.values().chain(mail.values()) {
             task.abort();
         }
         stopping
@@ -158,7 +235,7 @@ impl Deliveries {
 
     /// One endpoint's outbox, until it is turned off or removed.
     async fn endpoint(self: Arc<Self>, id: Uuid) {
-        let mut numbered = self.numbered.clone();
+        let mut head = self.head.subscribe();
         loop {
             let target = match self.outbox.system_target(id).await {
                 Ok(Some(t)) if t.webhook.enabled => t,
@@ -186,10 +263,12 @@ impl Deliveries {
             }
             match self.step(&target).await {
                 Ok(true) => {}
+                // Idle: woken by a newer event, or after a rescan period to
+                // see a change, a replay or a removal.
                 Ok(false) => {
                     tokio::select! {
-                        _ = numbered.changed() => {}
-                        () = tokio::time::sleep(self.settings.poll) => {}
+                        _ = head.changed() => {}
+                        () = tokio::time::sleep(self.settings.rescan) => {}
                     }
                 }
                 Err(e) => {
@@ -205,8 +284,8 @@ impl Deliveries {
         let hook = &target.webhook;
         let from = hook.delivered_seq;
         let events = self
-            .outbox
-            .system_events_after(hook.org_id, from, self.settings.batch)
+            .events
+            .system_numbered_after(hook.org_id, from, self.settings.batch)
             .await?;
         if events.is_empty() {
             return Ok(false);
@@ -258,8 +337,8 @@ impl Deliveries {
                     self.settings.retry_cap,
                 );
                 if disable {
-                    tracing::warn!(webhook = %hook.id, url = %hook.url, error = %error,
-                        "webhook endpoint failing for longer than allowed: turned off");
+                    tracing::warn!(webhook = %hook.id, url = %rwa_domain::webhook::url_origin(&hook.url),
+                        error = %error, "webhook endpoint failing for longer than allowed: turned off");
                 }
                 Outcome::Failed {
                     through,
@@ -284,7 +363,7 @@ impl Deliveries {
     async fn replay(&self, target: &Target) -> bool {
         let hook = &target.webhook;
         for (replay, seq) in &target.replays {
-            let attempt = match self.outbox.system_event(hook.org_id, *seq).await {
+            let attempt = match self.events.system_numbered(hook.org_id, *seq).await {
                 Ok(Some(event)) => {
                     let sent = self
                         .sender

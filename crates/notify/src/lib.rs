@@ -8,10 +8,12 @@
 //! - `delivery`: the loop that keeps every enabled endpoint's outbox moving
 //!   (retries with backoff and jitter, the endpoint disabled after failing
 //!   for the configured period), under one lease across processes.
-//! - `mail`: e-mail over SMTP (lettre), `templates`: the messages per event.
+//! - `mail`: e-mail over SMTP (lettre), `templates`: the messages per event,
+//!   `email`: each organization's e-mail channel from its own cursor.
 //! - `whatsapp`: the WhatsApp Business Cloud API connector, behind a breaker.
 
 pub mod delivery;
+mod email;
 pub mod mail;
 pub mod templates;
 pub mod webhook;

@@ -281,11 +281,12 @@ fn webhook_disabled(data: &Value) -> Parts {
             None => "A webhook was turned off: its deliveries kept failing.".to_owned(),
         },
         facts,
-        next: Some(
+        next: Some(format!(
             "Its events are kept. Once the endpoint answers again, turn the webhook back on \
-             (enabled: true) and deliveries resume with the first event it missed."
-                .to_owned(),
-        ),
+             (PATCH /v1/webhooks/{} with {{\"enabled\": true}}) and deliveries resume with \
+             the first event it missed.",
+            field(data, "webhook_id").unwrap_or_else(|| "<id>".into())
+        )),
         data: None,
     }
 }

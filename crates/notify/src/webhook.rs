@@ -54,9 +54,13 @@ impl Resolve for GuardedResolver {
                 .iter()
                 .find_map(|a| forbidden_address(a.ip()).map(|why| (a, why)))
             {
+                // The tenant sees that it was refused, not what the name
+                // resolves to inside: that would map internal DNS.
+                tracing::warn!(host = %host, address = %addr.ip(), reason = why,
+                    "webhook target refused: it resolves to a forbidden address");
                 return Err(format!(
-                    "{host} resolves to {}, {why}: refused (RWA_WEBHOOK_ALLOW_PRIVATE allows it)",
-                    addr.ip()
+                    "{host} resolves to a non-public address (loopback, private, link-local or \
+                     metadata): refused (RWA_WEBHOOK_ALLOW_PRIVATE allows it)"
                 )
                 .into());
             }

@@ -1,13 +1,7 @@
-//! E-mail delivered to a real SMTP server: aiosmtpd, installed by
-//! `scripts/install-tools.sh`, storing what it receives in a maildir that
-//! the test reads back and parses as MIME. aiosmtpd stores a message before
-//! it answers `250` to its data, so once `send` returns the file is there.
-
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+//! E-mail delivered to a real SMTP server: aiosmtpd ([`SmtpServer`]),
+//! storing what it receives in a maildir that the test reads back and parses
+//! as MIME. aiosmtpd stores a message before it answers `250` to its data, so
+//! once `send` returns the file is there.
 
 use chrono::{TimeZone as _, Utc};
 use mail_parser::{Address, MessageParser, MimeHeaders as _};
@@ -15,128 +9,15 @@ use rwa_domain::event::Event;
 use rwa_domain::{EventId, OrgId};
 use rwa_notify::mail::{MailError, Mailer, SmtpSettings};
 use rwa_notify::templates::{Rendered, render};
+use rwa_testkit::SmtpServer;
 use serde_json::json;
 
 const FROM: &str = "Acme Notifications <notify@acme.example>";
 const ORG: &str = "Société Acme Fund";
 
-/// The tools venv's bin directory, installed once per test process.
-fn tools_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/install-tools.sh");
-        let out = Command::new(&script)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bin = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(
-            bin.join("aiosmtpd").exists(),
-            "no aiosmtpd in {}: run scripts/install-tools.sh",
-            bin.display()
-        );
-        bin
-    })
-}
-
-/// A free port no earlier call in this process returned, so two servers
-/// started at once by parallel tests never share one.
-fn fresh_port() -> u16 {
-    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
-
-/// A running aiosmtpd with a maildir, killed on drop.
-struct Smtpd {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Smtpd {
-    /// Starts aiosmtpd on a free loopback port with `extra` arguments and
-    /// waits until it accepts connections.
-    async fn start(extra: &[&str]) -> Smtpd {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let aiosmtpd = tools_bin().join("aiosmtpd");
-        // Another process can take the port between its choice and the
-        // bind: aiosmtpd then exits, and another port is tried.
-        for _ in 0..5 {
-            let port = fresh_port();
-            let log = std::fs::File::create(dir.path().join("aiosmtpd.log")).expect("log file");
-            let mut child = Command::new(&aiosmtpd)
-                .args(["-n", "-l", &format!("127.0.0.1:{port}")])
-                .args(extra)
-                .args(["-c", "aiosmtpd.handlers.Mailbox"])
-                .arg(dir.path().join("maildir"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("spawn aiosmtpd");
-            // Bounded: a loaded machine starts Python slowly, a broken
-            // install never.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-                {
-                    return Smtpd { child, port, dir };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let log = std::fs::read_to_string(dir.path().join("aiosmtpd.log")).unwrap_or_default();
-        panic!("aiosmtpd did not start: {log}");
-    }
-
-    fn mailer(&self) -> Mailer {
-        let url = format!("smtp://127.0.0.1:{}?tls=none", self.port);
-        Mailer::new(&SmtpSettings::parse(&url, FROM, false).expect("settings"))
-    }
-
-    /// Every message stored so far, raw.
-    fn messages(&self) -> Vec<Vec<u8>> {
-        let new = self.dir.path().join("maildir/new");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
-            .unwrap_or_else(|e| panic!("{}: {e}", new.display()))
-            .map(|entry| entry.expect("maildir entry").path())
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|f| std::fs::read(f).expect("message file"))
-            .collect()
-    }
-}
-
-impl Drop for Smtpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A mailer that sends to `server`, without TLS.
+fn mailer(server: &SmtpServer) -> Mailer {
+    Mailer::new(&SmtpSettings::parse(&server.url(), FROM, false).expect("settings"))
 }
 
 fn event(kind: &str, data: serde_json::Value) -> Event {
@@ -277,8 +158,8 @@ fn assert_delivered(raw: &[u8], rendered: &Rendered, text_line: &str, html_fragm
 
 #[tokio::test]
 async fn notifications_reach_a_real_smtp_server_as_multipart_alternative() {
-    let server = Smtpd::start(&[]).await;
-    let mailer = server.mailer();
+    let server = SmtpServer::start().await;
+    let mailer = mailer(&server);
     mailer.check().await.expect("the server answers NOOP");
 
     let (transfer, webhook) = (settled(), webhook_disabled());
@@ -331,7 +212,7 @@ async fn notifications_reach_a_real_smtp_server_as_multipart_alternative() {
 #[tokio::test]
 async fn a_server_that_is_not_listening_is_a_transient_failure() {
     // A port just released by this process, so nothing listens on it.
-    let port = fresh_port();
+    let port = SmtpServer::unused_port();
     let url = format!("smtp://127.0.0.1:{port}?tls=none");
     let mailer = Mailer::new(&SmtpSettings::parse(&url, FROM, false).unwrap());
 
@@ -345,9 +226,8 @@ async fn a_server_that_is_not_listening_is_a_transient_failure() {
 #[tokio::test]
 async fn a_5xx_answer_is_a_permanent_failure() {
     // A size limit below the message's: aiosmtpd answers 552 to its data.
-    let server = Smtpd::start(&["-s", "200"]).await;
-    let err = server
-        .mailer()
+    let server = SmtpServer::start_with_args(&["-s", "200"]).await;
+    let err = mailer(&server)
         .send(&recipients(), &settled())
         .await
         .unwrap_err();

@@ -75,13 +75,8 @@ impl EventLog for Store {
         });
         rows.into_iter().map(Event::try_from).collect()
     }
-}
 
-impl Store {
-    /// Numbered events of `org` after `after`, oldest first, without
-    /// numbering pending ones first (the delivery loops read constantly;
-    /// the sequencer numbers on its own).
-    pub(crate) async fn numbered_events(
+    async fn system_numbered_after(
         &self,
         org: OrgId,
         after: i64,
@@ -95,17 +90,13 @@ impl Store {
         rows.into_iter().map(Event::try_from).collect()
     }
 
-    /// The numbered event `seq` of `org`.
-    pub(crate) async fn numbered_event(&self, org: OrgId, seq: i64) -> RepoResult<Option<Event>> {
-        let rows = on_reader!(self, |pool, sql| {
-            sql::list_events(pool, org.as_uuid(), seq - 1, 1, None, None)
-                .await
-                .db()?
-        });
-        rows.into_iter()
-            .map(Event::try_from)
-            .find(|e| matches!(e, Ok(e) if e.seq == seq) || e.is_err())
-            .transpose()
+    async fn system_last_numbered(&self) -> RepoResult<i64> {
+        on_reader!(self, |pool, sql| sql::last_seq(pool).await.db())
+    }
+
+    async fn system_numbered(&self, org: OrgId, seq: i64) -> RepoResult<Option<Event>> {
+        let mut found = self.system_numbered_after(org, seq - 1, 1).await?;
+        Ok(found.pop().filter(|e| e.seq == seq))
     }
 }
 
@@ -152,6 +143,12 @@ crate::dialect::statements! {
         .execute(c)
         .await
         .map(|r| r.rows_affected())
+    }
+
+    pub(crate) async fn last_seq(pool: &Pool) -> sqlx::Result<i64> {
+        query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+            .fetch_one(pool)
+            .await
     }
 
     pub(crate) async fn list_events(

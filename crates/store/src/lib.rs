@@ -32,6 +32,7 @@ mod jobs;
 mod key_cache;
 mod keys;
 mod lease;
+mod notifications;
 mod onchain;
 mod operations;
 mod orgs;

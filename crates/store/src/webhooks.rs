@@ -12,14 +12,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rwa_domain::audit::AuditRecord;
-use rwa_domain::event::Event;
 use rwa_domain::page::{Page, PageRequest};
 use rwa_domain::pii::PiiKeys;
 use rwa_domain::ports::Lease;
 use rwa_domain::webhook::{
     Attempt, Delivery, EventSelector, NewWebhook, Outcome, Target, WEBHOOK_CREATED,
     WEBHOOK_DELETED, WEBHOOK_DISABLED, WEBHOOK_SECRET_ROTATED, WEBHOOK_UPDATED, Webhook,
-    WebhookChange, WebhookOutbox, WebhookRepository,
+    WebhookChange, WebhookOutbox, WebhookRepository, url_origin,
 };
 use rwa_domain::{Actor, OrgId, RepoError, RepoResult};
 use serde_json::json;
@@ -147,7 +146,7 @@ impl From<DeliveryRow> for Delivery {
 fn described(w: &Webhook) -> serde_json::Value {
     json!({
         "webhook_id": w.id,
-        "url": w.url,
+        "url": url_origin(&w.url),
         "events": w.events.to_strings(),
         "description": w.description,
         "enabled": w.enabled,
@@ -226,14 +225,19 @@ impl Store {
                 let stale = sql::stale_secrets(&mut tx, &format!("{prefix}%"), ROTATION_BATCH)
                     .await
                     .db()?;
-                for (id, secret, previous) in &stale {
+                for (id, secret, previous, until) in &stale {
+                    // A previous secret whose overlap is over signs nothing:
+                    // dropped rather than re-sealed.
+                    let previous = previous
+                        .as_ref()
+                        .filter(|_| until.is_some_and(|t| t > Utc::now()));
                     let reseal = |s: &str| {
                         keys.reseal(s, &context(*id))
                             .map(|r| r.unwrap_or_else(|| s.to_owned()))
                             .map_err(|e| RepoError::Internal(format!("webhook {id} secret: {e}")))
                     };
                     let secret = reseal(secret)?;
-                    let previous = previous.as_deref().map(reseal).transpose()?;
+                    let previous = previous.map(|p| reseal(p)).transpose()?;
                     sql::write_secrets(&mut tx, *id, &secret, previous.as_deref())
                         .await
                         .db()?;
@@ -466,19 +470,6 @@ impl WebhookOutbox for Store {
         }))
     }
 
-    async fn system_events_after(
-        &self,
-        org: OrgId,
-        after: i64,
-        limit: u32,
-    ) -> RepoResult<Vec<Event>> {
-        self.numbered_events(org, after, limit).await
-    }
-
-    async fn system_event(&self, org: OrgId, seq: i64) -> RepoResult<Option<Event>> {
-        self.numbered_event(org, seq).await
-    }
-
     async fn system_record(
         &self,
         id: Uuid,
@@ -502,7 +493,7 @@ impl WebhookOutbox for Store {
             {
                 let data = json!({
                     "webhook_id": id,
-                    "url": row.url,
+                    "url": url_origin(&row.url),
                     "failing_since": row.failing_since,
                     "last_error": error,
                     "delivered_seq": row.delivered_seq,
@@ -666,9 +657,10 @@ crate::dialect::statements! {
 
     /// Moves the outbox back to `to` (never forward).
     pub(crate) async fn rewind(c: &mut Conn, id: Uuid, to: i64) -> sqlx::Result<()> {
+        // Moved back, it starts afresh: no failure carried over, sent now.
         query(
-            "UPDATE webhooks SET delivered_seq = CASE WHEN delivered_seq > $2 THEN $2 \
-             ELSE delivered_seq END WHERE id = $1",
+            "UPDATE webhooks SET failing_since = NULL, attempts = 0, next_attempt_at = NULL, \
+             delivered_seq = $2 WHERE id = $1 AND delivered_seq > $2",
         )
         .bind(id)
         .bind(to)
@@ -828,9 +820,10 @@ crate::dialect::statements! {
         c: &mut Conn,
         current: &str,
         limit: i64,
-    ) -> sqlx::Result<Vec<(Uuid, String, Option<String>)>> {
+    ) -> sqlx::Result<Vec<(Uuid, String, Option<String>, Option<DateTime<Utc>>)>> {
         query_as(
-            "SELECT id, secret, previous_secret FROM webhooks WHERE secret NOT LIKE $1 \
+            "SELECT id, secret, previous_secret, previous_secret_expires_at FROM webhooks \
+             WHERE secret NOT LIKE $1 \
              OR (previous_secret IS NOT NULL AND previous_secret NOT LIKE $1) ORDER BY id LIMIT $2",
         )
         .bind(current)

@@ -133,7 +133,7 @@ async fn the_outbox_moves_by_compare_and_set_and_records_failures() {
     assert_eq!(hook.delivered_seq, created - 1);
     assert_eq!(
         store
-            .system_events_after(org, hook.delivered_seq, 10)
+            .system_numbered_after(org, hook.delivered_seq, 10)
             .await
             .unwrap()[0]
             .seq,

@@ -12,13 +12,17 @@
 //! - [`Anvil`]: a real anvil node on a free port, for the JSON-RPC chain tests.
 //! - [`RpcProxy`]: a JSON-RPC proxy in front of a node that can serve a stale
 //!   head (a lagging replica) while answering everything else from the node.
+//! - [`SmtpServer`]: a real SMTP server (aiosmtpd) on a free port, storing what
+//!   it receives in a maildir the test reads back.
 
 pub mod anvil;
 mod database;
 mod proxy;
 mod rpc_proxy;
+mod smtp;
 
 pub use anvil::Anvil;
 pub use database::{TestBackend, TestDatabase, postgres_admin_url};
 pub use proxy::TcpProxy;
 pub use rpc_proxy::RpcProxy;
+pub use smtp::SmtpServer;

@@ -45,7 +45,8 @@ pub(crate) struct Layered {
     /// Sections of the documented contract that no code of this version uses
     /// yet (see [`NOT_YET_USED`]): accepted, so a shared file does not fail,
     /// and reported, so nobody believes they do something.
-    pub(crate) smtp: Option<toml::Table>,
+    #[serde(default)]
+    pub(crate) smtp: SmtpSection,
     pub(crate) whatsapp: Option<toml::Table>,
     pub(crate) amqp: Option<toml::Table>,
     #[serde(default)]
@@ -61,8 +62,6 @@ pub(crate) struct Layered {
 /// its TOML section, and what will use it. Giving one changes nothing; the
 /// service says so at start-up and `rwa config check` lists it.
 pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] = &[
-    ("RWA_SMTP_URL", "smtp", "e-mail notifications"),
-    ("RWA_SMTP_FROM", "smtp", "e-mail notifications"),
     ("RWA_WHATSAPP_URL", "whatsapp", "WhatsApp notifications"),
     ("RWA_WHATSAPP_TOKEN", "whatsapp", "WhatsApp notifications"),
     (
@@ -72,6 +71,14 @@ pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] = &[
     ),
     ("RWA_AMQP_URL", "amqp", "the RabbitMQ event stream"),
 ];
+
+/// `[smtp]`: the server that sends the organizations' e-mail.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SmtpSection {
+    pub(crate) url: Option<SecretUrl>,
+    pub(crate) from: Option<String>,
+}
 
 /// `[webhooks]`: deliveries to the organizations' endpoints.
 #[derive(Debug, Default, Deserialize)]
@@ -360,6 +367,10 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
     ("RWA_RATE_LIMIT_AUTH_BURST", |c, v| {
         Ok(c.rate_limits.auth.burst = Some(number(v)?))
     }),
+    ("RWA_SMTP_URL", |c, v| {
+        Ok(c.smtp.url = Some(SecretUrl::new(v)))
+    }),
+    ("RWA_SMTP_FROM", |c, v| Ok(c.smtp.from = Some(v.to_owned()))),
     ("RWA_WEBHOOK_ALLOW_PRIVATE", |c, v| {
         c.webhooks.allow_private = Some(match v.trim() {
             "true" | "on" => true,
@@ -415,7 +426,6 @@ pub(crate) fn load(
     }
     for (name, section, user) in NOT_YET_USED {
         let in_file = match *section {
-            "smtp" => layered.smtp.is_some(),
             "whatsapp" => layered.whatsapp.is_some(),
             "amqp" => layered.amqp.is_some(),
             _ => false,

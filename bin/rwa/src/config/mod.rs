@@ -161,6 +161,8 @@ pub struct Config {
     pub role: ServeRole,
     /// Webhook deliveries.
     pub webhooks: WebhookConfig,
+    /// The SMTP server of the e-mail notifications (none: no e-mail).
+    pub smtp: Option<rwa_notify::mail::SmtpSettings>,
 }
 
 /// Webhook deliveries (`[webhooks]`, `RWA_WEBHOOK_*`).

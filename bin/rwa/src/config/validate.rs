@@ -102,6 +102,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
     });
 
     let webhooks = webhooks(&l.webhooks, errors);
+    let smtp = smtp(&l.smtp, prod, errors);
 
     let cors_origins = l.cors_origins.unwrap_or_default();
     for origin in &cors_origins {
@@ -158,6 +159,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         signer,
         not_yet_used: l.not_yet_used,
         webhooks,
+        smtp,
         otlp_endpoint: l.otlp_endpoint,
         log_format,
         http,
@@ -462,5 +464,33 @@ fn webhooks(w: &super::file::WebhooksSection, errors: &mut Vec<String>) -> Webho
         timeout: std::time::Duration::from_millis(timeout_ms),
         disable_after: std::time::Duration::from_secs(disable_after),
         secret_overlap: std::time::Duration::from_secs(overlap),
+    }
+}
+
+/// `[smtp]` / `RWA_SMTP_URL` and `RWA_SMTP_FROM`: both or neither.
+fn smtp(
+    s: &super::file::SmtpSection,
+    prod: bool,
+    errors: &mut Vec<String>,
+) -> Option<rwa_notify::mail::SmtpSettings> {
+    match (&s.url, &s.from) {
+        (None, None) => None,
+        (Some(_), None) => {
+            errors.push("RWA_SMTP_FROM: required with RWA_SMTP_URL (the sender's address)".into());
+            None
+        }
+        (None, Some(_)) => {
+            errors.push("RWA_SMTP_URL: required with RWA_SMTP_FROM".into());
+            None
+        }
+        (Some(url), Some(from)) => {
+            match rwa_notify::mail::SmtpSettings::parse(url.expose(), from, prod) {
+                Ok(settings) => Some(settings),
+                Err(problems) => {
+                    errors.extend(problems.lines().map(str::to_owned));
+                    None
+                }
+            }
+        }
     }
 }

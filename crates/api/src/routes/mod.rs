@@ -10,6 +10,7 @@ pub(crate) mod holdings;
 pub(crate) mod investors;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
+pub(crate) mod notifications;
 pub(crate) mod operations;
 pub(crate) mod org;
 pub(crate) mod rule_sets;

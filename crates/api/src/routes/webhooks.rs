@@ -34,13 +34,13 @@ pub(crate) fn router() -> OpenApiRouter<ApiState> {
 }
 
 /// An event type pattern: `*`, `<noun>.*` or `<noun>.<state>`.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(transparent)]
 #[schema(
     max_length = 100,
     pattern = r"^(\*|[a-z][a-z0-9_]*\.([a-z][a-z0-9_]*|\*))$"
 )]
-pub(crate) struct EventPattern(String);
+pub(crate) struct EventPattern(pub(crate) String);
 
 /// A webhook endpoint (never its secret).
 #[derive(Serialize, ToSchema)]

@@ -24,7 +24,7 @@ CREATE TABLE webhooks (
     updated_at                  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 CREATE INDEX webhooks_org ON webhooks (org_id, id);
-CREATE INDEX webhooks_enabled ON webhooks (id) WHERE enabled = 1;
+CREATE INDEX webhooks_enabled ON webhooks (id) WHERE enabled;
 
 -- Every attempt to deliver an event to an endpoint, kept for inspection
 -- and replay; removed with the endpoint.
@@ -54,3 +54,18 @@ CREATE TABLE webhook_replays (
     done_at       TEXT
 );
 CREATE INDEX webhook_replays_pending ON webhook_replays (webhook_id, id) WHERE done_at IS NULL;
+
+-- An organization's notification preferences: e-mail recipients and the
+-- event types mailed (JSON arrays; NULL: e-mail off), with the e-mail
+-- channel's own cursor over the event log and the state of the event after
+-- it when sending fails.
+CREATE TABLE notification_settings (
+    org_id                 BLOB PRIMARY KEY NOT NULL REFERENCES organizations (id),
+    email_to               TEXT,
+    email_events           TEXT,
+    email_cursor           INTEGER NOT NULL DEFAULT 0,
+    email_attempts         INTEGER NOT NULL DEFAULT 0,
+    email_next_attempt_at  TEXT,
+    email_last_error       TEXT,
+    updated_at             TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);

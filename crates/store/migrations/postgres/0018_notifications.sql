@@ -54,3 +54,18 @@ CREATE TABLE webhook_replays (
     done_at       TIMESTAMPTZ
 );
 CREATE INDEX webhook_replays_pending ON webhook_replays (webhook_id, id) WHERE done_at IS NULL;
+
+-- An organization's notification preferences: e-mail recipients and the
+-- event types mailed (JSON arrays; NULL: e-mail off), with the e-mail
+-- channel's own cursor over the event log and the state of the event after
+-- it when sending fails.
+CREATE TABLE notification_settings (
+    org_id                 UUID PRIMARY KEY NOT NULL REFERENCES organizations (id),
+    email_to               TEXT,
+    email_events           TEXT,
+    email_cursor           BIGINT NOT NULL DEFAULT 0,
+    email_attempts         INTEGER NOT NULL DEFAULT 0,
+    email_next_attempt_at  TIMESTAMPTZ,
+    email_last_error       TEXT,
+    updated_at             TIMESTAMPTZ NOT NULL DEFAULT now()
+);
