@@ -19,9 +19,10 @@ export RWA_DATA_DIR="$dir" RUST_LOG="${RUST_LOG:-warn,rwa=info}"
 # would answer most of them 429 (documented on every route) and the contract
 # behind them would go unchecked. They are raised, not turned off, so the
 # limiter and its headers stay on the path; the standard tier too, in a file.
-# E-mail preferences need a server that sends e-mail; nothing listens on
-# this one, so messages wait (retried) and nothing leaves the machine.
+# E-mail and WhatsApp preferences need a server configured for them; nothing
+# listens on these, so messages wait (retried) and nothing leaves the machine.
 export RWA_SMTP_URL="smtp://127.0.0.1:9?tls=none" RWA_SMTP_FROM="rwa <alerts@rwa.example>"
+export RWA_WHATSAPP_URL="http://127.0.0.1:9" RWA_WHATSAPP_TOKEN="fuzz-token" RWA_WHATSAPP_PHONE_ID="123456789"
 export RWA_RATE_LIMIT_ADDRESS_PER_MINUTE=1000000 RWA_RATE_LIMIT_ADDRESS_BURST=1000000 \
   RWA_RATE_LIMIT_AUTH_PER_MINUTE=1000000 RWA_RATE_LIMIT_AUTH_BURST=1000000
 

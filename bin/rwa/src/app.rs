@@ -254,6 +254,19 @@ impl App {
                 }
                 None => deliveries,
             };
+            // WhatsApp is sent where the deliveries run; its breaker is
+            // reported by these processes.
+            let deliveries = match &config.whatsapp {
+                Some(w) => {
+                    let whatsapp = Arc::new(
+                        rwa_notify::whatsapp::WhatsApp::new(w.clone())
+                            .map_err(|e| anyhow::anyhow!("RWA_WHATSAPP_URL: {e}"))?,
+                    );
+                    health.push(whatsapp.clone());
+                    deliveries.with_whatsapp(store.clone(), whatsapp)
+                }
+                None => deliveries,
+            };
             Some(Arc::new(deliveries))
         } else {
             None
@@ -268,6 +281,7 @@ impl App {
             trusted_proxies: config.limits.trusted_proxies.clone(),
             webhook_secret_overlap: config.webhooks.secret_overlap,
             email_configured: config.smtp.is_some(),
+            whatsapp_configured: config.whatsapp.is_some(),
             ..ApiSettings::default()
         };
         let state = ApiState::new(ApiPorts {

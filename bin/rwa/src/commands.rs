@@ -101,6 +101,7 @@ pub fn config_check(config: &Config) -> i32 {
             "secret_overlap_secs": config.webhooks.secret_overlap.as_secs(),
         },
         "smtp": config.smtp.as_ref().map(ToString::to_string),
+        "whatsapp": config.whatsapp.as_ref().map(|w| format!("{w:?}")),
         "not_yet_used": config.not_yet_used,
     });
     println!("{summary}");

@@ -294,6 +294,34 @@ fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
         v["smtp"].as_str().unwrap().contains("smtp.example.com"),
         "{v}"
     );
+    // WhatsApp: all three or none; the token never printed.
+    let out = run(
+        &["config", "check"],
+        &[("RWA_WHATSAPP_URL", "https://graph.example.com")],
+    );
+    assert_rejected(&out, &["all three or none"]);
+    let out = run(
+        &["config", "check"],
+        &[
+            ("RWA_WHATSAPP_URL", "https://graph.example.com"),
+            ("RWA_WHATSAPP_TOKEN", "wa-token-secret-1"),
+            ("RWA_WHATSAPP_PHONE_ID", "12ab"),
+        ],
+    );
+    assert_rejected(&out, &["RWA_WHATSAPP_PHONE_ID"]);
+    let shown = check(&[
+        ("RWA_WHATSAPP_URL", "https://graph.example.com"),
+        ("RWA_WHATSAPP_TOKEN", "wa-token-secret-1"),
+        ("RWA_WHATSAPP_PHONE_ID", "123456789"),
+    ]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let printed = String::from_utf8_lossy(&shown.stdout);
+    assert!(!printed.contains("wa-token-secret-1"), "{printed}");
+    assert!(printed.contains("graph.example.com"), "{printed}");
     let shown = check(&[("RWA_WEBHOOK_ALLOW_PRIVATE", "true")]);
     let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(v["webhooks"]["allow_private"], true);

@@ -31,6 +31,8 @@ pub struct ApiSettings {
     /// Whether the server sends e-mail (`RWA_SMTP_URL`): e-mail
     /// preferences are refused without it.
     pub email_configured: bool,
+    /// Whether the server sends WhatsApp messages (`RWA_WHATSAPP_URL`).
+    pub whatsapp_configured: bool,
 }
 
 impl Default for ApiSettings {
@@ -45,6 +47,7 @@ impl Default for ApiSettings {
             trusted_proxies: Vec::new(),
             webhook_secret_overlap: Duration::from_secs(24 * 3600),
             email_configured: false,
+            whatsapp_configured: false,
         }
     }
 }

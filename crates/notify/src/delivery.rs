@@ -1,5 +1,5 @@
-//! The webhook outboxes (and the organizations' e-mail channels, see
-//! `email.rs`) as a running part of `rwa serve` (roles `worker`
+//! The webhook outboxes (and the organizations' e-mail and WhatsApp
+//! channels, see `channel.rs`) as a running part of `rwa serve` (roles `worker`
 //! and `all`): one process at a time holds the delivery lease and runs one
 //! task per enabled endpoint, so an endpoint that is slow, down or failing
 //! holds up only itself.
@@ -23,16 +23,17 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rwa_domain::OrgId;
-use rwa_domain::notification::EmailOutbox;
+use rwa_domain::notification::{Channel, ChannelOutbox};
 use rwa_domain::ports::EventLog;
 use rwa_domain::webhook::{Attempt, Outcome, Target, WebhookOutbox, backoff};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::email::EmailChannel;
+use crate::channel::{ChannelRunner, Courier};
 use crate::mail::Mailer;
 use crate::webhook::{Sent, WebhookSender};
+use crate::whatsapp::WhatsApp;
 
 /// How deliveries behave.
 #[derive(Clone, Debug)]
@@ -85,7 +86,7 @@ pub struct Deliveries {
     /// The highest numbered `seq` seen, followed by one poller for every
     /// task of this process (see [`Deliveries::follow_head`]).
     head: watch::Sender<i64>,
-    email: Option<Arc<EmailChannel>>,
+    channels: Vec<Arc<ChannelRunner>>,
 }
 
 impl Deliveries {
@@ -104,16 +105,25 @@ impl Deliveries {
             settings,
             numbered,
             head: watch::Sender::new(0),
-            email: None,
+            channels: Vec::new(),
         })
     }
 
     /// Also runs the organizations' e-mail channels, through `mailer`.
-    pub fn with_email(mut self, outbox: Arc<dyn EmailOutbox>, mailer: Mailer) -> Self {
-        self.email = Some(Arc::new(EmailChannel {
+    pub fn with_email(self, outbox: Arc<dyn ChannelOutbox>, mailer: Mailer) -> Self {
+        self.with_channel(outbox, Arc::new(mailer))
+    }
+
+    /// Also runs the organizations' WhatsApp channels, through `whatsapp`.
+    pub fn with_whatsapp(self, outbox: Arc<dyn ChannelOutbox>, whatsapp: Arc<WhatsApp>) -> Self {
+        self.with_channel(outbox, whatsapp)
+    }
+
+    fn with_channel(mut self, outbox: Arc<dyn ChannelOutbox>, courier: Arc<dyn Courier>) -> Self {
+        self.channels.push(Arc::new(ChannelRunner {
             outbox,
             events: self.events.clone(),
-            mailer,
+            courier,
         }));
         self
     }
@@ -187,7 +197,7 @@ impl Deliveries {
         stop: &mut watch::Receiver<bool>,
     ) -> bool {
         let mut tasks: HashMap<Uuid, JoinHandle<()>> = HashMap::new();
-        let mut mail: HashMap<OrgId, JoinHandle<()>> = HashMap::new();
+        let mut channels: HashMap<(Channel, OrgId), JoinHandle<()>> = HashMap::new();
         let stopping = loop {
             let alive = tokio::time::timeout(self.settings.rescan * 5, lease.alive()).await;
             if !matches!(alive, Ok(true)) {
@@ -206,13 +216,14 @@ impl Deliveries {
                 Err(e) => tracing::warn!(error = %e, "webhook deliveries: cannot list endpoints"),
             }
             metrics::gauge!("rwa_notify_webhook_endpoints_active").set(tasks.len() as f64);
-            if let Some(email) = &self.email {
-                mail.retain(|_, t| !t.is_finished());
-                match email.outbox.system_email_orgs().await {
+            channels.retain(|_, t| !t.is_finished());
+            for runner in &self.channels {
+                let channel = runner.courier.channel();
+                match runner.outbox.system_channel_orgs(channel).await {
                     Ok(orgs) => {
                         for org in orgs {
-                            mail.entry(org).or_insert_with(|| {
-                                tokio::spawn(email.clone().run(
+                            channels.entry((channel, org)).or_insert_with(|| {
+                                tokio::spawn(runner.clone().run(
                                     org,
                                     self.settings.clone(),
                                     self.head.subscribe(),
@@ -220,14 +231,15 @@ impl Deliveries {
                             });
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "e-mail: cannot list organizations"),
+                    Err(e) => tracing::warn!(channel = channel.as_str(), error = %e,
+                        "notifications: cannot list organizations"),
                 }
             }
             if pause(stop, self.settings.rescan).await {
                 break true;
             }
         };
-        for task in tasks.values().chain(mail.values()) {
+        for task in tasks.values().chain(channels.values()) {
             task.abort();
         }
         stopping

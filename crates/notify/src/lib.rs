@@ -9,11 +9,12 @@
 //!   (retries with backoff and jitter, the endpoint disabled after failing
 //!   for the configured period), under one lease across processes.
 //! - `mail`: e-mail over SMTP (lettre), `templates`: the messages per event,
-//!   `email`: each organization's e-mail channel from its own cursor.
+//!   `channel`: each organization's e-mail and WhatsApp channels, each from
+//!   its own cursor.
 //! - `whatsapp`: the WhatsApp Business Cloud API connector, behind a breaker.
 
+mod channel;
 pub mod delivery;
-mod email;
 pub mod mail;
 pub mod templates;
 pub mod webhook;

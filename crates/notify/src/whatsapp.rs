@@ -22,8 +22,8 @@ use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use rwa_chain::rpc::Breaker;
-use rwa_domain::ValidationError;
 use rwa_domain::health::{CheckReport, HealthCheck, HealthStatus};
+use rwa_domain::notification::Phone;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -179,58 +179,6 @@ fn check_url(raw: &str, production: bool) -> Result<String, String> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
-/// A WhatsApp recipient: an E.164 number stored as its digits without `+`
-/// (8 to 15 digits, country code first), the form the Cloud API's `to` takes.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Recipient(String);
-
-impl Recipient {
-    /// The digits, without `+` (`4915112345678`).
-    pub fn digits(&self) -> &str {
-        &self.0
-    }
-
-    /// The number in E.164 form (`+4915112345678`).
-    pub fn e164(&self) -> String {
-        format!("+{}", self.0)
-    }
-}
-
-impl fmt::Debug for Recipient {
-    /// Only the last four digits: a phone number is personal data and Debug
-    /// output ends up in logs.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = self.0.len().saturating_sub(4);
-        write!(f, "Recipient(+{}{})", "*".repeat(shown), &self.0[shown..])
-    }
-}
-
-/// Parses a phone number given as `+4915112345678` or `4915112345678`
-/// (surrounding spaces ignored); `field` names the input in the error.
-pub fn parse_recipient(raw: &str, field: &str) -> Result<Recipient, ValidationError> {
-    let trimmed = raw.trim();
-    let digits = trimmed.strip_prefix('+').unwrap_or(trimmed);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ValidationError::new(
-            field,
-            "must be a phone number in international form, digits only with an optional leading +, such as +4915112345678",
-        ));
-    }
-    if digits.starts_with('0') {
-        return Err(ValidationError::new(
-            field,
-            "must start with the country code, not with 0",
-        ));
-    }
-    if !(8..=15).contains(&digits.len()) {
-        return Err(ValidationError::new(
-            field,
-            "must have 8 to 15 digits, country code included",
-        ));
-    }
-    Ok(Recipient(digits.to_owned()))
-}
-
 /// Why a message was not sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WhatsAppError {
@@ -346,7 +294,7 @@ impl WhatsApp {
     /// sent (a template without variables takes none).
     pub async fn send_template(
         &self,
-        to: &Recipient,
+        to: &Phone,
         template: &str,
         language: &str,
         parameters: &[String],
@@ -529,7 +477,7 @@ fn count(outcome: &'static str) {
 }
 
 /// The template message's JSON body.
-fn request_body(to: &Recipient, template: &str, language: &str, parameters: &[String]) -> Value {
+fn request_body(to: &Phone, template: &str, language: &str, parameters: &[String]) -> Value {
     let mut template = json!({
         "name": template,
         "language": { "code": language },
@@ -625,6 +573,7 @@ impl HealthCheck for WhatsApp {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+    use rwa_domain::notification::parse_phone;
 
     fn settings() -> WhatsAppSettings {
         WhatsAppSettings::parse(
@@ -705,14 +654,14 @@ mod tests {
 
     #[test]
     fn parses_e164_recipients_with_or_without_plus() {
-        let with = parse_recipient("+4915112345678", "phone").expect("valid");
-        let without = parse_recipient(" 4915112345678 ", "phone").expect("valid");
+        let with = parse_phone("+4915112345678", "phone").expect("valid");
+        let without = parse_phone(" 4915112345678 ", "phone").expect("valid");
         assert_eq!(with, without);
         assert_eq!(with.digits(), "4915112345678");
         assert_eq!(with.e164(), "+4915112345678");
-        assert_eq!(format!("{with:?}"), "Recipient(+*********5678)");
-        assert!(parse_recipient("12345678", "phone").is_ok());
-        assert!(parse_recipient("123456789012345", "phone").is_ok());
+        assert_eq!(format!("{with:?}"), "Phone(+*********5678)");
+        assert!(parse_phone("12345678", "phone").is_ok());
+        assert!(parse_phone("123456789012345", "phone").is_ok());
 
         for bad in [
             "",
@@ -724,11 +673,11 @@ mod tests {
             "++4915112345678",
             "49-151-12345678",
         ] {
-            let e = parse_recipient(bad, "whatsapp_number").expect_err(bad);
+            let e = parse_phone(bad, "whatsapp_number").expect_err(bad);
             assert_eq!(e.field, "whatsapp_number");
         }
         assert!(
-            parse_recipient("04915112345678", "f")
+            parse_phone("04915112345678", "f")
                 .expect_err("leading 0")
                 .message
                 .contains("country code")
@@ -737,7 +686,7 @@ mod tests {
 
     #[test]
     fn builds_the_template_body() {
-        let to = parse_recipient("+4915112345678", "to").expect("valid");
+        let to = parse_phone("+4915112345678", "to").expect("valid");
         let body = request_body(
             &to,
             "transfer_settled",

@@ -14,9 +14,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rwa_domain::health::{HealthCheck, HealthStatus};
-use rwa_notify::whatsapp::{
-    BreakerState, Recipient, WhatsApp, WhatsAppError, WhatsAppSettings, parse_recipient,
-};
+use rwa_domain::notification::{Phone, parse_phone};
+use rwa_notify::whatsapp::{BreakerState, WhatsApp, WhatsAppError, WhatsAppSettings};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "EAAtest-token-42";
@@ -158,8 +157,8 @@ async fn answer(
     }
 }
 
-fn recipient() -> Recipient {
-    parse_recipient("+4915112345678", "phone").expect("recipient")
+fn recipient() -> Phone {
+    parse_phone("+4915112345678", "phone").expect("recipient")
 }
 
 fn params() -> Vec<String> {

@@ -47,7 +47,8 @@ pub(crate) struct Layered {
     /// and reported, so nobody believes they do something.
     #[serde(default)]
     pub(crate) smtp: SmtpSection,
-    pub(crate) whatsapp: Option<toml::Table>,
+    #[serde(default)]
+    pub(crate) whatsapp: WhatsAppSection,
     pub(crate) amqp: Option<toml::Table>,
     #[serde(default)]
     pub(crate) compliance: ComplianceSection,
@@ -61,16 +62,8 @@ pub(crate) struct Layered {
 /// Settings of the public contract whose feature has not landed: the variable,
 /// its TOML section, and what will use it. Giving one changes nothing; the
 /// service says so at start-up and `rwa config check` lists it.
-pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] = &[
-    ("RWA_WHATSAPP_URL", "whatsapp", "WhatsApp notifications"),
-    ("RWA_WHATSAPP_TOKEN", "whatsapp", "WhatsApp notifications"),
-    (
-        "RWA_WHATSAPP_PHONE_ID",
-        "whatsapp",
-        "WhatsApp notifications",
-    ),
-    ("RWA_AMQP_URL", "amqp", "the RabbitMQ event stream"),
-];
+pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] =
+    &[("RWA_AMQP_URL", "amqp", "the RabbitMQ event stream")];
 
 /// `[smtp]`: the server that sends the organizations' e-mail.
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +71,15 @@ pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] = &[
 pub(crate) struct SmtpSection {
     pub(crate) url: Option<SecretUrl>,
     pub(crate) from: Option<String>,
+}
+
+/// `[whatsapp]`: the WhatsApp Business Cloud API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WhatsAppSection {
+    pub(crate) url: Option<String>,
+    pub(crate) token: Option<Secret>,
+    pub(crate) phone_id: Option<String>,
 }
 
 /// `[webhooks]`: deliveries to the organizations' endpoints.
@@ -371,6 +373,15 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
         Ok(c.smtp.url = Some(SecretUrl::new(v)))
     }),
     ("RWA_SMTP_FROM", |c, v| Ok(c.smtp.from = Some(v.to_owned()))),
+    ("RWA_WHATSAPP_URL", |c, v| {
+        Ok(c.whatsapp.url = Some(v.to_owned()))
+    }),
+    ("RWA_WHATSAPP_TOKEN", |c, v| {
+        Ok(c.whatsapp.token = Some(Secret::new(v)))
+    }),
+    ("RWA_WHATSAPP_PHONE_ID", |c, v| {
+        Ok(c.whatsapp.phone_id = Some(v.to_owned()))
+    }),
     ("RWA_WEBHOOK_ALLOW_PRIVATE", |c, v| {
         c.webhooks.allow_private = Some(match v.trim() {
             "true" | "on" => true,
@@ -426,7 +437,6 @@ pub(crate) fn load(
     }
     for (name, section, user) in NOT_YET_USED {
         let in_file = match *section {
-            "whatsapp" => layered.whatsapp.is_some(),
             "amqp" => layered.amqp.is_some(),
             _ => false,
         };

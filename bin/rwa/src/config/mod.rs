@@ -163,6 +163,8 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// The SMTP server of the e-mail notifications (none: no e-mail).
     pub smtp: Option<rwa_notify::mail::SmtpSettings>,
+    /// The WhatsApp Cloud API (none: no WhatsApp).
+    pub whatsapp: Option<rwa_notify::whatsapp::WhatsAppSettings>,
 }
 
 /// Webhook deliveries (`[webhooks]`, `RWA_WEBHOOK_*`).

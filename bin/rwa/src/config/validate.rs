@@ -103,6 +103,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
 
     let webhooks = webhooks(&l.webhooks, errors);
     let smtp = smtp(&l.smtp, prod, errors);
+    let whatsapp = whatsapp(&l.whatsapp, prod, errors);
 
     let cors_origins = l.cors_origins.unwrap_or_default();
     for origin in &cors_origins {
@@ -160,6 +161,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         not_yet_used: l.not_yet_used,
         webhooks,
         smtp,
+        whatsapp,
         otlp_endpoint: l.otlp_endpoint,
         log_format,
         http,
@@ -491,6 +493,34 @@ fn smtp(
                     None
                 }
             }
+        }
+    }
+}
+
+/// `[whatsapp]` / `RWA_WHATSAPP_*`: all three or none.
+fn whatsapp(
+    w: &super::file::WhatsAppSection,
+    prod: bool,
+    errors: &mut Vec<String>,
+) -> Option<rwa_notify::whatsapp::WhatsAppSettings> {
+    match (&w.url, &w.token, &w.phone_id) {
+        (None, None, None) => None,
+        (Some(url), Some(token), Some(phone_id)) => {
+            match rwa_notify::whatsapp::WhatsAppSettings::parse(url, token.expose(), phone_id, prod)
+            {
+                Ok(settings) => Some(settings),
+                Err(problems) => {
+                    errors.extend(problems);
+                    None
+                }
+            }
+        }
+        _ => {
+            errors.push(
+                "RWA_WHATSAPP_URL, RWA_WHATSAPP_TOKEN, RWA_WHATSAPP_PHONE_ID: all three or none"
+                    .into(),
+            );
+            None
         }
     }
 }

@@ -55,17 +55,28 @@ CREATE TABLE webhook_replays (
 );
 CREATE INDEX webhook_replays_pending ON webhook_replays (webhook_id, id) WHERE done_at IS NULL;
 
--- An organization's notification preferences: e-mail recipients and the
--- event types mailed (JSON arrays; NULL: e-mail off), with the e-mail
--- channel's own cursor over the event log and the state of the event after
--- it when sending fails.
+-- An organization's notification preferences (JSON arrays; NULL: that
+-- channel off): e-mail recipients and event types; WhatsApp recipients,
+-- template, language and event types.
 CREATE TABLE notification_settings (
-    org_id                 BLOB PRIMARY KEY NOT NULL REFERENCES organizations (id),
-    email_to               TEXT,
-    email_events           TEXT,
-    email_cursor           INTEGER NOT NULL DEFAULT 0,
-    email_attempts         INTEGER NOT NULL DEFAULT 0,
-    email_next_attempt_at  TEXT,
-    email_last_error       TEXT,
-    updated_at             TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    org_id             BLOB PRIMARY KEY NOT NULL REFERENCES organizations (id),
+    email_to           TEXT,
+    email_events       TEXT,
+    whatsapp_to        TEXT,
+    whatsapp_template  TEXT,
+    whatsapp_language  TEXT,
+    whatsapp_events    TEXT,
+    updated_at         TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+
+-- Each channel that is on, per organization: its own cursor over the event
+-- log and the state of the event after it when sending fails.
+CREATE TABLE notification_channels (
+    org_id           BLOB NOT NULL REFERENCES organizations (id),
+    channel          TEXT NOT NULL CHECK (channel IN ('email', 'whatsapp')),
+    cursor_seq       INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT,
+    last_error       TEXT,
+    PRIMARY KEY (org_id, channel)
 );

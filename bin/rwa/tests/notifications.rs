@@ -1,10 +1,12 @@
-//! Webhooks end to end against the real binary: signed deliveries verified
+//! Notifications end to end against the real binary. Webhooks: signed deliveries verified
 //! by the README's receiver run as written, a receiver down then up getting
 //! every event in order and once after de-duplication, a hanging endpoint
 //! delaying nobody, replays of one delivery and of a range, secret rotation
 //! with both signatures, redirects not followed, SSRF refusals (literal
 //! loopback, private, a name resolving to loopback) and an endpoint turned
-//! off after failing for longer than allowed.
+//! off after failing for longer than allowed, with its e-mail received by a
+//! real SMTP server. WhatsApp: the exact request reaches a stand-in for the
+//! Cloud API, and its breaker shows in `/health/detailed`.
 
 mod common;
 
@@ -715,5 +717,132 @@ async fn private_targets_are_refused_and_a_failing_endpoint_is_turned_off_and_ma
     assert!(
         on["enabled"] == true && on["disabled_reason"].is_null() && on["failing_since"].is_null(),
         "{on}"
+    );
+}
+
+/// A stand-in for the WhatsApp Cloud API (a third party): records each
+/// request's path, bearer and body, and answers with a message id.
+async fn whatsapp_api() -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
+    let got: Arc<Mutex<Vec<(String, String, Value)>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                let bearer = headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                sink.lock()
+                    .unwrap()
+                    .push((uri.path().to_owned(), bearer, body));
+                axum::Json(json!({ "messages": [{ "id": "wamid.test" }] }))
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+#[tokio::test]
+async fn whatsapp_messages_carry_the_template_and_the_breaker_shows_in_health() {
+    let (url, got) = whatsapp_api().await;
+    let s = Server::start(&[
+        ("RWA_WHATSAPP_URL", &url),
+        ("RWA_WHATSAPP_TOKEN", "test-token-1"),
+        ("RWA_WHATSAPP_PHONE_ID", "123456789"),
+    ])
+    .await;
+    let api = Api {
+        s: &s,
+        client: Client::new(),
+    };
+    let (_org, admin) = s.create_org("WhatsApp Fund");
+    let (status, _, problem) = api
+        .call(
+            &admin,
+            Method::PUT,
+            "/v1/org/notifications",
+            None,
+            Some(json!({ "whatsapp": {
+                "to": ["+0123"], "template": "Bad-Name", "language": "english", "events": ["*"]
+            } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        common::problem_fields(&problem),
+        ["whatsapp.to[0]", "whatsapp.template", "whatsapp.language"],
+        "{problem}"
+    );
+    let (status, _, prefs) = api
+        .call(
+            &admin,
+            Method::PUT,
+            "/v1/org/notifications",
+            None,
+            Some(json!({ "whatsapp": {
+                "to": ["+4915112345678"], "template": "rwa_event", "language": "en_US",
+                "events": ["investor.created"]
+            } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{prefs}");
+    assert_eq!(prefs["whatsapp"]["to"], json!(["+4915112345678"]));
+    assert!(prefs["email"].is_null(), "{prefs}");
+
+    event(&api, &admin, 0).await;
+    assert!(
+        eventually(WAIT, async || got.lock().unwrap().len() == 1).await,
+        "one message for the one selected event: {:?}\n{}",
+        got.lock().unwrap(),
+        s.log_lines()
+            .iter()
+            .filter(|l| l.contains("notif") || l.contains("whatsapp") || l.contains("WARN"))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (path, bearer, body) = got.lock().unwrap()[0].clone();
+    assert_eq!(path, "/v21.0/123456789/messages");
+    assert_eq!(bearer, "Bearer test-token-1");
+    assert_eq!(body["messaging_product"], "whatsapp");
+    assert_eq!(body["to"], "4915112345678");
+    assert_eq!(body["type"], "template");
+    assert_eq!(body["template"]["name"], "rwa_event");
+    assert_eq!(body["template"]["language"]["code"], "en_US");
+    let parameters = &body["template"]["components"][0]["parameters"];
+    assert_eq!(body["template"]["components"][0]["type"], "body");
+    assert_eq!(
+        parameters[0],
+        json!({ "type": "text", "text": "WhatsApp Fund" })
+    );
+    assert_eq!(
+        parameters[1],
+        json!({ "type": "text", "text": "investor.created" })
+    );
+    assert!(
+        parameters[2]["text"]
+            .as_str()
+            .unwrap()
+            .contains("investor.created"),
+        "{body}"
+    );
+
+    let health = s.detailed_health().await;
+    assert_eq!(
+        health["checks"]["whatsapp"]["status"], "healthy",
+        "{health}"
+    );
+    assert_eq!(
+        health["checks"]["whatsapp"]["breaker"], "closed",
+        "{health}"
+    );
+    assert!(
+        !health.to_string().contains("test-token-1"),
+        "the token is never shown"
     );
 }
