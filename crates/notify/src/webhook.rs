@@ -85,7 +85,9 @@ impl WebhookSender {
             // A proxy would resolve the name itself, past the check.
             .no_proxy()
             .user_agent(concat!("rwa-webhooks/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(4);
+            // One connection per endpoint at a time; endpoints sharing a
+            // host (a receiver with one path per tenant) each keep theirs.
+            .pool_max_idle_per_host(64);
         if !allow_private {
             builder = builder.dns_resolver(Arc::new(GuardedResolver));
         }

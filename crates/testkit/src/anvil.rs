@@ -58,13 +58,17 @@ impl Anvil {
                 .expect("spawn anvil");
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Anvil { child, port };
-                }
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited: most likely the port was taken
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                match probe(port) {
+                    Probe::Anvil => return Anvil { child, port },
+                    // Another process bound the port between our choice
+                    // and anvil's bind (a server's ephemeral port, say):
+                    // a bare TCP connect would have taken it for anvil.
+                    Probe::Other => break,
+                    Probe::Nothing => std::thread::sleep(Duration::from_millis(20)),
+                }
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -80,6 +84,41 @@ impl Anvil {
     /// Its socket address.
     pub fn addr(&self) -> std::net::SocketAddr {
         ([127, 0, 0, 1], self.port).into()
+    }
+}
+
+/// What answers on a port.
+enum Probe {
+    Anvil,
+    Other,
+    Nothing,
+}
+
+/// Asks whoever listens on `port` for its client version over JSON-RPC.
+fn probe(port: u16) -> Probe {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return Probe::Nothing;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"web3_clientVersion","params":[]}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return Probe::Nothing;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    if answer.to_ascii_lowercase().contains("anvil") {
+        Probe::Anvil
+    } else if answer.is_empty() {
+        // Accepted and closed without a word: anvil still starting up.
+        Probe::Nothing
+    } else {
+        Probe::Other
     }
 }
 
