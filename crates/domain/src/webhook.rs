@@ -392,6 +392,9 @@ pub struct Target {
     pub secrets: Vec<String>,
     /// Replays waiting: (replay id, event seq).
     pub replays: Vec<(Uuid, i64)>,
+    /// Counts the organization's changes; a record made under an older
+    /// one is refused.
+    pub version: i64,
 }
 
 /// How an outbox step ended, to record with its attempts.
@@ -482,12 +485,14 @@ pub trait WebhookOutbox: Send + Sync {
     /// An endpoint with its secrets and waiting replays; `None` when deleted.
     async fn system_target(&self, id: Uuid) -> RepoResult<Option<Target>>;
     /// Records `attempts` and moves the outbox from `from` as `outcome`
-    /// says, unless the cursor moved meanwhile (a replay asked for): then
-    /// only the attempts are kept. Answers whether the outbox moved.
+    /// says, unless the cursor moved or the endpoint changed meanwhile
+    /// (`version`): then only the attempts are kept. Answers whether the
+    /// outbox moved.
     async fn system_record(
         &self,
         id: Uuid,
         from: i64,
+        version: i64,
         attempts: &[Attempt],
         outcome: &Outcome,
     ) -> RepoResult<bool>;

@@ -76,6 +76,16 @@ impl Default for DeliverySettings {
     }
 }
 
+/// How an outbox step ended.
+enum Step {
+    /// Nothing after the cursor.
+    Idle,
+    /// Every attempted event went through.
+    Moved,
+    /// A failure, or the cursor moved under it: read the endpoint again.
+    Stopped,
+}
+
 /// The deliveries of every endpoint.
 pub struct Deliveries {
     outbox: Arc<dyn WebhookOutbox>,
@@ -248,23 +258,30 @@ impl Deliveries {
     /// One endpoint's outbox, until it is turned off or removed.
     async fn endpoint(self: Arc<Self>, id: Uuid) {
         let mut head = self.head.subscribe();
+        // The endpoint as last read: kept while its outbox moves as this
+        // task moved it, read again every rescan period (a change, a replay,
+        // a removal) and after anything else.
+        let mut cached: Option<(Target, Instant)> = None;
         loop {
-            let target = match self.outbox.system_target(id).await {
-                Ok(Some(t)) if t.webhook.enabled => t,
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(webhook = %id, error = %e, "webhook deliveries: cannot read the endpoint");
-                    tokio::time::sleep(self.settings.poll * 4).await;
-                    continue;
-                }
+            let mut target = match cached.take() {
+                Some((t, read)) if read.elapsed() < self.settings.rescan => (t, read),
+                _ => match self.outbox.system_target(id).await {
+                    Ok(Some(t)) if t.webhook.enabled => (t, Instant::now()),
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(webhook = %id, error = %e, "webhook deliveries: cannot read the endpoint");
+                        tokio::time::sleep(self.settings.poll * 4).await;
+                        continue;
+                    }
+                },
             };
-            if !target.replays.is_empty() {
-                if !self.replay(&target).await {
+            if !target.0.replays.is_empty() {
+                if !self.replay(&target.0).await {
                     tokio::time::sleep(self.settings.poll * 4).await;
                 }
                 continue;
             }
-            if let Some(at) = target.webhook.next_attempt_at {
+            if let Some(at) = target.0.webhook.next_attempt_at {
                 let wait = (at - Utc::now()).to_std().unwrap_or_default();
                 if !wait.is_zero() {
                     // Re-read at least every few polls: the endpoint may be
@@ -273,11 +290,13 @@ impl Deliveries {
                     continue;
                 }
             }
-            match self.step(&target).await {
-                Ok(true) => {}
+            match self.step(&mut target.0).await {
+                Ok(Step::Moved) => cached = Some(target),
+                Ok(Step::Stopped) => {}
                 // Idle: woken by a newer event, or after a rescan period to
                 // see a change, a replay or a removal.
-                Ok(false) => {
+                Ok(Step::Idle) => {
+                    cached = Some(target);
                     tokio::select! {
                         _ = head.changed() => {}
                         () = tokio::time::sleep(self.settings.rescan) => {}
@@ -291,8 +310,9 @@ impl Deliveries {
         }
     }
 
-    /// Sends what follows the cursor; answers whether there was anything.
-    async fn step(&self, target: &Target) -> rwa_domain::RepoResult<bool> {
+    /// Sends what follows the cursor. When every attempted event went
+    /// through, `target` is moved as the database was.
+    async fn step(&self, target: &mut Target) -> rwa_domain::RepoResult<Step> {
         let hook = &target.webhook;
         let from = hook.delivered_seq;
         let events = self
@@ -300,7 +320,7 @@ impl Deliveries {
             .system_numbered_after(hook.org_id, from, self.settings.batch)
             .await?;
         if events.is_empty() {
-            return Ok(false);
+            return Ok(Step::Idle);
         }
         let started = Instant::now();
         let mut through = from;
@@ -362,12 +382,23 @@ impl Deliveries {
         };
         let moved = self
             .outbox
-            .system_record(hook.id, from, &attempts, &outcome)
+            .system_record(hook.id, from, target.version, &attempts, &outcome)
             .await?;
         if !moved {
             tracing::info!(webhook = %hook.id, "webhook outbox moved meanwhile (a replay): reading again");
+            return Ok(Step::Stopped);
         }
-        Ok(true)
+        match outcome {
+            Outcome::Advanced { through } => {
+                let hook = &mut target.webhook;
+                hook.delivered_seq = through;
+                hook.attempts = 0;
+                hook.failing_since = None;
+                hook.next_attempt_at = None;
+                Ok(Step::Moved)
+            }
+            Outcome::Failed { .. } => Ok(Step::Stopped),
+        }
     }
 
     /// Sends the replays asked for, each once; answers false when one

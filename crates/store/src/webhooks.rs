@@ -56,6 +56,7 @@ pub(crate) struct Row {
     attempts: i32,
     next_attempt_at: Option<DateTime<Utc>>,
     last_error: Option<String>,
+    version: i64,
     last_delivered_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -467,6 +468,7 @@ impl WebhookOutbox for Store {
             webhook: row.webhook()?,
             secrets: row.secrets(&keys)?,
             replays,
+            version: row.version,
         }))
     }
 
@@ -474,6 +476,7 @@ impl WebhookOutbox for Store {
         &self,
         id: Uuid,
         from: i64,
+        version: i64,
         attempts: &[Attempt],
         outcome: &Outcome,
     ) -> RepoResult<bool> {
@@ -482,7 +485,9 @@ impl WebhookOutbox for Store {
             for a in &attempts {
                 sql::insert_delivery(&mut tx, id, a, false).await.db()?;
             }
-            let moved = sql::advance(&mut tx, id, from, &outcome).await.db()?;
+            let moved = sql::advance(&mut tx, id, from, version, &outcome)
+                .await
+                .db()?;
             if moved
                 && let Outcome::Failed {
                     disable: true,
@@ -535,7 +540,7 @@ crate::dialect::statements! {
         () => {
             "id, org_id, url, events, description, enabled, disabled_reason, secret, \
              previous_secret, previous_secret_expires_at, delivered_seq, failing_since, attempts, \
-             next_attempt_at, last_error, last_delivered_at, created_at, updated_at"
+             next_attempt_at, last_error, version, last_delivered_at, created_at, updated_at"
         };
     }
 
@@ -622,7 +627,7 @@ crate::dialect::statements! {
              next_attempt_at = CASE WHEN $6 AND NOT enabled THEN NULL ELSE next_attempt_at END, \
              attempts = CASE WHEN $6 AND NOT enabled THEN 0 ELSE attempts END, \
              disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END, \
-             enabled = coalesce($6, enabled), updated_at = $7 WHERE id = $1",
+             enabled = coalesce($6, enabled), updated_at = $7, version = version + 1 WHERE id = $1",
         )
         .bind(id)
         .bind(w.url.as_deref())
@@ -644,7 +649,7 @@ crate::dialect::statements! {
     ) -> sqlx::Result<()> {
         query(
             "UPDATE webhooks SET previous_secret = secret, previous_secret_expires_at = $3, \
-             secret = $2, updated_at = $4 WHERE id = $1",
+             secret = $2, updated_at = $4, version = version + 1 WHERE id = $1",
         )
         .bind(id)
         .bind(sealed)
@@ -660,7 +665,7 @@ crate::dialect::statements! {
         // Moved back, it starts afresh: no failure carried over, sent now.
         query(
             "UPDATE webhooks SET failing_since = NULL, attempts = 0, next_attempt_at = NULL, \
-             delivered_seq = $2 WHERE id = $1 AND delivered_seq > $2",
+             delivered_seq = $2, version = version + 1 WHERE id = $1 AND delivered_seq > $2",
         )
         .bind(id)
         .bind(to)
@@ -710,11 +715,13 @@ crate::dialect::statements! {
     }
 
     /// Moves the outbox from `from` as `outcome` says; false when the cursor
-    /// is no longer `from` (a replay moved it back).
+    /// is no longer `from` (a replay moved it back) or the endpoint changed
+    /// since `version`.
     pub(crate) async fn advance(
         c: &mut Conn,
         id: Uuid,
         from: i64,
+        version: i64,
         outcome: &Outcome,
     ) -> sqlx::Result<bool> {
         let now = Utc::now();
@@ -722,12 +729,13 @@ crate::dialect::statements! {
             Outcome::Advanced { through } => query(
                 "UPDATE webhooks SET delivered_seq = $3, failing_since = NULL, attempts = 0, \
                  next_attempt_at = NULL, last_delivered_at = CASE WHEN $3 > $2 THEN $4 \
-                 ELSE last_delivered_at END WHERE id = $1 AND delivered_seq = $2",
+                 ELSE last_delivered_at END WHERE id = $1 AND delivered_seq = $2 AND version = $5",
             )
             .bind(id)
             .bind(from)
             .bind(through)
-            .bind(now),
+            .bind(now)
+            .bind(version),
             Outcome::Failed { through, retry_at, error, disable } => query(
                 "UPDATE webhooks SET \
                  last_delivered_at = CASE WHEN $3 > $2 THEN $4 ELSE last_delivered_at END, \
@@ -737,7 +745,7 @@ crate::dialect::statements! {
                  delivered_seq = $3, next_attempt_at = $5, last_error = $6, \
                  enabled = CASE WHEN $7 THEN FALSE ELSE enabled END, \
                  disabled_reason = CASE WHEN $7 THEN $8 ELSE disabled_reason END \
-                 WHERE id = $1 AND delivered_seq = $2",
+                 WHERE id = $1 AND delivered_seq = $2 AND version = $9",
             )
             .bind(id)
             .bind(from)
@@ -746,7 +754,8 @@ crate::dialect::statements! {
             .bind(retry_at)
             .bind(error)
             .bind(disable)
-            .bind(format!("failing since longer than allowed: {error}")),
+            .bind(format!("failing since longer than allowed: {error}"))
+            .bind(version),
         };
         done.execute(c).await.map(|r| r.rows_affected() == 1)
     }

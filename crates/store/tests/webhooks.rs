@@ -42,6 +42,10 @@ async fn org(store: &Store) -> OrgId {
         .id
 }
 
+async fn version(store: &Store, id: uuid::Uuid) -> i64 {
+    store.system_target(id).await.unwrap().unwrap().version
+}
+
 fn new_hook(secret: &str) -> NewWebhook {
     NewWebhook {
         url: "https://hooks.example.com/rwa".into(),
@@ -153,6 +157,7 @@ async fn the_outbox_moves_by_compare_and_set_and_records_failures() {
             .system_record(
                 hook.id,
                 hook.delivered_seq,
+                version(&store, hook.id).await,
                 &[attempt(created, false)],
                 &failed
             )
@@ -168,6 +173,7 @@ async fn the_outbox_moves_by_compare_and_set_and_records_failures() {
         .system_record(
             hook.id,
             hook.delivered_seq,
+            version(&store, hook.id).await,
             &[attempt(created, false)],
             &failed,
         )
@@ -186,6 +192,7 @@ async fn the_outbox_moves_by_compare_and_set_and_records_failures() {
             .system_record(
                 hook.id,
                 hook.delivered_seq,
+                version(&store, hook.id).await,
                 &[attempt(created, true)],
                 &Outcome::Advanced { through: created }
             )
@@ -206,6 +213,7 @@ async fn the_outbox_moves_by_compare_and_set_and_records_failures() {
             .system_record(
                 hook.id,
                 created,
+                version(&store, hook.id).await,
                 &[attempt(created + 1, true)],
                 &Outcome::Advanced {
                     through: created + 1
@@ -236,7 +244,13 @@ async fn the_outbox_moves_by_compare_and_set_and_records_failures() {
     };
     assert!(
         store
-            .system_record(hook.id, 0, &[attempt(1, false)], &disabled)
+            .system_record(
+                hook.id,
+                0,
+                version(&store, hook.id).await,
+                &[attempt(1, false)],
+                &disabled
+            )
             .await
             .unwrap()
     );
@@ -262,6 +276,36 @@ async fn the_outbox_moves_by_compare_and_set_and_records_failures() {
     .unwrap();
     assert!(on.enabled && on.failing_since.is_none() && on.disabled_reason.is_none());
     assert_eq!(on.attempts, 0);
+
+    // Changed by the organization while a step ran: that step's record is
+    // refused, so the change applies from the next step on.
+    let before = version(&store, hook.id).await;
+    let changed = WebhookRepository::update(
+        &*store,
+        org,
+        hook.id,
+        &WebhookChange {
+            url: Some("https://elsewhere.example.com/rwa".into()),
+            ..WebhookChange::default()
+        },
+        &Actor::CLI,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !store
+            .system_record(
+                hook.id,
+                changed.delivered_seq,
+                before,
+                &[],
+                &Outcome::Advanced {
+                    through: changed.delivered_seq + 1
+                }
+            )
+            .await
+            .unwrap()
+    );
 
     // Another organization sees nothing of it.
     let other = {

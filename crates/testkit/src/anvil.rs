@@ -1,7 +1,6 @@
 //! A real anvil node (npm `@foundry-rs/anvil`, installed by
 //! `scripts/install-node-deps.sh`) on a free loopback port, killed on drop.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,7 +45,7 @@ impl Anvil {
         // one's node, and the second test would lose its node when the first
         // test ends.
         for _ in 0..5 {
-            let port = fresh_port();
+            let port = crate::ports::fresh_port();
             let mut child = Command::new(&bin)
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--hardfork", HARDFORK, "--chain-id", "31337", "--silent"])
@@ -119,24 +118,6 @@ fn probe(port: u16) -> Probe {
         Probe::Nothing
     } else {
         Probe::Other
-    }
-}
-
-/// A free port no earlier call in this process returned.
-fn fresh_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod anvil;
 mod database;
+mod ports;
 mod proxy;
 mod rpc_proxy;
 mod smtp;

@@ -3,10 +3,9 @@
 //! aiosmtpd stores a message before it answers `250` to its data, so once a
 //! send returns the message is there.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A running aiosmtpd with a maildir.
@@ -39,23 +38,6 @@ fn tools_bin() -> &'static Path {
         );
         bin
     })
-}
-
-/// A free port no earlier call in this process returned, so two servers
-/// started at once by parallel tests never share one.
-fn fresh_port() -> u16 {
-    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
 }
 
 /// Orders maildir file names by creation: Python's `mailbox` names them
@@ -96,7 +78,7 @@ impl SmtpServer {
         // Another process can take the port between its choice and the
         // bind: aiosmtpd then exits, and another port is tried.
         for _ in 0..5 {
-            let port = fresh_port();
+            let port = crate::ports::fresh_port();
             let log = std::fs::File::create(dir.path().join("aiosmtpd.log")).expect("log file");
             let mut child = Command::new(&aiosmtpd)
                 .args(["-n", "-l", &format!("127.0.0.1:{port}")])
@@ -133,7 +115,7 @@ impl SmtpServer {
     /// A loopback port nothing listens on: free when chosen, and never handed
     /// to a server started in this process. For testing a refused connection.
     pub fn unused_port() -> u16 {
-        fresh_port()
+        crate::ports::fresh_port()
     }
 
     /// The port it listens on, on 127.0.0.1.

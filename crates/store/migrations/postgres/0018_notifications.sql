@@ -2,7 +2,9 @@
 -- (delivered_seq: every event up to it was delivered or not selected), its
 -- signing secret sealed like personal data (and the previous one while a
 -- rotation's overlap lasts), and the state of the event at the head of its
--- outbox when that fails.
+-- outbox when that fails. `version` counts the organization's changes (URL,
+-- selection, secret, replays): the delivery loop's record is refused when it
+-- changed meanwhile, so a change applies from the next step on.
 CREATE TABLE webhooks (
     id                          UUID PRIMARY KEY NOT NULL,
     org_id                      UUID NOT NULL REFERENCES organizations (id),
@@ -19,6 +21,7 @@ CREATE TABLE webhooks (
     attempts                    INTEGER NOT NULL DEFAULT 0,
     next_attempt_at             TIMESTAMPTZ,
     last_error                  TEXT,
+    version                     BIGINT NOT NULL DEFAULT 0,
     last_delivered_at           TIMESTAMPTZ,
     created_at                  TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at                  TIMESTAMPTZ NOT NULL DEFAULT now()
