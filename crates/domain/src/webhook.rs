@@ -439,7 +439,8 @@ pub trait WebhookRepository: Send + Sync {
     /// Removes an endpoint with its deliveries; audited.
     async fn delete(&self, org: OrgId, id: Uuid, actor: &Actor) -> RepoResult<()>;
     /// Replaces the secret with `secret`; the previous one keeps signing
-    /// until `overlap` has passed. Audited.
+    /// until `overlap` has passed. During an overlap, only the newer secret
+    /// is replaced and the older keeps its end. Audited.
     async fn rotate_secret(
         &self,
         org: OrgId,

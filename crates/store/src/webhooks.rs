@@ -3,7 +3,10 @@
 //!
 //! The signing secret is sealed like personal data (bound to its row), so a
 //! database dump does not let anyone forge deliveries; a rotation keeps the
-//! previous sealed secret beside the new one until its overlap ends. The
+//! previous sealed secret beside the new one until its overlap ends, and a
+//! rotation during an overlap replaces only the new one (the secret the
+//! receivers held before keeps its overlap: a retried rotation whose first
+//! answer was lost never strands them on a secret nobody saw). The
 //! outbox's cursor only moves by compare-and-set from where the delivery
 //! loop read it, so a replay that moved it back meanwhile is never undone.
 
@@ -648,7 +651,11 @@ crate::dialect::statements! {
         until: DateTime<Utc>,
     ) -> sqlx::Result<()> {
         query(
-            "UPDATE webhooks SET previous_secret = secret, previous_secret_expires_at = $3, \
+            "UPDATE webhooks SET \
+             previous_secret = CASE WHEN previous_secret IS NOT NULL \
+               AND previous_secret_expires_at > $4 THEN previous_secret ELSE secret END, \
+             previous_secret_expires_at = CASE WHEN previous_secret IS NOT NULL \
+               AND previous_secret_expires_at > $4 THEN previous_secret_expires_at ELSE $3 END, \
              secret = $2, updated_at = $4, version = version + 1 WHERE id = $1",
         )
         .bind(id)

@@ -110,6 +110,24 @@ async fn secrets_are_sealed_rotated_with_an_overlap_and_resealed() {
     assert!(rotated.previous_secret_expires_at.unwrap() > Utc::now());
     let target = store.system_target(hook.id).await.unwrap().unwrap();
     assert_eq!(target.secrets, ["whsec_third", "whsec_second"]);
+    // Rotated again during that overlap (a retry whose answer was lost):
+    // the secret receivers held before keeps its overlap.
+    let again = WebhookRepository::rotate_secret(
+        &*store,
+        org,
+        hook.id,
+        "whsec_fourth",
+        Duration::from_secs(7200),
+        &Actor::CLI,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again.previous_secret_expires_at,
+        rotated.previous_secret_expires_at
+    );
+    let target = store.system_target(hook.id).await.unwrap().unwrap();
+    assert_eq!(target.secrets, ["whsec_fourth", "whsec_second"]);
 
     // The server secret changes: rows open under the previous key until
     // re-sealed, then under the new one alone.
@@ -120,7 +138,7 @@ async fn secrets_are_sealed_rotated_with_an_overlap_and_resealed() {
     rotated_store.close().await;
     let fresh = open(&db, NEXT_SECRET, None).await;
     let target = fresh.system_target(hook.id).await.unwrap().unwrap();
-    assert_eq!(target.secrets, ["whsec_third", "whsec_second"]);
+    assert_eq!(target.secrets, ["whsec_fourth", "whsec_second"]);
 }
 
 #[tokio::test]
