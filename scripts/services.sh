@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests talk to are installed, running and
 # reachable: PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth for local
-# connections) and Redis on 127.0.0.1:6379. Installs them from Debian packages
-# when missing. Idempotent; quiet when everything is already up.
+# connections), Redis on 127.0.0.1:6379 and RabbitMQ on 127.0.0.1:5672
+# (guest/guest, which RabbitMQ allows from this host only). Installs them from
+# Debian packages when missing. Idempotent; quiet when everything is up.
 set -euo pipefail
 
 SUDO=""
@@ -42,4 +43,19 @@ fi
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
   for _ in $(seq 1 20); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.25; done
+fi
+
+amqp_ok() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+  echo "installing RabbitMQ…"
+  apt_install rabbitmq-server
+fi
+if ! amqp_ok; then
+  # Without systemd the init script starts it; a node that is up with its
+  # application stopped (`rabbitmqctl stop_app`) only needs the application.
+  $SUDO rabbitmqctl start_app >/dev/null 2>&1 \
+    || $SUDO service rabbitmq-server start >/dev/null 2>&1 \
+    || $SUDO rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do amqp_ok && break; sleep 1; done
+  amqp_ok || { echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
 fi

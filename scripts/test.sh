@@ -10,7 +10,7 @@ export RWA_TEST_POSTGRES_URL="${RWA_TEST_POSTGRES_URL:-postgres://postgres@127.0
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "services (PostgreSQL, Redis)"
+step "services (PostgreSQL, Redis, RabbitMQ)"
 scripts/services.sh
 if [ -x scripts/install-node-deps.sh ] && [ -f package.json ]; then
   step "node packages (anvil, solc)"

@@ -267,6 +267,22 @@ impl App {
                 }
                 None => deliveries,
             };
+            // The stream's cursor is created before the API takes requests,
+            // so every event committed from the first start with the stream
+            // on is published.
+            let deliveries = match &config.amqp {
+                Some(amqp) => {
+                    let stream = Arc::new(rwa_notify::stream::EventStream::new(
+                        amqp.clone(),
+                        store.clone(),
+                        store.clone(),
+                    ));
+                    stream.open().await?;
+                    health.push(stream.clone());
+                    deliveries.with_stream(stream)
+                }
+                None => deliveries,
+            };
             Some(Arc::new(deliveries))
         } else {
             None

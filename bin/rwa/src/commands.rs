@@ -16,9 +16,6 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// `rwa serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<i32> {
-    for note in &config.not_yet_used {
-        tracing::warn!("{note}");
-    }
     let app = App::build(config).await?;
     tracing::info!(addr = %app.local_addr(), "listening");
     app.run_until(async {
@@ -102,7 +99,10 @@ pub fn config_check(config: &Config) -> i32 {
         },
         "smtp": config.smtp.as_ref().map(ToString::to_string),
         "whatsapp": config.whatsapp.as_ref().map(|w| format!("{w:?}")),
-        "not_yet_used": config.not_yet_used,
+        "amqp": config.amqp.as_ref().map(|a| serde_json::json!({
+            "url": a.redacted_url(),
+            "exchange": a.exchange,
+        })),
     });
     println!("{summary}");
     0

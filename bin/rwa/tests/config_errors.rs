@@ -215,10 +215,16 @@ fn the_toml_file_is_layered_under_the_environment() {
 }
 
 #[test]
-fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
+fn notification_settings_are_validated_and_shown_redacted() {
+    // The event stream: an AMQP URL, from the file or the environment,
+    // shown without its password; the exchange checked.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rwa.toml");
-    std::fs::write(&path, "[amqp]\nurl = \"amqp://127.0.0.1:5672\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[amqp]\nurl = \"amqp://rwa:amqp-secret-1@127.0.0.1:5672/%2f\"\nexchange = \"fund.events\"\n",
+    )
+    .unwrap();
     let out = run(
         &["--config", path.to_str().unwrap(), "config", "check"],
         &[],
@@ -228,19 +234,49 @@ fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(!printed.contains("amqp-secret-1"), "{printed}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let notes: Vec<&str> = v["not_yet_used"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect();
-    assert_eq!(notes.len(), 1, "{notes:?}");
-    assert!(
-        notes[0].starts_with("RWA_AMQP_URL ([amqp]): not yet used"),
-        "{notes:?}"
+    assert_eq!(v["amqp"]["exchange"], "fund.events", "{v}");
+    assert_eq!(v["amqp"]["url"], "amqp://rwa:***@127.0.0.1:5672/%2f", "{v}");
+    let out = run(
+        &["config", "check"],
+        &[
+            ("RWA_AMQP_URL", "http://broker.example"),
+            ("RWA_AMQP_EXCHANGE", "fund.events"),
+        ],
     );
-    // Webhook settings are used: validated, shown, never "not yet used".
+    assert_rejected(&out, &["RWA_AMQP_URL: scheme http"]);
+    let out = run(
+        &["config", "check"],
+        &[
+            ("RWA_AMQP_URL", "amqp://broker.example"),
+            ("RWA_AMQP_EXCHANGE", "amq.topic"),
+        ],
+    );
+    assert_rejected(&out, &["RWA_AMQP_EXCHANGE: exchange \"amq.topic\""]);
+    let out = run(
+        &["config", "check"],
+        &[("RWA_AMQP_EXCHANGE", "fund.events")],
+    );
+    assert_rejected(&out, &["RWA_AMQP_EXCHANGE: set without RWA_AMQP_URL"]);
+    assert_rejected(
+        &check(&prod_with(&[(
+            "RWA_AMQP_URL",
+            "amqp://rwa:p@broker.example",
+        )])),
+        &["RWA_AMQP_URL: must be amqps:// in production"],
+    );
+    let shown = check(&prod_with(&[(
+        "RWA_AMQP_URL",
+        "amqps://rwa:p@broker.example",
+    )]));
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    // Webhooks.
     let out = run(
         &["config", "check"],
         &[
@@ -326,10 +362,9 @@ fn settings_that_do_nothing_yet_are_reported_as_not_yet_used() {
     let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(v["webhooks"]["allow_private"], true);
     assert_eq!(v["webhooks"]["disable_after_secs"], 259_200);
-    assert_eq!(v["not_yet_used"], serde_json::json!([]));
     let plain = check(&[]);
     let v: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
-    assert_eq!(v["not_yet_used"], serde_json::json!([]));
+    assert!(v["amqp"].is_null(), "{v}");
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub mod country;
 mod country_codes;
 pub mod error;
 pub mod event;
+pub mod event_stream;
 pub mod health;
 pub mod holding;
 pub mod idempotency;

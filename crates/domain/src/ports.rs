@@ -125,6 +125,10 @@ pub trait EventLog: Send + Sync {
 
     /// The highest `seq` numbered, over every organization (0: none).
     async fn system_last_numbered(&self) -> RepoResult<i64>;
+
+    /// Numbered events of every organization after `after`, oldest first:
+    /// for the event stream, which publishes them all from one cursor.
+    async fn system_all_numbered_after(&self, after: i64, limit: u32) -> RepoResult<Vec<Event>>;
 }
 
 /// Connection pool figures, exported as metrics.

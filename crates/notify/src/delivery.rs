@@ -1,8 +1,8 @@
 //! The webhook outboxes (and the organizations' e-mail and WhatsApp
-//! channels, see `channel.rs`) as a running part of `rwa serve` (roles `worker`
-//! and `all`): one process at a time holds the delivery lease and runs one
-//! task per enabled endpoint, so an endpoint that is slow, down or failing
-//! holds up only itself.
+//! channels, see `channel.rs`, and the event stream, see `stream.rs`) as a
+//! running part of `rwa serve` (roles `worker` and `all`): one process at a
+//! time holds the delivery lease and runs one task per enabled endpoint, so
+//! an endpoint that is slow, down or failing holds up only itself.
 //!
 //! An endpoint's task reads the organization's numbered events after its
 //! cursor, sends the ones it selects in `seq` order, and records the
@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 use crate::channel::{ChannelRunner, Courier};
 use crate::mail::Mailer;
+use crate::stream::EventStream;
 use crate::webhook::{Sent, WebhookSender};
 use crate::whatsapp::WhatsApp;
 
@@ -97,6 +98,8 @@ pub struct Deliveries {
     /// task of this process (see [`Deliveries::follow_head`]).
     head: watch::Sender<i64>,
     channels: Vec<Arc<ChannelRunner>>,
+    /// The event stream to RabbitMQ, when configured.
+    stream: Option<Arc<EventStream>>,
 }
 
 impl Deliveries {
@@ -116,6 +119,7 @@ impl Deliveries {
             numbered,
             head: watch::Sender::new(0),
             channels: Vec::new(),
+            stream: None,
         })
     }
 
@@ -127,6 +131,13 @@ impl Deliveries {
     /// Also runs the organizations' WhatsApp channels, through `whatsapp`.
     pub fn with_whatsapp(self, outbox: Arc<dyn ChannelOutbox>, whatsapp: Arc<WhatsApp>) -> Self {
         self.with_channel(outbox, whatsapp)
+    }
+
+    /// Also publishes every event to RabbitMQ through `stream`, under the
+    /// same lease (one publisher across processes).
+    pub fn with_stream(mut self, stream: Arc<EventStream>) -> Self {
+        self.stream = Some(stream);
+        self
     }
 
     fn with_channel(mut self, outbox: Arc<dyn ChannelOutbox>, courier: Arc<dyn Courier>) -> Self {
@@ -208,6 +219,10 @@ impl Deliveries {
     ) -> bool {
         let mut tasks: HashMap<Uuid, JoinHandle<()>> = HashMap::new();
         let mut channels: HashMap<(Channel, OrgId), JoinHandle<()>> = HashMap::new();
+        let stream = self
+            .stream
+            .as_ref()
+            .map(|s| tokio::spawn(s.clone().run(self.head.subscribe())));
         let stopping = loop {
             let alive = tokio::time::timeout(self.settings.rescan * 5, lease.alive()).await;
             if !matches!(alive, Ok(true)) {
@@ -249,7 +264,7 @@ impl Deliveries {
                 break true;
             }
         };
-        for task in tasks.values().chain(channels.values()) {
+        for task in tasks.values().chain(channels.values()).chain(stream.iter()) {
             task.abort();
         }
         stopping

@@ -12,10 +12,13 @@
 //!   `channel`: each organization's e-mail and WhatsApp channels, each from
 //!   its own cursor.
 //! - `whatsapp`: the WhatsApp Business Cloud API connector, behind a breaker.
+//! - `stream`: every event published to a RabbitMQ topic exchange with
+//!   publisher confirms, from the stream's own cursor.
 
 mod channel;
 pub mod delivery;
 pub mod mail;
+pub mod stream;
 pub mod templates;
 pub mod webhook;
 pub mod whatsapp;

@@ -94,6 +94,15 @@ impl EventLog for Store {
         on_reader!(self, |pool, sql| sql::last_seq(pool).await.db())
     }
 
+    async fn system_all_numbered_after(&self, after: i64, limit: u32) -> RepoResult<Vec<Event>> {
+        let rows = on_reader!(self, |pool, sql| {
+            sql::list_all_events(pool, after, i64::from(limit))
+                .await
+                .db()?
+        });
+        rows.into_iter().map(Event::try_from).collect()
+    }
+
     async fn system_numbered(&self, org: OrgId, seq: i64) -> RepoResult<Option<Event>> {
         let mut found = self.system_numbered_after(org, seq - 1, 1).await?;
         Ok(found.pop().filter(|e| e.seq == seq))
@@ -149,6 +158,23 @@ crate::dialect::statements! {
         query_scalar("SELECT coalesce(max(seq), 0) FROM events")
             .fetch_one(pool)
             .await
+    }
+
+    /// Every organization's numbered events after `after` (the primary
+    /// key's order is `pos`; `seq` has its own unique index).
+    pub(crate) async fn list_all_events(
+        pool: &Pool,
+        after: i64,
+        limit: i64,
+    ) -> sqlx::Result<Vec<EventRow>> {
+        query_as(
+            "SELECT seq, id, type AS kind, org_id, created_at, data FROM events \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
     }
 
     pub(crate) async fn list_events(

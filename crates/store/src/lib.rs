@@ -22,6 +22,7 @@ mod audit;
 mod connect;
 mod dialect;
 mod error;
+mod event_stream;
 mod events;
 mod group_commit;
 mod holdings;

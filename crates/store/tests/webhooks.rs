@@ -3,13 +3,15 @@
 //! rotation of the server secret, the previous secret signing only during
 //! its overlap, and the outbox's cursor moved by compare-and-set so a
 //! replay asked for during a step wins, with the failure state and the
-//! turn-off recorded.
+//! turn-off recorded. The event stream's cursor: started after the newest
+//! event, over every organization's events, moved by compare-and-set.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use rwa_domain::api_key::NewApiKey;
+use rwa_domain::event_stream::StreamCursor;
 use rwa_domain::org::OrgName;
 use rwa_domain::page::PageRequest;
 use rwa_domain::pii::PiiKeys;
@@ -340,4 +342,63 @@ async fn the_outbox_moves_by_compare_and_set_and_records_failures() {
             .is_err()
     );
     assert!(OrgRepository::get(&*store, other).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_event_stream_starts_after_the_newest_event_and_moves_by_compare_and_set() {
+    let db = TestDatabase::create().await;
+    let store = open(&db, SECRET, None).await;
+    let (a, b) = (org(&store).await, org(&store).await);
+    WebhookRepository::create(&*store, a, &new_hook("whsec_a"), &Actor::CLI)
+        .await
+        .unwrap();
+    // Listing numbers what is pending, so the head is every event so far.
+    EventLog::list(&*store, a, 0, 10, None).await.unwrap();
+    let head = store.system_last_numbered().await.unwrap();
+    assert!(head > 0);
+    let cursor = store.system_stream_open("amqp").await.unwrap();
+    assert_eq!(cursor, head, "a new stream starts after the newest event");
+
+    for org in [b, a, b] {
+        WebhookRepository::create(&*store, org, &new_hook("whsec_b"), &Actor::CLI)
+            .await
+            .unwrap();
+    }
+    EventLog::list(&*store, a, 0, 50, None).await.unwrap();
+    EventLog::list(&*store, b, 0, 50, None).await.unwrap();
+    let all = store.system_all_numbered_after(cursor, 50).await.unwrap();
+    let orgs: Vec<OrgId> = all.iter().map(|e| e.org_id).collect();
+    assert_eq!(orgs, vec![b, a, b], "every organization's events, by seq");
+    let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (head + 1..=head + 3).collect::<Vec<_>>());
+    assert_eq!(
+        store
+            .system_all_numbered_after(cursor, 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Opening again keeps the cursor; it moves only from where it is.
+    assert_eq!(store.system_stream_open("amqp").await.unwrap(), cursor);
+    assert!(
+        store
+            .system_stream_advance("amqp", cursor, seqs[1])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .system_stream_advance("amqp", cursor, seqs[2])
+            .await
+            .unwrap(),
+        "a publisher holding a stale cursor does not move it"
+    );
+    assert_eq!(store.system_stream_open("amqp").await.unwrap(), seqs[1]);
+    assert_eq!(
+        store.system_stream_open("other").await.unwrap(),
+        seqs[2],
+        "each stream has its own cursor"
+    );
 }

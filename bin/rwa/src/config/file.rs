@@ -42,28 +42,25 @@ pub(crate) struct Layered {
     pub(crate) signer: SignerSection,
     #[serde(default)]
     pub(crate) webhooks: WebhooksSection,
-    /// Sections of the documented contract that no code of this version uses
-    /// yet (see [`NOT_YET_USED`]): accepted, so a shared file does not fail,
-    /// and reported, so nobody believes they do something.
     #[serde(default)]
     pub(crate) smtp: SmtpSection,
     #[serde(default)]
     pub(crate) whatsapp: WhatsAppSection,
-    pub(crate) amqp: Option<toml::Table>,
+    #[serde(default)]
+    pub(crate) amqp: AmqpSection,
     #[serde(default)]
     pub(crate) compliance: ComplianceSection,
     #[serde(default)]
     pub(crate) kyc: KycSection,
-    /// One line per setting given that this version does not use.
-    #[serde(skip)]
-    pub(crate) not_yet_used: Vec<String>,
 }
 
-/// Settings of the public contract whose feature has not landed: the variable,
-/// its TOML section, and what will use it. Giving one changes nothing; the
-/// service says so at start-up and `rwa config check` lists it.
-pub(crate) const NOT_YET_USED: &[(&str, &str, &str)] =
-    &[("RWA_AMQP_URL", "amqp", "the RabbitMQ event stream")];
+/// `[amqp]`: the RabbitMQ event stream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AmqpSection {
+    pub(crate) url: Option<SecretUrl>,
+    pub(crate) exchange: Option<String>,
+}
 
 /// `[smtp]`: the server that sends the organizations' e-mail.
 #[derive(Debug, Default, Deserialize)]
@@ -373,6 +370,12 @@ pub(super) const ENV_VARS: &[(&str, Apply)] = &[
         Ok(c.smtp.url = Some(SecretUrl::new(v)))
     }),
     ("RWA_SMTP_FROM", |c, v| Ok(c.smtp.from = Some(v.to_owned()))),
+    ("RWA_AMQP_URL", |c, v| {
+        Ok(c.amqp.url = Some(SecretUrl::new(v)))
+    }),
+    ("RWA_AMQP_EXCHANGE", |c, v| {
+        Ok(c.amqp.exchange = Some(v.to_owned()))
+    }),
     ("RWA_WHATSAPP_URL", |c, v| {
         Ok(c.whatsapp.url = Some(v.to_owned()))
     }),
@@ -433,17 +436,6 @@ pub(crate) fn load(
             && let Err(problem) = apply(&mut layered, &value)
         {
             errors.push(format!("{name}: {problem}"));
-        }
-    }
-    for (name, section, user) in NOT_YET_USED {
-        let in_file = match *section {
-            "amqp" => layered.amqp.is_some(),
-            _ => false,
-        };
-        if env(name).is_some() || in_file {
-            layered.not_yet_used.push(format!(
-                "{name} ([{section}]): not yet used by this version ({user} has not landed); it changes nothing"
-            ));
         }
     }
     layered

@@ -142,9 +142,6 @@ pub struct Config {
     pub chain: ChainConfig,
     /// Signers.
     pub signer: SignerConfig,
-    /// Settings that were given but that no code of this version uses, one
-    /// line each; logged at start-up and listed by `rwa config check`.
-    pub not_yet_used: Vec<String>,
     /// OTLP/HTTP trace endpoint.
     pub otlp_endpoint: Option<String>,
     /// Log format.
@@ -165,6 +162,8 @@ pub struct Config {
     pub smtp: Option<rwa_notify::mail::SmtpSettings>,
     /// The WhatsApp Cloud API (none: no WhatsApp).
     pub whatsapp: Option<rwa_notify::whatsapp::WhatsAppSettings>,
+    /// The RabbitMQ event stream (none: no stream).
+    pub amqp: Option<rwa_notify::stream::AmqpSettings>,
 }
 
 /// Webhook deliveries (`[webhooks]`, `RWA_WEBHOOK_*`).

@@ -104,6 +104,7 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
     let webhooks = webhooks(&l.webhooks, errors);
     let smtp = smtp(&l.smtp, prod, errors);
     let whatsapp = whatsapp(&l.whatsapp, prod, errors);
+    let amqp = amqp(&l.amqp, prod, errors);
 
     let cors_origins = l.cors_origins.unwrap_or_default();
     for origin in &cors_origins {
@@ -158,10 +159,10 @@ pub(super) fn resolve(l: Layered, role: ServeRole, errors: &mut Vec<String>) -> 
         cors_origins,
         chain,
         signer,
-        not_yet_used: l.not_yet_used,
         webhooks,
         smtp,
         whatsapp,
+        amqp,
         otlp_endpoint: l.otlp_endpoint,
         log_format,
         http,
@@ -493,6 +494,33 @@ fn smtp(
                     None
                 }
             }
+        }
+    }
+}
+
+/// `[amqp]` / `RWA_AMQP_URL`, `RWA_AMQP_EXCHANGE`: the exchange only with
+/// a URL.
+fn amqp(
+    a: &super::file::AmqpSection,
+    prod: bool,
+    errors: &mut Vec<String>,
+) -> Option<rwa_notify::stream::AmqpSettings> {
+    let Some(url) = &a.url else {
+        if a.exchange.is_some() {
+            errors.push("RWA_AMQP_EXCHANGE: set without RWA_AMQP_URL".into());
+        }
+        return None;
+    };
+    match rwa_notify::stream::AmqpSettings::parse(url.expose(), a.exchange.as_deref(), prod) {
+        Ok(settings) => Some(settings),
+        Err(problem) => {
+            let name = if problem.starts_with("exchange") {
+                "RWA_AMQP_EXCHANGE"
+            } else {
+                "RWA_AMQP_URL"
+            };
+            errors.push(format!("{name}: {problem}"));
+            None
         }
     }
 }
