@@ -56,7 +56,8 @@ while s["count"] < want and time.time() < deadline:
     time.sleep(0.5)
     s = stats()
 received = s["count"] - baseline
-elapsed = s["last_ms"] / 1000 - start
 print(f"endpoints={endpoints} events={events} appended_in={appended:.1f}s (target {events / rate:.1f}s)")
-print(f"deliveries={received} of {endpoints * events} in {elapsed:.1f}s = {received / elapsed:.0f}/s")
-print(f"latency commit->receipt: p50={s['p50_ms']} ms p99={s['p99_ms']} ms max={s['max_ms']} ms")
+if endpoints:
+    elapsed = s["last_ms"] / 1000 - start
+    print(f"deliveries={received} of {endpoints * events} in {elapsed:.1f}s = {received / elapsed:.0f}/s")
+    print(f"latency commit->receipt: p50={s['p50_ms']} ms p99={s['p99_ms']} ms max={s['max_ms']} ms")

@@ -41,5 +41,5 @@ wait "$consumer_pid" || true
 echo "rabbitmq stream: $(tail -1 "$dir/stream.out")"
 delivered=$(curl -s "http://127.0.0.1:$port/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
 awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$delivered" \
-  'BEGIN { printf "server cpu: %.2f s over %d deliveries = %.0f us/delivery\n", t / hz, n, (t / hz) / n * 1e6 }'
+  'BEGIN { printf "server cpu: %.2f s", t / hz; if (n > 0) printf " over %d deliveries = %.0f us/delivery", n, (t / hz) / n * 1e6; print "" }'
 echo "rss_after_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)"
