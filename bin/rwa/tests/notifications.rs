@@ -860,3 +860,69 @@ async fn whatsapp_messages_carry_the_template_and_the_breaker_shows_in_health() 
         "the token is never shown"
     );
 }
+
+/// The server secret replaced without `rwa secrets rotate`: the endpoint's
+/// sealed secret no longer opens, so nothing can be signed. Its deliveries
+/// fail with that reason, shown in the attempts and on the endpoint,
+/// instead of a task retrying silently.
+#[tokio::test]
+async fn an_endpoint_whose_secret_cannot_be_opened_says_why() {
+    let mut s = Server::start(&[("RWA_WEBHOOK_ALLOW_PRIVATE", "true")]).await;
+    let (_org, admin) = s.create_org("Resealed Fund");
+    let receiver = Receiver::start(UP).await;
+    let created = {
+        let api = Api {
+            s: &s,
+            client: Client::new(),
+        };
+        hook(&api, &admin, &receiver.url, json!(["investor.created"])).await
+    };
+    let id = created["id"].as_str().unwrap().to_owned();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(s.wait_exit(Duration::from_secs(30)).success());
+    let data_dir = std::mem::replace(&mut s.data_dir, tempfile::tempdir().unwrap());
+    let again = Server::start_in(
+        &s.database_url,
+        data_dir,
+        &[
+            ("RWA_WEBHOOK_ALLOW_PRIVATE", "true"),
+            (
+                "RWA_SECRET_KEY",
+                "a-different-server-secret-of-at-least-32-bytes",
+            ),
+        ],
+        &[],
+        None,
+    );
+    let api = Api {
+        s: &again,
+        client: Client::new(),
+    };
+    event(&api, &admin, 0).await;
+    let path = format!("/v1/webhooks/{id}");
+    assert!(
+        eventually(WAIT, async || api.get(&admin, &path).await["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("rwa secrets rotate")))
+        .await,
+        "the endpoint shows why: {}",
+        api.get(&admin, &path).await
+    );
+    let attempts = deliveries(&api, &admin, &id).await;
+    assert!(
+        !attempts.is_empty()
+            && attempts
+                .iter()
+                .all(|a| a["succeeded"] == false && a["status_code"].is_null()),
+        "{attempts:?}"
+    );
+    assert!(
+        receiver.got().is_empty(),
+        "nothing was sent unsigned: {:?}",
+        receiver.got()
+    );
+}

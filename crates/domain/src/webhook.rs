@@ -388,8 +388,10 @@ pub struct Attempt {
 pub struct Target {
     /// The endpoint as the API shows it.
     pub webhook: Webhook,
-    /// The current secret, then the previous one while its overlap lasts.
-    pub secrets: Vec<String>,
+    /// The current secret, then the previous one while its overlap lasts;
+    /// why not, when the sealed secret cannot be opened (the server secret
+    /// changed without `rwa secrets rotate`): nothing can then be signed.
+    pub secrets: Result<Vec<String>, String>,
     /// Replays waiting: (replay id, event seq).
     pub replays: Vec<(Uuid, i64)>,
     /// Counts the organization's changes; a record made under an older

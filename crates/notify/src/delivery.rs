@@ -325,6 +325,27 @@ impl Deliveries {
         }
     }
 
+    /// Sends `event` signed with the endpoint's secrets. An endpoint whose
+    /// sealed secret cannot be opened fails each attempt with that reason,
+    /// so it shows in its deliveries and `last_error`, backs off, and is
+    /// turned off (and mailed) like any endpoint that keeps failing.
+    async fn send(&self, target: &Target, event: &rwa_domain::event::Event) -> Sent {
+        match &target.secrets {
+            Ok(secrets) => {
+                self.sender
+                    .send(&target.webhook.url, target.webhook.id, secrets, event)
+                    .await
+            }
+            Err(reason) => Sent {
+                succeeded: false,
+                status_code: None,
+                latency: Duration::ZERO,
+                error: Some(reason.clone()),
+                response_snippet: None,
+            },
+        }
+    }
+
     /// Sends what follows the cursor. When every attempted event went
     /// through, `target` is moved as the database was.
     async fn step(&self, target: &mut Target) -> rwa_domain::RepoResult<Step> {
@@ -355,10 +376,7 @@ impl Deliveries {
             } else {
                 1
             };
-            let sent = self
-                .sender
-                .send(&hook.url, hook.id, &target.secrets, event)
-                .await;
+            let sent = self.send(target, event).await;
             count(&sent);
             attempts.push(attempt_of(event, attempt, &sent));
             if sent.succeeded {
@@ -423,10 +441,7 @@ impl Deliveries {
         for (replay, seq) in &target.replays {
             let attempt = match self.events.system_numbered(hook.org_id, *seq).await {
                 Ok(Some(event)) => {
-                    let sent = self
-                        .sender
-                        .send(&hook.url, hook.id, &target.secrets, &event)
-                        .await;
+                    let sent = self.send(target, &event).await;
                     count(&sent);
                     attempt_of(&event, 1, &sent)
                 }

@@ -93,10 +93,15 @@ impl Row {
 
     /// The secrets that sign now: the current one, and the previous one
     /// while its overlap lasts.
-    fn secrets(&self, keys: &PiiKeys) -> RepoResult<Vec<String>> {
+    /// The secrets that sign now, or why they cannot be opened.
+    fn secrets(&self, keys: &PiiKeys) -> Result<Vec<String>, String> {
         let open = |sealed: &str| {
-            keys.open(sealed, &context(self.id))
-                .map_err(|e| RepoError::Internal(format!("webhook {} secret: {e}", self.id)))
+            keys.open(sealed, &context(self.id)).map_err(|e| {
+                format!(
+                    "the signing secret cannot be opened with the server's secret \
+                     (was it changed without `rwa secrets rotate`?): {e}"
+                )
+            })
         };
         let mut secrets = vec![open(&self.secret)?];
         if let (Some(previous), Some(until)) =
@@ -469,7 +474,7 @@ impl WebhookOutbox for Store {
         };
         Ok(Some(Target {
             webhook: row.webhook()?,
-            secrets: row.secrets(&keys)?,
+            secrets: row.secrets(&keys),
             replays,
             version: row.version,
         }))

@@ -81,7 +81,7 @@ async fn secrets_are_sealed_rotated_with_an_overlap_and_resealed() {
         .await
         .unwrap();
     let target = store.system_target(hook.id).await.unwrap().unwrap();
-    assert_eq!(target.secrets, ["whsec_first"]);
+    assert_eq!(target.secrets.unwrap(), ["whsec_first"]);
     assert_eq!(target.webhook.description.as_deref(), Some("ledger"));
 
     // Rotated with no overlap: only the new secret signs.
@@ -96,7 +96,7 @@ async fn secrets_are_sealed_rotated_with_an_overlap_and_resealed() {
     .await
     .unwrap();
     let target = store.system_target(hook.id).await.unwrap().unwrap();
-    assert_eq!(target.secrets, ["whsec_second"]);
+    assert_eq!(target.secrets.unwrap(), ["whsec_second"]);
     assert!(target.webhook.previous_secret_expires_at.is_none());
     // With an overlap: the new one first, then the old one.
     let rotated = WebhookRepository::rotate_secret(
@@ -111,7 +111,7 @@ async fn secrets_are_sealed_rotated_with_an_overlap_and_resealed() {
     .unwrap();
     assert!(rotated.previous_secret_expires_at.unwrap() > Utc::now());
     let target = store.system_target(hook.id).await.unwrap().unwrap();
-    assert_eq!(target.secrets, ["whsec_third", "whsec_second"]);
+    assert_eq!(target.secrets.unwrap(), ["whsec_third", "whsec_second"]);
     // Rotated again during that overlap (a retry whose answer was lost):
     // the secret receivers held before keeps its overlap.
     let again = WebhookRepository::rotate_secret(
@@ -129,7 +129,7 @@ async fn secrets_are_sealed_rotated_with_an_overlap_and_resealed() {
         rotated.previous_secret_expires_at
     );
     let target = store.system_target(hook.id).await.unwrap().unwrap();
-    assert_eq!(target.secrets, ["whsec_fourth", "whsec_second"]);
+    assert_eq!(target.secrets.unwrap(), ["whsec_fourth", "whsec_second"]);
 
     // The server secret changes: rows open under the previous key until
     // re-sealed, then under the new one alone.
@@ -140,7 +140,17 @@ async fn secrets_are_sealed_rotated_with_an_overlap_and_resealed() {
     rotated_store.close().await;
     let fresh = open(&db, NEXT_SECRET, None).await;
     let target = fresh.system_target(hook.id).await.unwrap().unwrap();
-    assert_eq!(target.secrets, ["whsec_fourth", "whsec_second"]);
+    assert_eq!(target.secrets.unwrap(), ["whsec_fourth", "whsec_second"]);
+
+    // Under a server secret that sealed nothing here (changed without
+    // `rwa secrets rotate`), the endpoint is still read, with the reason
+    // its deliveries will fail instead of its secrets.
+    fresh.close().await;
+    let wrong = open(&db, SECRET, None).await;
+    let target = wrong.system_target(hook.id).await.unwrap().unwrap();
+    let reason = target.secrets.unwrap_err();
+    assert!(reason.contains("rwa secrets rotate"), "{reason}");
+    assert!(target.webhook.enabled);
 }
 
 #[tokio::test]
