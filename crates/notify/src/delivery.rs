@@ -219,10 +219,7 @@ impl Deliveries {
     ) -> bool {
         let mut tasks: HashMap<Uuid, JoinHandle<()>> = HashMap::new();
         let mut channels: HashMap<(Channel, OrgId), JoinHandle<()>> = HashMap::new();
-        let stream = self
-            .stream
-            .as_ref()
-            .map(|s| tokio::spawn(s.clone().run(self.head.subscribe())));
+        let mut stream: Option<JoinHandle<()>> = None;
         let stopping = loop {
             let alive = tokio::time::timeout(self.settings.rescan * 5, lease.alive()).await;
             if !matches!(alive, Ok(true)) {
@@ -241,6 +238,13 @@ impl Deliveries {
                 Err(e) => tracing::warn!(error = %e, "webhook deliveries: cannot list endpoints"),
             }
             metrics::gauge!("rwa_notify_webhook_endpoints_active").set(tasks.len() as f64);
+            // The stream's task runs until aborted; one that ended (a panic)
+            // is started again rather than leaving the stream silent.
+            if let Some(s) = &self.stream
+                && stream.as_ref().is_none_or(|t| t.is_finished())
+            {
+                stream = Some(tokio::spawn(s.clone().run(self.head.subscribe())));
+            }
             channels.retain(|_, t| !t.is_finished());
             for runner in &self.channels {
                 let channel = runner.courier.channel();
@@ -264,8 +268,17 @@ impl Deliveries {
                 break true;
             }
         };
-        for task in tasks.values().chain(channels.values()).chain(stream.iter()) {
+        let all: Vec<JoinHandle<()>> = tasks
+            .into_values()
+            .chain(channels.into_values())
+            .chain(stream)
+            .collect();
+        for task in &all {
             task.abort();
+        }
+        // Ended before a next holder of the lease starts its own.
+        for task in all {
+            let _ = task.await;
         }
         stopping
     }

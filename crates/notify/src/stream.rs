@@ -38,6 +38,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often an idle stream looks at its connection and the event log.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// Asked of the broker unless the URL says otherwise (`?heartbeat=`).
+const HEARTBEAT_SECS: u16 = 10;
 
 /// Where the stream goes.
 #[derive(Clone)]
@@ -244,13 +246,19 @@ impl EventStream {
     async fn session(&self, head: &mut watch::Receiver<i64>) -> Result<Infallible, String> {
         let properties =
             ConnectionProperties::default().with_connection_name("rwa event stream".into());
-        let connection = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            Connection::connect(&self.settings.url, properties),
-        )
-        .await
-        .map_err(|_| format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))?
-        .map_err(|e| format!("cannot connect: {e}"))?;
+        let mut uri: lapin::uri::AMQPUri = self
+            .settings
+            .url
+            .parse()
+            .map_err(|e| format!("not an AMQP URL: {e}"))?;
+        // A connection that died silently (no close, no reset) is noticed
+        // within two heartbeats; the broker's default is a minute.
+        uri.query.heartbeat.get_or_insert(HEARTBEAT_SECS);
+        let connection =
+            tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties))
+                .await
+                .map_err(|_| format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))?
+                .map_err(|e| format!("cannot connect: {e}"))?;
         let result = self.publish(&connection, head).await;
         let _ = tokio::time::timeout(
             Duration::from_secs(2),
@@ -294,6 +302,7 @@ impl EventStream {
             let mut state = self.state();
             state.phase = Phase::Connected;
             state.published_seq = Some(cursor);
+            state.last_error = None;
         }
         tracing::info!(broker = %self.settings.redacted_url(), exchange = %self.settings.exchange,
             after = cursor, "event stream: publishing");
@@ -346,27 +355,39 @@ impl EventStream {
     ) -> (i64, Option<String>) {
         let mut pending = Vec::with_capacity(events.len());
         let mut failure = None;
+        // One deadline for the whole batch: a broker that blocks publishers
+        // (a memory or disk alarm) stops taking frames, and a publish then
+        // waits without end.
+        let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
         for event in events {
             let body = serde_json::to_vec(event).expect("events serialize");
-            let sent = channel
-                .basic_publish(
+            let sent = tokio::time::timeout_at(
+                deadline,
+                channel.basic_publish(
                     self.settings.exchange.as_str().into(),
                     routing_key(event.org_id, &event.kind).into(),
                     BasicPublishOptions::default(),
                     &body,
                     properties(event),
-                )
-                .await;
+                ),
+            )
+            .await;
             match sent {
-                Ok(confirm) => pending.push((event.seq, confirm)),
-                Err(e) => {
+                Ok(Ok(confirm)) => pending.push((event.seq, confirm)),
+                Ok(Err(e)) => {
                     failure = Some(format!("cannot publish event {}: {e}", event.seq));
+                    break;
+                }
+                Err(_) => {
+                    failure = Some(format!(
+                        "the broker took no publish for {} s (blocked by a memory or disk alarm?)",
+                        CONFIRM_TIMEOUT.as_secs()
+                    ));
                     break;
                 }
             }
         }
         let mut through = cursor;
-        let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
         for (seq, confirm) in pending {
             let problem = match tokio::time::timeout_at(deadline, confirm).await {
                 Ok(Ok(Confirmation::Ack(_))) => {
