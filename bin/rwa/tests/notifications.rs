@@ -323,8 +323,16 @@ async fn signatures_verify_with_the_readme_receiver_through_a_rotation() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let next = event(&api, &admin, 4).await;
+    // A step that sent the previous event just before the change may have
+    // its record refused (the endpoint's version moved): that event then
+    // goes again, to the new URL, before `next`. At least once, in order.
+    let last_before = *seqs.last().unwrap();
     assert!(
-        eventually(WAIT, async || new_only.seqs() == vec![next]).await,
+        eventually(WAIT, async || {
+            let got = new_only.seqs();
+            got.last() == Some(&next) && (got.len() == 1 || got == vec![last_before, next])
+        })
+        .await,
         "the new secret verifies: {:?}",
         new_only.seqs()
     );
