@@ -80,13 +80,7 @@ async fn the_embedded_default_serves_a_devnet_that_mines_and_survives_a_restart(
     let before = s.detailed_health().await["checks"]["chain"]["head"]
         .as_u64()
         .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(s.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    assert!(s.wait_exit(Duration::from_secs(30)).success());
-    let data_dir = std::mem::replace(&mut s.data_dir, tempfile::tempdir().unwrap());
+    let data_dir = s.stop();
     let again = Server::start_in(&s.database_url, data_dir, &[], &[], None);
     let after = again.detailed_health().await["checks"]["chain"]["head"]
         .as_u64()

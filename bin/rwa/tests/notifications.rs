@@ -886,13 +886,7 @@ async fn an_endpoint_whose_secret_cannot_be_opened_says_why() {
         hook(&api, &admin, &receiver.url, json!(["investor.created"])).await
     };
     let id = created["id"].as_str().unwrap().to_owned();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(s.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    assert!(s.wait_exit(Duration::from_secs(30)).success());
-    let data_dir = std::mem::replace(&mut s.data_dir, tempfile::tempdir().unwrap());
+    let data_dir = s.stop();
     let again = Server::start_in(
         &s.database_url,
         data_dir,

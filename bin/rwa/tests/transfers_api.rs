@@ -348,13 +348,7 @@ async fn a_transfer_is_cancelled_before_its_check() {
 
 /// Stops the server cleanly and hands back its data dir for the restart.
 fn stop(mut s: Server) -> tempfile::TempDir {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(s.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    assert!(s.wait_exit(Duration::from_secs(30)).success());
-    std::mem::replace(&mut s.data_dir, tempfile::tempdir().unwrap())
+    s.stop()
 }
 
 /// Transfers approved while no worker serves the settlement queue wait;

@@ -214,6 +214,18 @@ impl Server {
         );
     }
 
+    /// Stops the server with SIGTERM, checks it exited cleanly, and hands
+    /// back its data dir for a restart (the database stays with `self`).
+    pub fn stop(&mut self) -> tempfile::TempDir {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert!(self.wait_exit(Duration::from_secs(30)).success());
+        std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap())
+    }
+
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;
